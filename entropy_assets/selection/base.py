@@ -1,0 +1,123 @@
+"""What every selection method shares: budgets, the result with per-sample provenance, and validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+BudgetUnit = Literal["samples", "bytes"]
+BUDGET_UNITS: tuple[str, ...] = ("samples", "bytes")
+
+PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
+    "position": pl.Int64(),
+    "id": pl.String(),
+    "rank": pl.Int64(),
+    "round": pl.Int64(),
+    "stage1_score": pl.Float64(),
+    "stage2_score": pl.Float64(),
+    "stage3_score": pl.Float64(),
+    "marginal_bytes": pl.Int64(),
+    "set_ratio_after": pl.Float64(),
+}
+"""One row per selected sample, in the order chosen. ``position`` is the row in the pool; scores a method
+does not compute are null."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much to select: a number of samples, or of canonical-text bytes."""
+
+    amount: int
+    unit: BudgetUnit = "samples"
+
+    def __post_init__(self) -> None:
+        if self.unit not in BUDGET_UNITS:
+            raise ValueError(f"budget unit must be one of {', '.join(BUDGET_UNITS)}, got {self.unit!r}")
+        if self.amount <= 0:
+            raise ValueError(f"budget must be positive, got {self.amount}")
+
+    def check_fits(self, n_bytes: np.ndarray) -> None:
+        """Raise before any work when the pool cannot fill the budget."""
+        available = len(n_bytes) if self.unit == "samples" else int(n_bytes.sum())
+        if self.amount > available:
+            raise ValueError(f"budget of {self.amount} {self.unit} is larger than the pool ({available} {self.unit})")
+
+    def used(self, count: int, total_bytes: int) -> int:
+        """The budget consumed by ``count`` samples of ``total_bytes`` bytes."""
+        return count if self.unit == "samples" else total_bytes
+
+    def remaining(self, count: int, total_bytes: int) -> int:
+        """What is left of the budget."""
+        return self.amount - self.used(count, total_bytes)
+
+    def take_prefix(self, order: np.ndarray, n_bytes: np.ndarray) -> np.ndarray:
+        """The shortest prefix of ``order`` that fills the budget (the last sample may cross a byte budget)."""
+        if self.unit == "samples":
+            return order[: self.amount]
+        cumulative = np.cumsum(n_bytes[order])
+        return order[: int(np.searchsorted(cumulative, self.amount)) + 1]
+
+
+@dataclass
+class Selection:
+    """A chosen subset of a pool: positions in selection order, with provenance and a summary."""
+
+    method: str
+    provenance: pl.DataFrame
+    config: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Rows of the pool, in the order chosen."""
+        return self.provenance["position"].to_numpy()
+
+    def __len__(self) -> int:
+        return self.provenance.height
+
+    def subset(self, pool: pl.DataFrame) -> pl.DataFrame:
+        """The selected rows of ``pool``, in the order chosen."""
+        return pool[self.positions]
+
+
+def provenance_frame(ids: Sequence[str], positions: Sequence[int], **columns: Sequence[Any] | None) -> pl.DataFrame:
+    """Build the provenance table; columns left out are null."""
+    n = len(positions)
+    data: dict[str, Any] = {
+        "position": list(positions),
+        "id": [ids[p] for p in positions],
+        "rank": list(range(n)),
+    }
+    for name in PROVENANCE_SCHEMA:
+        if name not in data:
+            values = columns.get(name)
+            data[name] = list(values) if values is not None else [None] * n
+    return pl.DataFrame(data, schema=PROVENANCE_SCHEMA)
+
+
+def tiebreak_order(n: int, seed: int) -> np.ndarray:
+    """A seeded rank per sample that breaks exact score ties deterministically."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def smallest(scores: np.ndarray, tiebreak: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest scores, ascending, exact ties broken by ``tiebreak``."""
+    if k == 1 and len(scores):
+        tied = np.flatnonzero(scores == scores.min())
+        return tied[np.argmin(tiebreak[tied])][None]
+    order = np.lexsort((tiebreak, scores))
+    return order[:k]
+
+
+def pool_texts(pool: pl.DataFrame) -> list[bytes]:
+    """The canonical bytes of every sample of a pool frame, computed once."""
+    return [text.encode("utf-8") for text in pool["text"].to_list()]
+
+
+def pool_ids(pool: pl.DataFrame) -> list[str]:
+    """The ids of a pool frame."""
+    return pool["id"].to_list()

@@ -1,0 +1,649 @@
+"""Reading data files into a pool frame, and writing a selection back in the records' original form.
+
+A pool is a polars frame with one row per kept record (see ``POOL_SCHEMA``): its canonical text, the text's
+size and content hash, and the original record as JSON so that a selection can be written back unchanged.
+Supported inputs: ``.json`` (an array of records), ``.jsonl``/``.ndjson``, gzip of either, ``.parquet``,
+``.txt`` (one document per non-blank line), folders saved by ``datasets.Dataset.save_to_disk``, and dataset
+names that ``datasets.load_dataset`` resolves.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from entropy_assets.records import RecordError, RecordFormat, canonical_text, detect_format, json_type_name
+
+__all__ = [
+    "POOL_SCHEMA",
+    "SUPPORTED_SUFFIXES",
+    "LoadReport",
+    "LoadedPool",
+    "SourceError",
+    "load_hf_dataset",
+    "load_pool",
+    "pool_from_records",
+    "read_pool",
+    "write_pool",
+    "write_records",
+]
+
+POOL_SCHEMA = pl.Schema(
+    {
+        "id": pl.String,
+        "source": pl.String,
+        "index": pl.Int64,
+        "format": pl.String,
+        "text": pl.String,
+        "n_bytes": pl.Int64,
+        "content_hash": pl.String,
+        "record": pl.String,
+    }
+)
+
+_FILE_KINDS: dict[str, str] = {
+    ".json.gz": "json",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
+    ".txt.gz": "txt",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".txt": "txt",
+}
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(_FILE_KINDS)
+_WRITABLE_SUFFIXES: tuple[str, ...] = (
+    ".json.gz",
+    ".jsonl.gz",
+    ".ndjson.gz",
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".parquet",
+)
+
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD])[c-fC-F][0-9a-fA-F]{2})"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+_GLOB_CHARS = frozenset("*?[")
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+class SourceError(ValueError):
+    """Input that cannot be read: the message names the file and, where it applies, the line or record."""
+
+
+@dataclass
+class LoadReport:
+    """What loading did: records read (kept + dropped), drops by reason, repaired text, formats seen.
+
+    ``formats`` counts kept records; ``invalid_utf8`` counts records whose bytes were not valid UTF-8 or whose
+    JSON held lone surrogate escapes, both replaced by U+FFFD.
+    """
+
+    files: list[str] = field(default_factory=list)
+    records_read: int = 0
+    records_kept: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: {"empty": 0, "malformed": 0})
+    invalid_utf8: int = 0
+    formats: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict, for asset metadata and logs."""
+        return asdict(self)
+
+
+@dataclass
+class LoadedPool:
+    """The pool frame (``POOL_SCHEMA``) and the report of how it was loaded."""
+
+    frame: pl.DataFrame
+    report: LoadReport
+
+
+@dataclass(frozen=True)
+class _Source:
+    label: str
+    kind: str
+    path: Path | None = None
+    min_depth: int = 1
+    gz: bool = False
+    split: str = "train"
+    hub_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _PoolBuilder:
+    """Accumulates pool columns record by record, counting what is dropped and why."""
+
+    def __init__(self, fmt: RecordFormat | None, skip_malformed: bool) -> None:
+        self.fmt = fmt
+        self.skip_malformed = skip_malformed
+        self.report = LoadReport()
+        self._ids: list[str] = []
+        self._sources: list[str] = []
+        self._indexes: list[int] = []
+        self._formats: list[str] = []
+        self._texts: list[str] = []
+        self._sizes: list[int] = []
+        self._hashes: list[str] = []
+        self._records: list[str] = []
+
+    def add(
+        self,
+        record: Any,
+        *,
+        name: str,
+        label: str,
+        index: int,
+        line: int | None = None,
+        repaired: bool = False,
+        fmt: RecordFormat | None = None,
+    ) -> None:
+        """Add one record, or count it as empty or malformed; ``line`` is its line number in a line format."""
+        report = self.report
+        report.records_read += 1
+        if repaired:
+            report.invalid_utf8 += 1
+        try:
+            record_fmt = fmt or self.fmt or detect_format(record)
+            text = canonical_text(record, record_fmt)
+        except RecordError as exc:
+            where = f"{label} record {index}" if line is None else f"{label} line {line} (record {index})"
+            self.malformed(f"{where}: {exc}", counted=True)
+            return
+        if not text.strip():
+            report.dropped["empty"] += 1
+            return
+        data = text.encode("utf-8")
+        self._ids.append(f"{name}:{index}")
+        self._sources.append(label)
+        self._indexes.append(index)
+        self._formats.append(record_fmt)
+        self._texts.append(text)
+        self._sizes.append(len(data))
+        self._hashes.append(hashlib.blake2b(data, digest_size=16).hexdigest())
+        self._records.append(_RECORD_ENCODER.encode(record))
+        report.bytes += len(data)
+
+    def malformed(self, message: str, *, counted: bool = False) -> None:
+        """Skip (and count) a bad record when skipping is on; otherwise stop with the message."""
+        if not self.skip_malformed:
+            raise SourceError(message)
+        if not counted:
+            self.report.records_read += 1
+        self.report.dropped["malformed"] += 1
+
+    def finish(self) -> LoadedPool:
+        columns = [
+            self._ids,
+            self._sources,
+            self._indexes,
+            self._formats,
+            self._texts,
+            self._sizes,
+            self._hashes,
+            self._records,
+        ]
+        frame = pl.DataFrame(dict(zip(POOL_SCHEMA, columns, strict=True)), schema=POOL_SCHEMA)
+        self.report.records_kept = frame.height
+        self.report.formats = dict(sorted(Counter(self._formats).items()))
+        return LoadedPool(frame=frame, report=self.report)
+
+
+def load_pool(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    fmt: RecordFormat | None = None,
+    skip_malformed: bool = False,
+) -> LoadedPool:
+    """Load files, folders (recursively, sorted), globs or dataset names into one pool.
+
+    Each record's format is detected unless ``fmt`` is given (``.txt`` lines are always text). Records with
+    empty canonical text are dropped and counted; malformed ones raise ``SourceError`` unless
+    ``skip_malformed``. A ``.json`` file that does not parse at all raises even then, since none of its
+    records can be located. Ids are ``"{name}:{index}"`` with ``name`` the file name, lengthened by parent
+    folders only where two loaded files share a name.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    sources = _dedupe(source for item in items for source in _expand(item))
+    builder = _PoolBuilder(fmt, skip_malformed)
+    for source, name in zip(sources, _source_names(sources), strict=True):
+        builder.report.files.append(source.label)
+        _read_source(source, name, builder)
+    return builder.finish()
+
+
+def load_hf_dataset(
+    name_or_path: str,
+    split: str = "train",
+    *,
+    fmt: RecordFormat | None = None,
+    skip_malformed: bool = False,
+    **kwargs: Any,
+) -> LoadedPool:
+    """Load one split of a ``save_to_disk`` folder or of anything ``datasets.load_dataset`` resolves.
+
+    ``kwargs`` go to ``load_dataset`` (e.g. ``data_files``); Hub names need network access.
+    """
+    path = Path(name_or_path)
+    if path.is_dir() and _is_saved_dataset(path):
+        name = path.resolve().name
+        if (path / "dataset_dict.json").is_file():
+            path = path / split
+            name = f"{name}/{split}"
+        source = _Source(label=str(path), kind="hf_disk", path=path)
+    else:
+        source = _Source(label=name_or_path, kind="hub", split=split, hub_kwargs=kwargs)
+        name = f"{name_or_path}/{split}"
+    builder = _PoolBuilder(fmt, skip_malformed)
+    builder.report.files.append(source.label)
+    _read_source(source, name, builder)
+    return builder.finish()
+
+
+def pool_from_records(
+    records: Iterable[Any],
+    source: str,
+    *,
+    fmt: RecordFormat | None = None,
+    skip_malformed: bool = False,
+) -> LoadedPool:
+    """Build a pool from records already in memory; ``source`` names them in ids and error messages."""
+    builder = _PoolBuilder(fmt, skip_malformed)
+    builder.report.files.append(source)
+    for index, record in enumerate(records):
+        builder.add(record, name=source, label=source, index=index)
+    return builder.finish()
+
+
+def write_records(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write the frame's original records to ``path`` (.json, .jsonl, .ndjson, optionally .gz, or .parquet).
+
+    The file appears whole or not at all: it is written next to ``path`` and renamed into place, so a failed
+    write leaves any existing file untouched.
+    """
+    path = Path(path)
+    suffix = _suffix(path.name, _WRITABLE_SUFFIXES)
+    if suffix is None:
+        raise SourceError(f"{path}: cannot write records as this file type; use one of {', '.join(_WRITABLE_SUFFIXES)}")
+    if "record" not in frame.columns:
+        raise SourceError(f"{path}: the frame has no 'record' column to write back")
+    records = frame.get_column("record")
+    if records.null_count():
+        raise SourceError(f"{path}: {records.null_count()} rows of the frame have no record")
+
+    def write(tmp: Path) -> None:
+        if suffix == ".parquet":
+            _write_parquet_records(tmp, [json.loads(record) for record in records], path)
+        elif suffix.startswith(".json."):
+            _write_text(tmp, _json_array_chunks(records), gz=True)
+        elif suffix == ".json":
+            _write_text(tmp, _json_array_chunks(records), gz=False)
+        else:
+            _write_text(tmp, (f"{record}\n" for record in records), gz=suffix.endswith(".gz"))
+
+    return _write_atomically(path, write)
+
+
+def write_pool(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Store the pool columns of ``frame`` as parquet, atomically."""
+    path = Path(path)
+    missing = [name for name in POOL_SCHEMA if name not in frame.columns]
+    if missing:
+        raise SourceError(f"{path}: the frame lacks pool columns {missing}")
+    pool = frame.select(list(POOL_SCHEMA)).cast(dict(POOL_SCHEMA))
+    return _write_atomically(path, pool.write_parquet)
+
+
+def read_pool(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """Read a pool stored by ``write_pool``, with exactly ``POOL_SCHEMA``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such pool file")
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:
+        raise SourceError(f"{path}: not a readable parquet file ({exc})") from exc
+    missing = [name for name in POOL_SCHEMA if name not in frame.columns]
+    if missing:
+        raise SourceError(f"{path}: not a pool file; columns {missing} are missing")
+    return frame.select(list(POOL_SCHEMA)).cast(dict(POOL_SCHEMA))
+
+
+def _expand(item: str | os.PathLike[str]) -> list[_Source]:
+    text = os.fspath(item)
+    path = Path(text)
+    if path.exists():
+        return _expand_existing(path, explicit=True)
+    if _GLOB_CHARS & set(text):
+        matches = sorted(glob.glob(text, recursive=True))
+        if not matches:
+            raise SourceError(f"{text}: no files match this pattern")
+        return [source for match in matches for source in _expand_existing(Path(match), explicit=False)]
+    if _HUB_NAME.fullmatch(text) and _suffix(text, SUPPORTED_SUFFIXES) is None:
+        return [_Source(label=text, kind="hub")]
+    raise SourceError(f"{text}: no such file or directory")
+
+
+def _expand_existing(path: Path, *, explicit: bool) -> list[_Source]:
+    if path.is_dir():
+        return _walk(path)
+    suffix = _suffix(path.name, SUPPORTED_SUFFIXES)
+    if suffix is None:
+        if explicit:
+            raise SourceError(f"{path}: unsupported file type; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+        return []
+    return [_Source(label=str(path), kind=_FILE_KINDS[suffix], path=path, gz=suffix.endswith(".gz"))]
+
+
+def _walk(root: Path) -> list[_Source]:
+    """Supported files and saved datasets under ``root``, in sorted order, skipping hidden names."""
+    if _is_saved_dataset(root):
+        return _saved_dataset_sources(root)
+    sources: list[_Source] = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            sources.extend(_walk(entry))
+        else:
+            sources.extend(_expand_existing(entry, explicit=False))
+    return sources
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
+    )
+
+
+def _saved_dataset_sources(root: Path) -> list[_Source]:
+    dict_file = root / "dataset_dict.json"
+    if not dict_file.is_file():
+        return [_Source(label=str(root), kind="hf_disk", path=root)]
+    try:
+        splits = json.loads(dict_file.read_text(encoding="utf-8"))["splits"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f"{dict_file}: not a valid dataset_dict.json ({exc})") from exc
+    return [_Source(label=str(root / split), kind="hf_disk", path=root / split, min_depth=2) for split in splits]
+
+
+def _dedupe(sources: Iterable[_Source]) -> list[_Source]:
+    seen: set[str] = set()
+    unique: list[_Source] = []
+    for source in sources:
+        key = str(source.path.resolve()) if source.path is not None else f"hub:{source.label}"
+        if key not in seen:
+            seen.add(key)
+            unique.append(source)
+    return unique
+
+
+def _source_names(sources: Sequence[_Source]) -> list[str]:
+    """Shortest trailing path of each source that no other source in this load shares."""
+    parts = [source.path.resolve().parts if source.path is not None else () for source in sources]
+    depths = [source.min_depth for source in sources]
+
+    def names() -> list[str]:
+        return [
+            "/".join(p[-d:]) if p else f"{source.label}/{source.split}"
+            for source, p, d in zip(sources, parts, depths, strict=True)
+        ]
+
+    current = names()
+    while True:
+        counts = Counter(current)
+        grow = [i for i, name in enumerate(current) if counts[name] > 1 and depths[i] < len(parts[i])]
+        if not grow:
+            return current
+        for i in grow:
+            depths[i] += 1
+        current = names()
+
+
+def _read_source(source: _Source, name: str, builder: _PoolBuilder) -> None:
+    label = source.label
+    if source.kind in ("hf_disk", "hub"):
+        for index, record in enumerate(_dataset_rows(source)):
+            builder.add(record, name=name, label=label, index=index)
+        return
+    assert source.path is not None
+    if source.kind == "parquet":
+        for index, record in enumerate(_parquet_rows(source.path)):
+            builder.add(record, name=name, label=label, index=index)
+        return
+    data = _read_bytes(source.path, gz=source.gz)
+    if source.kind == "json":
+        _read_json(data, name, label, builder)
+    elif source.kind == "jsonl":
+        _read_jsonl(data, name, label, builder)
+    else:
+        _read_txt(data, name, label, builder)
+
+
+def _read_bytes(path: Path, *, gz: bool) -> bytes:
+    try:
+        data = path.read_bytes()
+        return gzip.decompress(data) if gz else data
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from exc
+
+
+def _read_json(data: bytes, name: str, label: str, builder: _PoolBuilder) -> None:
+    text, repaired = _decode(data)
+    if not text.strip():
+        return
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            _read_jsonl(data, name, label, builder)
+            return
+        raise SourceError(f"{label} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from exc
+    records = _json_records(parsed, label)
+    fix_surrogates = _LONE_SURROGATE_ESCAPE.search(text) is not None
+    for index, record in enumerate(records):
+        fixed = False
+        if fix_surrogates:
+            record, fixed = _replace_surrogates(record)
+        if repaired and not fixed:
+            fixed = "\ufffd" in _RECORD_ENCODER.encode(record)
+        builder.add(record, name=name, label=label, index=index, repaired=fixed)
+
+
+def _json_records(parsed: Any, label: str) -> list[Any]:
+    """The records of a parsed .json file: an array, one record object, or an object holding one array."""
+    if isinstance(parsed, list):
+        return parsed
+    if isinstance(parsed, dict):
+        try:
+            detect_format(parsed)
+            return [parsed]
+        except RecordError:
+            pass
+        arrays = [key for key, value in parsed.items() if isinstance(value, list)]
+        if len(arrays) == 1:
+            return parsed[arrays[0]]
+        raise SourceError(
+            f"{label}: expected a JSON array of records or an object holding one array, "
+            f"got an object with keys {sorted(parsed)}"
+        )
+    raise SourceError(f"{label}: expected a JSON array of records, got {json_type_name(parsed)}")
+
+
+def _read_jsonl(data: bytes, name: str, label: str, builder: _PoolBuilder) -> None:
+    index = 0
+    for line_no, (line, repaired) in enumerate(_decoded_lines(data), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            builder.malformed(f"{label} line {line_no}: not valid JSON ({exc.msg}: column {exc.colno})")
+            index += 1
+            continue
+        if not isinstance(record, dict):
+            builder.malformed(f"{label} line {line_no}: expected a JSON object, got {json_type_name(record)}")
+            index += 1
+            continue
+        if _LONE_SURROGATE_ESCAPE.search(line):
+            record, fixed = _replace_surrogates(record)
+            repaired = repaired or fixed
+        builder.add(record, name=name, label=label, index=index, line=line_no, repaired=repaired)
+        index += 1
+
+
+def _read_txt(data: bytes, name: str, label: str, builder: _PoolBuilder) -> None:
+    index = 0
+    for line_no, (line, repaired) in enumerate(_decoded_lines(data), start=1):
+        if not line.strip():
+            continue
+        document = line.removesuffix("\r")
+        builder.add(
+            {"text": document},
+            name=name,
+            label=label,
+            index=index,
+            line=line_no,
+            repaired=repaired,
+            fmt="text",
+        )
+        index += 1
+
+
+def _decode(data: bytes) -> tuple[str, bool]:
+    """UTF-8 text (BOM dropped) and whether invalid bytes had to be replaced."""
+    try:
+        text, repaired = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, repaired = data.decode("utf-8", errors="replace"), True
+    return text.removeprefix("\ufeff"), repaired
+
+
+def _decoded_lines(data: bytes) -> Iterator[tuple[str, bool]]:
+    """Lines of the file with, per line, whether its bytes needed replacing; only bad files pay per line."""
+    text, repaired = _decode(data)
+    if not repaired:
+        for line in text.split("\n"):
+            yield line, False
+        return
+    for i, raw in enumerate(data.split(b"\n")):
+        line, bad = _decode(raw)
+        yield (line if i else line.removeprefix("\ufeff")), bad
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, bool]:
+    """Replace lone UTF-16 surrogates (from ``\\udXXX`` escapes) with U+FFFD; they cannot be encoded."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            return _SURROGATE.sub("\ufffd", value), True
+        return value, False
+    if isinstance(value, list):
+        items = [_replace_surrogates(item) for item in value]
+        return [item for item, _ in items], any(changed for _, changed in items)
+    if isinstance(value, dict):
+        pairs = {key: _replace_surrogates(item) for key, item in value.items()}
+        return {key: item for key, (item, _) in pairs.items()}, any(changed for _, changed in pairs.values())
+    return value, False
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:
+        raise SourceError(f"{path}: not a readable parquet file ({exc})") from exc
+
+
+def _dataset_rows(source: _Source) -> list[dict[str, Any]]:
+    import datasets
+
+    if source.kind == "hf_disk":
+        try:
+            loaded = datasets.load_from_disk(str(source.path))
+        except Exception as exc:
+            raise SourceError(f"{source.label}: not a readable saved dataset ({exc})") from exc
+    else:
+        try:
+            loaded = datasets.load_dataset(source.label, split=source.split, **source.hub_kwargs)
+        except Exception as exc:
+            raise SourceError(
+                f"{source.label}: not a local path, and datasets.load_dataset could not load split "
+                f"{source.split!r} of it ({type(exc).__name__}: {exc})"
+            ) from exc
+    if isinstance(loaded, datasets.Dataset):
+        return loaded.to_list()
+    if isinstance(loaded, datasets.IterableDataset):
+        return list(loaded)
+    raise SourceError(f"{source.label}: holds several splits ({', '.join(loaded)}); name one")
+
+
+def _suffix(name: str, suffixes: Sequence[str]) -> str | None:
+    lowered = name.lower()
+    return next((suffix for suffix in suffixes if lowered.endswith(suffix)), None)
+
+
+def _json_array_chunks(records: Iterable[str]) -> Iterator[str]:
+    yield "["
+    for i, record in enumerate(records):
+        yield ("\n" if i == 0 else ",\n") + record
+    yield "\n]\n"
+
+
+def _write_parquet_records(tmp: Path, rows: list[Any], path: Path) -> None:
+    """Rows as parquet columns; types are inferred over all rows and never coerced (1 and "1" do not mix)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.Table.from_struct_array(pa.array(rows)) if rows else pa.table({})
+        pq.write_table(table, tmp)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise SourceError(f"{path}: these records cannot be stored as parquet ({exc}); write .jsonl instead") from exc
+
+
+def _write_text(path: Path, chunks: Iterable[str], *, gz: bool) -> None:
+    with open(path, "wb") as raw:
+        binary: io.BufferedIOBase | gzip.GzipFile = (
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
+        )
+        with io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as out:
+            out.writelines(chunks)
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Run ``write`` on a temporary file beside ``path`` and rename it into place; on failure remove it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
