@@ -300,7 +300,7 @@ def write_records(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
         else:
             _write_text(tmp, (f"{record}\n" for record in records), gz=suffix.endswith(".gz"))
 
-    return _write_atomically(path, write)
+    return write_atomically(path, write)
 
 
 def write_pool(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -310,7 +310,7 @@ def write_pool(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     if missing:
         raise SourceError(f"{path}: the frame lacks pool columns {missing}")
     pool = frame.select(list(POOL_SCHEMA)).cast(dict(POOL_SCHEMA))
-    return _write_atomically(path, pool.write_parquet)
+    return write_atomically(path, pool.write_parquet)
 
 
 def read_pool(path: str | os.PathLike[str]) -> pl.DataFrame:
@@ -630,7 +630,7 @@ def _write_text(path: Path, chunks: Iterable[str], *, gz: bool) -> None:
             out.writelines(chunks)
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Run ``write`` on a temporary file beside ``path`` and rename it into place; on failure remove it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
