@@ -116,7 +116,8 @@ def full(repeat: int) -> None:
     random = baseline_select(pool, BaselineConfig(method="random", budget=10000, seed=0))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     median = statistics.median(times)
-    print(f"default mode selection: median {median:.2f} s over {repeat} run(s) ({', '.join(f'{t:.2f}' for t in times)})")
+    runs = ", ".join(f"{t:.2f}" for t in times)
+    print(f"default mode selection: median {median:.2f} s over {repeat} run(s) ({runs})")
     print(f"load + selection: {load_s + median:.2f} s wall; peak memory (max RSS) {peak_mb:.0f} MB")
     print(f"zlib-9 ratio of the selected set: {zlib9_ratio(pool, selection.positions):.4f}")
     print(f"zlib-9 ratio of a random set of the same size: {zlib9_ratio(pool, random.positions):.4f}")
