@@ -55,6 +55,10 @@ def _map_sizes(size_of: Callable[[bytes], int], items: Sequence[bytes], threads:
     return np.fromiter((size for part in parts for size in part), dtype=np.int64, count=len(items))
 
 
+_REMEMBERED_SIZES = 512
+"""How many recent joint sizes a context keeps for ``marginal_size``."""
+
+
 class CompressionContext(ABC):
     """A chosen set, prepared once, against which many candidates are measured."""
 
@@ -68,6 +72,38 @@ class CompressionContext(ABC):
     def conditional_sizes(self, candidates: Sequence[bytes], threads: int = 1) -> np.ndarray:
         """``conditional_size`` of each candidate, as int64, using up to ``threads`` threads."""
         return _map_sizes(self.conditional_size, candidates, threads)
+
+    def marginal_size(self, prefix: bytes, candidate: bytes) -> int:
+        """Compressed bytes that ``candidate`` adds after the chosen set followed by ``prefix``.
+
+        Sizes of recent ``prefix + candidate`` measurements are remembered, so that when a candidate joins the
+        prefix the next calls need not measure the new prefix again.
+        """
+        path = self._path_for(len(prefix) + len(candidate))
+        joint = self._remembered_size(prefix + candidate, path)
+        return joint - (self._remembered_size(prefix, path) if prefix else 0)
+
+    def marginal_sizes(self, prefix: bytes, candidates: Sequence[bytes], threads: int = 1) -> np.ndarray:
+        """``marginal_size`` of each candidate after the same ``prefix``."""
+        return _map_sizes(lambda candidate: self.marginal_size(prefix, candidate), candidates, threads)
+
+    def _path_for(self, size: int) -> bool:
+        """Which of the compressor's code paths measures data of ``size`` bytes (sizes must come from one)."""
+        return False
+
+    def _joint_size(self, data: bytes, path: bool) -> int:
+        """``conditional_size`` of ``data`` through code path ``path``."""
+        return self.conditional_size(data)
+
+    def _remembered_size(self, data: bytes, path: bool) -> int:
+        known: dict[tuple[bool, bytes], int] = self.__dict__.setdefault("_known_sizes", {})
+        size = known.get((path, data))
+        if size is None:
+            size = known[(path, data)] = self._joint_size(data, path)
+            if len(known) > _REMEMBERED_SIZES:
+                for key in list(known)[: _REMEMBERED_SIZES // 2]:
+                    known.pop(key, None)
+        return size
 
 
 class Compressor(ABC):
@@ -308,13 +344,15 @@ class ZstdCompressor(Compressor):
         }
 
 
-_ZSTD_ATTACH_LIMIT = 4096
+_ZSTD_ATTACH_LIMIT = 16384
 """Inputs above this many bytes are streamed (size unknown), so that zstd attaches a prepared dictionary instead
-of copying its match tables: a copy costs milliseconds for a large context."""
+of copying its match tables: a copy costs milliseconds for a large context. Up to this size zstd attaches it by
+itself, and a sized frame is cheaper than a streamed one."""
 
 
-def _zstd_frame_size(cctx: zstd.ZstdCompressor, data: bytes) -> int:
-    if len(data) <= _ZSTD_ATTACH_LIMIT:
+def _zstd_frame_size(cctx: zstd.ZstdCompressor, data: bytes, streamed: bool | None = None) -> int:
+    """The size of ``data`` as one frame; ``streamed`` forces the code path (default: by size)."""
+    if not (len(data) > _ZSTD_ATTACH_LIMIT if streamed is None else streamed):
         return len(cctx.compress(data))
     stream = cctx.compressobj()
     return len(stream.compress(data)) + len(stream.flush())
@@ -362,6 +400,13 @@ class ZstdContext(CompressionContext):
     def conditional_sizes(self, candidates: Sequence[bytes], threads: int = 1) -> np.ndarray:
         sizes = _zstd_batch_sizes(self._cctx, candidates, threads) - self._overhead
         return np.maximum(sizes, 0)
+
+    def _path_for(self, size: int) -> bool:
+        # Sized and streamed frames differ by a few bytes: a marginal size takes both sizes from one path.
+        return size > _ZSTD_ATTACH_LIMIT
+
+    def _joint_size(self, data: bytes, path: bool) -> int:
+        return max(_zstd_frame_size(self._cctx(), data, streamed=path) - self._overhead, 0)
 
 
 def make_compressor(

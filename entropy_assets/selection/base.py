@@ -107,10 +107,19 @@ def tiebreak_order(n: int, seed: int) -> np.ndarray:
 def smallest(scores: np.ndarray, tiebreak: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` smallest scores, ascending, exact ties broken by ``tiebreak``."""
     if k == 1 and len(scores):
-        tied = np.flatnonzero(scores == scores.min())
-        return tied[np.argmin(tiebreak[tied])][None]
-    order = np.lexsort((tiebreak, scores))
-    return order[:k]
+        best = int(scores.argmin())
+        if np.count_nonzero(scores == scores[best]) > 1:
+            tied = np.flatnonzero(scores == scores[best])
+            best = int(tied[np.argmin(tiebreak[tied])])
+        return np.array([best])
+    if k < len(scores) // 4:  # partition first: the full sort of a large pool costs more than the rest
+        kth = np.partition(scores, k - 1)[k - 1]
+        below = np.flatnonzero(scores < kth)
+        at = np.flatnonzero(scores == kth)
+        at = at[np.argsort(tiebreak[at], kind="stable")][: k - len(below)]
+        chosen = np.concatenate([below, at])
+        return chosen[np.lexsort((tiebreak[chosen], scores[chosen]))]
+    return np.lexsort((tiebreak, scores))[:k]
 
 
 def pool_texts(pool: pl.DataFrame) -> list[bytes]:

@@ -1,0 +1,132 @@
+"""Baseline selections on real pools: each picks what its name says, within its budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from entropy_assets.compression import make_compressor
+from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
+from entropy_assets.sources import load_pool
+
+ALPACA = "alpaca52k_en_part02_03252-06382.json"
+GLAIVE = "llamafactory_glaive_toolcall_en_demo.json"
+
+
+@pytest.fixture(scope="module")
+def alpaca(raw_dir: Path) -> pl.DataFrame:
+    """The first 600 of 3130 Alpaca records."""
+    return load_pool(raw_dir / ALPACA).frame.head(600)
+
+
+@pytest.fixture(scope="module")
+def glaive(raw_dir: Path) -> pl.DataFrame:
+    """300 tool-calling conversations, 265 distinct."""
+    return load_pool(raw_dir / GLAIVE).frame
+
+
+def _unchosen(pool: pl.DataFrame, positions: np.ndarray) -> np.ndarray:
+    mask = np.ones(pool.height, dtype=bool)
+    mask[positions] = False
+    return np.flatnonzero(mask)
+
+
+def test_random_is_seeded(alpaca: pl.DataFrame) -> None:
+    first = baseline_select(alpaca, BaselineConfig("random", 50, seed=3))
+    again = baseline_select(alpaca, BaselineConfig("random", 50, seed=3))
+    other = baseline_select(alpaca, BaselineConfig("random", 50, seed=4))
+
+    assert first.provenance.equals(again.provenance)
+    assert first.positions.tolist() != other.positions.tolist()
+    assert len(set(first.positions.tolist())) == 50
+    assert first.provenance["stage1_score"].null_count() == 50
+    # Not the pool's first rows: the draw spans the pool.
+    assert first.positions.max() > 300
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "zlib"])
+def test_ratio_picks_the_lowest_per_sample_ratios_first(compressor: str, alpaca: pl.DataFrame) -> None:
+    selection = baseline_select(alpaca, BaselineConfig("ratio", 60, compressor=compressor, n_jobs=2))
+    measure = make_compressor(compressor)
+    ratios = np.array([len(t.encode()) / measure.compressed_size(t.encode()) for t in alpaca["text"]])
+    scores = selection.provenance["stage1_score"].to_numpy()
+    positions = selection.positions
+
+    assert len(selection) == 60
+    assert np.all(np.diff(scores) >= 0)
+    np.testing.assert_allclose(scores, ratios[positions], rtol=1e-12)
+    assert scores.max() <= ratios[_unchosen(alpaca, positions)].min()
+
+
+def test_longest_picks_the_longest_texts(alpaca: pl.DataFrame) -> None:
+    selection = baseline_select(alpaca, BaselineConfig("longest", 40))
+    n_bytes = alpaca["n_bytes"].to_numpy()
+    chosen = n_bytes[selection.positions]
+
+    assert np.all(np.diff(chosen) <= 0)
+    assert chosen.min() >= n_bytes[_unchosen(alpaca, selection.positions)].max()
+    assert chosen[0] == n_bytes.max()
+
+
+def test_dedup_never_picks_the_same_content_twice(glaive: pl.DataFrame) -> None:
+    hashes = glaive["content_hash"].to_numpy()
+    assert len(set(hashes)) == 265
+
+    every_distinct = baseline_select(glaive, BaselineConfig("dedup", 265, seed=1))
+    some = baseline_select(glaive, BaselineConfig("dedup", 100, seed=2))
+
+    assert len(set(hashes[every_distinct.positions])) == 265
+    assert len(set(hashes[some.positions])) == 100
+    # The first copy of each content is the one kept.
+    first_positions = {h: i for i, h in reversed(list(enumerate(hashes)))}
+    assert sorted(every_distinct.positions.tolist()) == sorted(first_positions.values())
+
+
+def test_dedup_budget_beyond_the_distinct_samples_is_refused(glaive: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"larger than the pool's distinct samples \(265 samples\)"):
+        baseline_select(glaive, BaselineConfig("dedup", 266))
+
+    distinct_bytes = int(glaive.unique("content_hash")["n_bytes"].sum())
+    assert distinct_bytes < int(glaive["n_bytes"].sum())
+    with pytest.raises(ValueError, match=rf"distinct samples \({distinct_bytes} bytes\)"):
+        baseline_select(glaive, BaselineConfig("dedup", distinct_bytes + 1, budget_unit="bytes"))
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_byte_budget_is_filled_by_the_last_pick(method: str, alpaca: pl.DataFrame) -> None:
+    budget = 25_000
+    selection = baseline_select(alpaca, BaselineConfig(method, budget, budget_unit="bytes", n_jobs=2))
+    sizes = alpaca["n_bytes"].to_numpy()[selection.positions]
+
+    assert sizes.sum() >= budget
+    assert sizes[:-1].sum() < budget
+    assert selection.summary["selected_bytes"] == sizes.sum()
+    assert selection.summary["selected"] == len(selection) == len(set(selection.positions.tolist()))
+    assert selection.provenance["rank"].to_list() == list(range(len(selection)))
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_sample_budget_larger_than_the_pool_is_refused(method: str, alpaca: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"budget of 601 samples is larger than the pool \(600 samples\)"):
+        baseline_select(alpaca, BaselineConfig(method, 601))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"method": "shortest"}, r"baseline method must be one of random, ratio, longest, dedup, got 'shortest'"),
+        ({"budget": 0}, r"budget must be positive, got 0"),
+        ({"budget_unit": "tokens"}, r"budget unit must be one of samples, bytes, got 'tokens'"),
+        ({"n_jobs": -2}, r"BaselineConfig\.n_jobs must be >= 0, got -2"),
+        ({"compressor": "brotli"}, r"unknown compressor 'brotli'"),
+        ({"compressor": "zlib", "level": 12}, r"zlib level must be 0\.\.9, got 12"),
+    ],
+)
+def test_baseline_config_rejects_bad_settings(settings: dict[str, Any], message: str) -> None:
+    values: dict[str, Any] = {"method": "random", "budget": 10, **settings}
+    with pytest.raises(ValueError, match=message):
+        BaselineConfig(**values)
