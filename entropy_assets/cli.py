@@ -39,8 +39,10 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "skip_malformed", action="store_true", help="skip and count bad records instead of failing")
 
 
-def _add_compressor_options(parser: argparse.ArgumentParser, default: str = "zstd") -> None:
-    parser.add_argument("--compressor", choices=COMPRESSORS, default=default)
+def _add_compressor_options(parser: argparse.ArgumentParser, default: str | None = "zstd") -> None:
+    parser.add_argument(
+        "--compressor", choices=COMPRESSORS, default=default, help=f"(default: {default or 'zstd; zlib in paper mode'})"
+    )
     parser.add_argument("--level", type=int, help="compression level (default: zstd 3, zlib 9, lzma 6)")
 
 
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--method", choices=METHODS, default="zip")
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--provenance", help="also write per-sample provenance to this parquet file")
-    _add_compressor_options(select)
+    _add_compressor_options(select, default=None)
     _add_input_options(select)
 
     score = commands.add_parser("score", help="per-sample compression ratios to parquet")
@@ -88,7 +90,7 @@ def _load(args: argparse.Namespace) -> LoadedPool:
 def _run_select(args: argparse.Namespace) -> dict[str, Any]:
     # Settings are validated before any data is read.
     if args.method == "zip":
-        compressor = "zlib" if args.mode == "paper" else args.compressor
+        compressor = args.compressor or ("zlib" if args.mode == "paper" else "zstd")
         config: ZipConfig | BaselineConfig = ZipConfig(
             budget=args.budget,
             k1=args.k1,
@@ -107,7 +109,7 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
             budget=args.budget,
             budget_unit=args.budget_unit,
             seed=args.seed,
-            compressor=args.compressor,
+            compressor=args.compressor or "zstd",
             level=args.level,
             n_jobs=args.n_jobs,
         )
