@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from entropy_assets import compression
 from entropy_assets.compression import (
     COMPRESSORS,
     LzmaCompressor,
@@ -24,6 +25,9 @@ from entropy_assets.sources import load_pool
 ALPACA = "alpaca52k_en_part02_03252-06382.json"
 C4 = "pretrain_c4_demo.jsonl"
 WIKI = "pretrain_wiki_demo.txt"
+
+STREAMED_ABOVE = compression._ZSTD_ATTACH_LIMIT
+"""zstd measures inputs over this many bytes as streamed frames, smaller ones as sized frames: cover both."""
 
 
 def _texts(path: Path) -> list[bytes]:
@@ -51,7 +55,7 @@ def alpaca_texts(raw_dir: Path) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def c4_texts(raw_dir: Path) -> list[bytes]:
-    """300 C4 web documents, 46 of them over 4096 bytes (zstd streams those instead of one-shot compressing)."""
+    """300 C4 web documents from 100 bytes to 37 KB."""
     return _texts(raw_dir / C4)
 
 
@@ -85,8 +89,9 @@ def test_compressed_sizes_match_one_at_a_time(
     name: str, threads: int, alpaca_texts: list[bytes], c4_texts: list[bytes]
 ) -> None:
     compressor = make_compressor(name)
-    items = [*alpaca_texts[:40], *c4_texts[:40], b""]
-    assert any(len(item) > 4096 for item in items), "the streamed zstd path must be covered"
+    longest = sorted(c4_texts, key=len)[-3:]
+    items = [*alpaca_texts[:40], *c4_texts[:40], *longest, b""]
+    assert all(len(item) > STREAMED_ABOVE for item in longest)
 
     sizes = compressor.compressed_sizes(items, threads=threads)
 
@@ -98,15 +103,17 @@ def test_compressed_sizes_match_one_at_a_time(
 @pytest.mark.xfail(
     reason=(
         "ZstdCompressor.compressed_sizes sizes its match tables to the largest item of the batch "
-        "(parameters(data_size=max(len))), so with one item over 128 KiB every other item over 4096 bytes "
-        "is compressed with different tables than compressed_size uses, and its size changes by a few bytes"
+        "(parameters(data_size=max(len))): with one item over 128 KiB in the batch, the items streamed "
+        "(over _ZSTD_ATTACH_LIMIT bytes) are compressed with larger tables than compressed_size uses, and their "
+        "sizes differ by a few bytes"
     ),
     strict=True,
 )
 def test_zstd_batch_sizes_do_not_depend_on_the_other_items_in_the_batch(raw_dir: Path, c4_texts: list[bytes]) -> None:
     compressor = make_compressor("zstd")
     wiki_document_run = (raw_dir / WIKI).read_bytes()[:300_000]
-    items = [*c4_texts[:60], wiki_document_run]
+    items = [*c4_texts, wiki_document_run]
+    assert sum(len(item) > STREAMED_ABOVE for item in c4_texts) >= 5
 
     assert compressor.compressed_sizes(items).tolist() == [compressor.compressed_size(item) for item in items]
 
@@ -197,11 +204,11 @@ def test_zstd_sample_already_chosen_costs_little_and_a_novel_one_most_of_its_siz
 def test_zstd_sees_redundancy_with_the_earliest_sample_of_a_large_context(
     first_kind: str, alpaca_texts: list[bytes], c4_texts: list[bytes], far_context_body: bytes
 ) -> None:
-    # A short first sample is one-shot compressed, a long one (over 4096 bytes) streamed: both paths must see it.
+    # A short first sample is measured as a sized frame, a long one as a streamed frame: both must see it.
     if first_kind == "short":
         first = next(text for text in alpaca_texts if 800 < len(text) < 2000)
     else:
-        first = next(text for text in c4_texts if 6000 < len(text) < 9000)
+        first = next(text for text in c4_texts if STREAMED_ABOVE < len(text) < 3 * STREAMED_ABOVE)
     chosen = first + b"\n" + far_context_body
     assert len(chosen) > 7_000_000
     assert chosen.count(first) == 1  # seen only at the start, 7 MB before the candidate
@@ -241,8 +248,8 @@ def test_zstd_conditional_sizes_in_threads_match_one_at_a_time(
     chosen_samples: int, alpaca_texts: list[bytes], c4_texts: list[bytes]
 ) -> None:
     context = ZstdCompressor().context(join_samples(alpaca_texts[:chosen_samples]))
-    candidates = [*alpaca_texts[250:290], *c4_texts[:60], b""]
-    assert sum(len(c) > 4096 for c in candidates) >= 5
+    candidates = [*alpaca_texts[250:290], *c4_texts[:60], *sorted(c4_texts, key=len)[-3:], b""]
+    assert sum(len(c) > STREAMED_ABOVE for c in candidates) >= 3
 
     one_by_one = [context.conditional_size(c) for c in candidates]
 
@@ -264,6 +271,66 @@ def test_zstd_conditional_sizes_rank_candidates_like_full_recompression(alpaca_t
 
     assert _spearman(conditional, recompressed) > 0.95
     assert 0.5 < conditional.sum() / recompressed.sum() < 2.0
+
+
+@pytest.mark.parametrize("prefix_samples", [0, 8])
+def test_zlib_marginal_size_equals_full_recompression_after_the_prefix(
+    prefix_samples: int, alpaca_texts: list[bytes]
+) -> None:
+    chosen = join_samples(alpaca_texts[:60])
+    prefix = join_samples(alpaca_texts[100 : 100 + prefix_samples])
+    candidates = [*alpaca_texts[700:720], alpaca_texts[100], alpaca_texts[5]]
+    context = ZlibCompressor(9).context(chosen)
+    before = len(zlib.compress(chosen + prefix, 9))
+
+    expected = [len(zlib.compress(chosen + prefix + c, 9)) - before for c in candidates]
+
+    assert [context.marginal_size(prefix, c) for c in candidates] == expected
+    assert context.marginal_sizes(prefix, candidates, threads=2).tolist() == expected
+
+
+@pytest.mark.parametrize("prefix_bytes", [2_000, 3 * STREAMED_ABOVE])
+def test_zstd_marginal_size_is_the_growth_of_the_prefix(prefix_bytes: int, alpaca_texts: list[bytes]) -> None:
+    # Prefix and prefix + candidate both under the streaming limit, or both over it: one code path each time.
+    context = ZstdCompressor().context(join_samples(alpaca_texts[:300]))
+    prefix = join_samples(alpaca_texts[400:])[:prefix_bytes]
+    candidates = [text for text in alpaca_texts[1000:1100] if len(prefix) + len(text) <= STREAMED_ABOVE][:30]
+    if prefix_bytes > STREAMED_ABOVE:
+        candidates = alpaca_texts[1000:1030]
+
+    expected = [context.conditional_size(prefix + c) - context.conditional_size(prefix) for c in candidates]
+
+    assert len(candidates) == 30
+    assert [context.marginal_size(prefix, c) for c in candidates] == expected
+    assert context.marginal_sizes(prefix, candidates, threads=2).tolist() == expected
+
+
+def test_zstd_marginal_size_sees_a_repeat_inside_the_prefix(alpaca_texts: list[bytes]) -> None:
+    context = ZstdCompressor().context(join_samples(alpaca_texts[:300]))
+    repeats = [text for text in alpaca_texts[400:460] if len(text) >= 300][:10]
+    for prefix in (join_samples(repeats), join_samples(alpaca_texts[400:470])):  # 6 KB, then over the limit
+        with_prefix = context.marginal_sizes(prefix, repeats)
+        without = context.marginal_sizes(b"", repeats)
+        assert with_prefix.sum() < 0.15 * without.sum()
+        assert (with_prefix >= 0).all()
+    assert len(join_samples(alpaca_texts[400:470])) > STREAMED_ABOVE
+
+
+def test_remembered_marginal_sizes_belong_to_their_own_context(alpaca_texts: list[bytes]) -> None:
+    compressor = ZstdCompressor()
+    holds_it = compressor.context(join_samples(alpaca_texts[:300]))
+    lacks_it = compressor.context(join_samples(alpaca_texts[1000:1300]))
+    prefix = alpaca_texts[2000] + b"\n"
+    candidate = max(alpaca_texts[:300], key=len)
+
+    assert holds_it.marginal_size(prefix, candidate) < 0.1 * lacks_it.marginal_size(prefix, candidate)
+
+    # More measurements than a context remembers: the forgotten ones are measured again, to the same sizes.
+    candidates = alpaca_texts[1500:2100]
+    first = holds_it.marginal_sizes(prefix, candidates)
+    again = holds_it.marginal_sizes(prefix, candidates)
+    fresh = compressor.context(join_samples(alpaca_texts[:300])).marginal_sizes(prefix, candidates[::-1])[::-1]
+    assert first.tolist() == again.tolist() == fresh.tolist()
 
 
 def test_lzma_context_is_full_recompression(alpaca_texts: list[bytes]) -> None:

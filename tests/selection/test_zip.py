@@ -170,27 +170,50 @@ def test_paper_mode_breaks_ties_between_exact_duplicates_like_the_published_prog
     assert len(expected) == budget
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_paper_mode_cuts_through_tied_copies_like_the_published_program(seed: int, glaive: pl.DataFrame) -> None:
-    # 60 distinct conversations, each three times: every score ties with two others, and k1 = 100 and
-    # k2 = 31 cut through a triple, so which copy is kept depends on the tie-break alone.
+@pytest.fixture(scope="module")
+def glaive_triples(glaive: pl.DataFrame) -> pl.DataFrame:
+    """60 distinct glaive conversations, each three times (rows i, i + 60, i + 120): every score ties twice."""
     distinct = glaive.unique("content_hash", keep="first", maintain_order=True).head(60)
-    pool = pool_from_records(_records(distinct) * 3, "glaive_triples").frame
+    return pool_from_records(_records(distinct) * 3, "glaive_triples").frame
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    ("k1", "k2", "k3"),
+    [(100, 31, 10), (40, 7, 5)],  # k1 and k2 cut through a triple; the second set keeps k under a quarter of n
+)
+def test_paper_mode_cuts_through_tied_copies_like_the_published_program(
+    seed: int, k1: int, k2: int, k3: int, glaive_triples: pl.DataFrame
+) -> None:
+    # Which copy of a triple makes the cut depends on the tie-break alone.
+    pool = glaive_triples
     records = _records(pool)
-    budget, k1, k2, k3 = 25, 100, 31, 10
+    budget = 25
 
     selection = zip_select(pool, ZipConfig.paper(budget=budget, k1=k1, k2=k2, k3=k3, seed=seed, n_jobs=2))
     expected = reference_zip_select(records, budget, k1, k2, k3, tiebreak=tiebreak_order(pool.height, seed))
 
     assert selection.positions.tolist() == expected
-    # Never two copies of one conversation: a copy of a pick only adds redundancy.
-    assert len({position % 60 for position in expected}) == budget
+    assert len(expected) == budget
+
+
+def test_paper_mode_seed_decides_which_tied_copy_is_selected(glaive_triples: pl.DataFrame) -> None:
+    pool = glaive_triples
+    settings: dict[str, Any] = {"budget": 25, "k1": 100, "k2": 31, "k3": 10, "n_jobs": 2}
+
+    by_seed = [zip_select(pool, ZipConfig.paper(seed=seed, **settings)).positions.tolist() for seed in (0, 1)]
+
+    assert by_seed[0] != by_seed[1]
+    # The same conversations win the first picks whatever the seed; only the copy differs.
+    assert [p % 60 for p in by_seed[0][:3]] == [p % 60 for p in by_seed[1][:3]]
 
 
 # --- what default mode selects ----------------------------------------------------------------------------
 
 
-def test_zip_prefers_novel_samples_over_near_duplicates(raw_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def near_duplicates(raw_dir: Path) -> pl.DataFrame:
+    """300 Alpaca records with outputs of 200+ characters; rows 300..399 repeat rows 0..99 with one word changed."""
     originals = [r for r in json.loads((raw_dir / ALPACA).read_text(encoding="utf-8")) if len(r["output"]) >= 200]
     originals = originals[:300]
 
@@ -200,23 +223,47 @@ def test_zip_prefers_novel_samples_over_near_duplicates(raw_dir: Path) -> None:
         words[middle] = "truly" if words[middle] == "indeed" else "indeed"
         return {**record, "output": " ".join(words)}
 
-    # Rows 300..399 are near-copies of rows 0..99.
     pool = pool_from_records([*originals, *map(one_word_changed, originals[:100])], "near_duplicates").frame
     assert pool.height == 400 and pool["content_hash"].n_unique() == 400
+    return pool
+
+
+def _both_twins_chosen(positions: np.ndarray) -> int:
+    """How many of the 100 near-duplicate pairs of ``near_duplicates`` have both members selected."""
+    chosen = set(positions.tolist())
+    return sum(1 for i in range(100) if i in chosen and 300 + i in chosen)
+
+
+def test_zip_prefers_novel_samples_over_near_duplicates(near_duplicates: pl.DataFrame) -> None:
+    pool = near_duplicates
     budget = 200
 
-    def both_twins_chosen(positions: np.ndarray) -> int:
-        chosen = set(positions.tolist())
-        return sum(1 for i in range(100) if i in chosen and 300 + i in chosen)
-
-    zip_pairs = both_twins_chosen(zip_select(pool, ZipConfig(budget=budget, k1=400, k2=60, k3=20, n_jobs=2)).positions)
+    zip_pairs = _both_twins_chosen(zip_select(pool, ZipConfig(budget=budget, k1=400, k2=60, k3=20, n_jobs=2)).positions)
     random_pairs = np.mean(
-        [both_twins_chosen(baseline_select(pool, BaselineConfig("random", budget, seed=s)).positions) for s in range(5)]
+        [
+            _both_twins_chosen(baseline_select(pool, BaselineConfig("random", budget, seed=s)).positions)
+            for s in range(5)
+        ]
     )
 
     # Random keeps about a quarter of the pairs (100 * 200/400 * 199/399 = 25); ZIP keeps novel text instead.
     assert random_pairs >= 15
     assert zip_pairs <= 2
+
+
+@pytest.mark.xfail(
+    reason=(
+        "default-mode stage 3 measures each candidate after the chosen set as of the round's start plus only the "
+        "last 4 KiB of the round's picks (zip.py _STAGE3_RECENT_BYTES, used at picks_stream[-4096:]): with the "
+        "default k3=100 and ~500-byte samples, a near-duplicate of a pick made ~10 picks earlier in the same round "
+        "looks novel and is picked too (19 of 100 pairs kept at budget 200; random keeps ~25; k3=20 keeps 0)"
+    ),
+    strict=True,
+)
+def test_zip_avoids_near_duplicates_within_a_round_of_the_default_size(near_duplicates: pl.DataFrame) -> None:
+    config = ZipConfig(budget=200, k1=400, k2=200, k3=100, n_jobs=2)  # k2 and k3 are ZipConfig's defaults
+
+    assert _both_twins_chosen(zip_select(near_duplicates, config).positions) <= 2
 
 
 def test_zip_selects_a_less_redundant_set_than_random_or_paper_mode(alpaca: pl.DataFrame) -> None:
@@ -233,7 +280,7 @@ def test_zip_selects_a_less_redundant_set_than_random_or_paper_mode(alpaca: pl.D
     # The provenance's running set ratio is an estimate from marginal sizes; it tracks the real zstd ratio.
     texts = [t.encode("utf-8") for t in pool[default.positions]["text"]]
     actual = make_compressor("zstd").ratio(join_samples(texts))
-    assert default.provenance["set_ratio_after"][-1] == pytest.approx(actual, rel=0.05)
+    assert default.provenance["set_ratio_after"][-1] == pytest.approx(actual, rel=0.02)
 
 
 # --- determinism, provenance, progress --------------------------------------------------------------------
