@@ -55,7 +55,7 @@ ZIP_MODES: tuple[str, ...] = ("default", "paper")
 Progress = Callable[[int], None]
 """Called with the number of samples selected so far, after each round."""
 
-_STAGE3_RECENT_BYTES = 8192
+_STAGE3_RECENT_BYTES = 4096
 """How many bytes of a round's latest picks stage 3 recompresses after the chosen set with each candidate."""
 
 _LAZY_BATCH = 256
@@ -352,52 +352,55 @@ class _DefaultZip:
         round_index: int,
     ) -> Iterator[int]:
         """Pick up to K3 of the group one at a time, each keeping the set ratio lowest against the chosen set
-        plus this round's picks; yields each pick's bytes (stop iterating to stop picking). Unpicked members stay
-        available."""
+        plus this round's picks; yields each pick's bytes (stop iterating to stop picking).
+
+        Sizes measured inside the round's stream stay in this stage: unpicked members return to the pool with
+        their stage-2 sizes, which later rounds' stage 2 compares like with like.
+        """
         picks = _RoundPicks(context, self.compressor)
+        sizes = self.marginal[group].copy()
         fresh = np.ones(len(group), dtype=bool)  # measured against the chosen set plus the picks so far
         remaining = np.ones(len(group), dtype=bool)
         for step in range(min(k3, len(group))):
-            best = self._lazy_pick(picks, group, remaining, fresh)
+            best = self._lazy_pick(picks, group, sizes, remaining, fresh)
             pick = int(group[best])
-            extra = self.marginal[pick]
             picks.add(self.texts[pick] + SET_SEPARATOR)
             remaining[best] = False
             self.available[pick] = False
             self.chosen_stream += self.texts[pick] + SET_SEPARATOR
             self.set_raw += self.raw[pick]
-            self.set_compressed += extra
-            self._record(pick, round_index, float(group_scores[best]), int(extra))
+            self.set_compressed += sizes[best]
+            self._record(pick, round_index, float(group_scores[best]), int(sizes[best]))
             fresh[:] = False
             yield int(self.sample_bytes[pick])
             if step == 0 and remaining.any():
                 # Sizes measured as frames of their own carry the frame's entropy tables, which a sample inside a
                 # stream shares: re-measure the group once inside the stream, so that the bounds are tight.
                 members = np.flatnonzero(remaining)
-                sizes = picks.marginal_sizes([self.texts[group[i]] + SET_SEPARATOR for i in members], self.threads)
-                self.marginal[group[members]] = np.maximum(sizes, 1)
+                measured = picks.marginal_sizes([self.texts[group[i]] + SET_SEPARATOR for i in members], self.threads)
+                sizes[members] = np.maximum(measured, 1)
                 fresh[members] = True
 
-    def _lazy_pick(self, picks: _RoundPicks, group: np.ndarray, remaining: np.ndarray, fresh: np.ndarray) -> int:
+    def _lazy_pick(
+        self, picks: _RoundPicks, group: np.ndarray, sizes: np.ndarray, remaining: np.ndarray, fresh: np.ndarray
+    ) -> int:
         """The index in ``group`` of the member whose addition after this round's picks keeps the set ratio
-        lowest, measuring only while a bound could win.
-
-        Measurements run on one thread: two threads walking a large context's match tables were slower here.
+        lowest, measuring only while a bound could win. ``sizes`` holds the members' last measured sizes.
         """
         members = np.flatnonzero(remaining)
-        samples = group[members]
-        scores = self.set_scores(samples).tolist()
-        queue = list(zip(scores, self.tiebreak[samples].tolist(), range(len(members)), strict=True))
+        raw = self.raw[group[members]]
+        scores = ((self.set_raw + raw) / (self.set_compressed + sizes[members])).tolist()
+        queue = list(zip(scores, self.tiebreak[group[members]].tolist(), range(len(members)), strict=True))
         heapq.heapify(queue)
         while True:
             _, tiebreak, best = queue[0]
-            if fresh[members[best]]:
-                return int(members[best])
-            sample = samples[best]
-            size = picks.marginal_size(self.texts[sample] + SET_SEPARATOR)
-            self.marginal[sample] = max(min(size, self.marginal[sample]), 1)
-            fresh[members[best]] = True
-            score = (self.set_raw + self.raw[sample]) / (self.set_compressed + self.marginal[sample])
+            member = int(members[best])
+            if fresh[member]:
+                return member
+            size = picks.marginal_size(self.texts[group[member]] + SET_SEPARATOR)
+            sizes[member] = max(min(size, sizes[member]), 1)
+            fresh[member] = True
+            score = (self.set_raw + raw[best]) / (self.set_compressed + sizes[member])
             heapq.heapreplace(queue, (float(score), tiebreak, best))
 
     def _record(self, pick: int, round_index: int, stage2_score: float, extra: int) -> None:
