@@ -101,7 +101,10 @@ def small(repeat: int, plain_jobs: int) -> None:
         )
     same = paper.positions.tolist() == list(plain)
     print(f"paper mode selected exactly the plain reference's records, in order: {same}")
-    print(f"(plain: {plain_jobs} process(es); paper and default modes: {ZipConfig(1).threads} threads)")
+    print(
+        f"(plain: {plain_jobs} process(es); paper mode: {ZipConfig(1).threads} threads (zlib); "
+        "default mode: zstd on one thread)"
+    )
 
 
 def full(repeat: int) -> None:
