@@ -366,20 +366,6 @@ def _zstd_frame_size(cctx: zstd.ZstdCompressor, data: bytes, streamed: bool | No
     return len(stream.compress(data)) + len(stream.flush())
 
 
-def _zstd_batch_sizes(
-    cctx_for_thread: Callable[[], zstd.ZstdCompressor], items: Sequence[bytes], threads: int
-) -> np.ndarray:
-    """Frame sizes of many items, on the calling thread.
-
-    ``threads`` is accepted for the common interface but not used: zstandard's ``compress`` holds the GIL for
-    most of a small input's work, and on Alpaca 52K a full ZIP run took 8.5-8.9 s on one thread against
-    9.7-10.1 s on two. (zstandard's ``multi_compress_to_buffer`` is marked experimental and raised
-    "no source elements found" here on a valid batch.)
-    """
-    cctx = cctx_for_thread()
-    return np.fromiter((_zstd_frame_size(cctx, item) for item in items), dtype=np.int64, count=len(items))
-
-
 def _thread_local_cctx(make_cctx: Callable[[], zstd.ZstdCompressor]) -> Callable[[], zstd.ZstdCompressor]:
     """A getter of one compressor per thread, made on first use and kept: a new compressor allocates and clears
     match tables sized to the window, which costs more than compressing a sample."""
@@ -412,11 +398,17 @@ class ZstdContext(CompressionContext):
         return max(_zstd_frame_size(self._cctx(), candidate) - self._overhead, 0)
 
     def conditional_sizes(self, candidates: Sequence[bytes], threads: int = 1) -> np.ndarray:
-        sizes = _zstd_batch_sizes(self._cctx, candidates, threads) - self._overhead
+        """Sizes on the calling thread, whatever ``threads`` says: zstandard's ``compress`` holds the GIL for most
+        of a small input's work, and a full ZIP run on Alpaca 52K took 8.5-8.9 s on one thread against 9.7-10.1 s
+        on two. (Its ``multi_compress_to_buffer`` is marked experimental and raised "no source elements found"
+        here on a valid batch.)"""
+        cctx = self._cctx()
+        frames = np.fromiter((_zstd_frame_size(cctx, c) for c in candidates), dtype=np.int64, count=len(candidates))
+        sizes = frames - self._overhead
         return np.maximum(sizes, 0)
 
     def marginal_sizes(self, prefix: bytes, candidates: Sequence[bytes], threads: int = 1) -> np.ndarray:
-        return super().marginal_sizes(prefix, candidates, 1)  # threads do not help zstd: see _zstd_batch_sizes
+        return super().marginal_sizes(prefix, candidates, 1)  # threads do not help zstd: see conditional_sizes
 
     def _path_for(self, size: int) -> bool:
         # Sized and streamed frames differ by a few bytes: a marginal size takes both sizes from one path.
