@@ -3,9 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/entropy-assets ]; then
+    echo "setting up .venv (pip's output: .venv/install.log)"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --upgrade pip
-    .venv/bin/pip install --quiet -e .
+    if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e .; } > .venv/install.log 2>&1; then
+        tail -n 30 .venv/install.log >&2
+        exit 1
+    fi
 fi
 out=${OUT:-out}
 sample=dagster_project/data/sample
