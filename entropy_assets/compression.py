@@ -45,7 +45,7 @@ def _executor(threads: int) -> ThreadPoolExecutor:
 
 
 def _map_sizes(size_of: Callable[[bytes], int], items: Sequence[bytes], threads: int) -> np.ndarray:
-    """Apply ``size_of`` to every item, in ``threads`` contiguous chunks (the compressors release the GIL)."""
+    """Apply ``size_of`` to every item, in ``threads`` contiguous chunks (zlib and lzma release the GIL)."""
     threads = min(threads, len(items))
     if threads <= 1:
         return np.fromiter((size_of(item) for item in items), dtype=np.int64, count=len(items))
