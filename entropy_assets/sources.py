@@ -241,6 +241,26 @@ def load_pool(
     return builder.finish()
 
 
+def source_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The files ``load_pool`` would read for ``paths`` (saved datasets as their folders), sorted."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    sources = _dedupe(source for item in items for source in _expand(item))
+    return sorted({source.path for source in sources if source.path is not None})
+
+
+def data_version(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> str:
+    """A version of the data at ``paths`` from the content of every file: any byte changed, a file added or
+    removed, gives a new version; re-reading unchanged files gives the same one."""
+    digest = hashlib.sha256()
+    for path in source_files(paths):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
+            with open(file, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:24]
+
+
 def load_hf_dataset(
     name_or_path: str,
     split: str = "train",

@@ -1,0 +1,1 @@
+"""A code location that runs the entropy-assets selection pipeline on the sample bundled in ``data/sample``."""

@@ -1,0 +1,78 @@
+"""The YAML component: point it at data files and get the selection pipeline's assets, without code.
+
+In a project's ``defs/<name>/defs.yaml``::
+
+    type: entropy_assets.dagster.SelectionPipelineComponent
+    attributes:
+      name: sample
+      paths: [data/sample]
+      methods: [zip, random, ratio, longest, dedup]
+      budgets: [150]
+      k1: 400
+      k2: 60
+      k3: 30
+      storage_path: .entropy_storage
+
+Relative ``paths`` and ``storage_path`` are resolved against the folder of the ``defs.yaml``'s project root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from .pipeline import SelectionPipeline, selection_pipeline_defs
+from .storage import EntropyStorage
+
+
+class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Raw data -> pool -> compression scores -> selected subsets (ZIP and baselines), as one asset group."""
+
+    name: str = Field(description="Names the asset group and prefixes the asset keys.")
+    paths: list[str] = Field(description="Files, folders or globs of records (JSON, JSONL, parquet, text).")
+    methods: list[str] = Field(
+        default=["zip", "random", "ratio", "longest", "dedup"],
+        description="Partitions of selected_subset: zip, zip_paper, random, ratio, longest, dedup.",
+    )
+    budgets: list[int] = Field(default=[1000], description="One or more budgets (a second partition dimension).")
+    budget_unit: str = Field(default="samples", description="samples or bytes")
+    k1: int = 10000
+    k2: int = 200
+    k3: int = 100
+    compressor: str = Field(default="zstd", description="zstd, zlib or lzma")
+    level: int | None = None
+    seed: int = 0
+    export_suffix: str = Field(default=".jsonl", description="Format of the exported subsets: .json, .jsonl, .parquet")
+    skip_malformed: bool = False
+    storage_path: str = Field(default=".entropy_storage", description="Base path of outputs (local or fsspec URL).")
+
+    def settings(self, root: Path) -> SelectionPipeline:
+        """The pipeline settings, relative paths resolved against ``root``."""
+        return SelectionPipeline(
+            name=self.name,
+            paths=[_resolve(root, p) for p in self.paths],
+            methods=tuple(self.methods),
+            budgets=tuple(self.budgets),
+            budget_unit=self.budget_unit,
+            k1=self.k1,
+            k2=self.k2,
+            k3=self.k3,
+            compressor=self.compressor,
+            level=self.level,
+            seed=self.seed,
+            export_suffix=self.export_suffix,
+            skip_malformed=self.skip_malformed,
+        )
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        root = context.project_root
+        storage = EntropyStorage(base_path=_resolve(root, self.storage_path))
+        return selection_pipeline_defs(self.settings(root), storage=storage)
+
+
+def _resolve(root: Path, path: str) -> str:
+    if "://" in path or Path(path).is_absolute():
+        return path
+    return str(root / path)

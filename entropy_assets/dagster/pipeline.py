@@ -1,0 +1,297 @@
+"""The asset graph of one selection pipeline: raw data -> pool -> compression scores -> selected subsets.
+
+``selection_pipeline_defs(settings)`` is the Python factory; the YAML component builds the same definitions
+from the same settings.
+"""
+
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext
+
+from entropy_assets.compression import default_threads, join_samples, make_compressor
+from entropy_assets.plots import ratio_histogram_png
+from entropy_assets.selection.base import Selection
+from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
+from entropy_assets.selection.zip import ZipConfig, zip_select
+from entropy_assets.sources import data_version, load_pool
+
+from .storage import EntropyStorage
+
+METHODS: tuple[str, ...] = ("zip", "zip_paper", *BASELINES)
+"""Selection methods a pipeline can partition by: ZIP in its two modes and the baselines."""
+
+SCORES_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "content_hash": pl.String(),
+    "n_bytes": pl.Int64(),
+    "compressed_bytes": pl.Int64(),
+    "compressor": pl.String(),
+    "ratio": pl.Float64(),
+}
+"""``compression_scores``: one row per pool sample; ``compressor`` holds the settings that made the sizes."""
+
+
+@dataclass(frozen=True)
+class SelectionPipeline:
+    """Settings of one pipeline: where its raw data is, how to select from it, and where outputs go."""
+
+    name: str
+    paths: Sequence[str]
+    methods: Sequence[str] = ("zip", "random", "ratio", "longest", "dedup")
+    budgets: Sequence[int] = (1000,)
+    budget_unit: str = "samples"
+    k1: int = 10000
+    k2: int = 200
+    k3: int = 100
+    compressor: str = "zstd"
+    level: int | None = None
+    seed: int = 0
+    export_suffix: str = ".jsonl"
+    skip_malformed: bool = False
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"pipeline name {self.name!r} must be a Python identifier (it names an asset group)")
+        if not self.paths:
+            raise ValueError(f"pipeline {self.name!r} needs at least one data path")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"pipeline {self.name!r}: methods {unknown or '[]'} not in {', '.join(METHODS)}")
+        if len(set(self.budgets)) != len(self.budgets) or not self.budgets:
+            raise ValueError(f"pipeline {self.name!r}: budgets must be distinct and at least one")
+        for budget in self.budgets:  # validates every setting before anything runs
+            self.selection_config("zip", budget)
+            self.selection_config("random", budget)
+        make_compressor(self.compressor, self.level)
+
+    @property
+    def partitions(self) -> dg.PartitionsDefinition:
+        methods = dg.StaticPartitionsDefinition(list(self.methods))
+        if len(self.budgets) == 1:
+            return methods
+        budgets = dg.StaticPartitionsDefinition([str(b) for b in self.budgets])
+        return dg.MultiPartitionsDefinition({"budget": budgets, "method": methods})
+
+    def partition(self, key: str | dg.MultiPartitionKey) -> tuple[str, int]:
+        """The method and budget of a ``selected_subset`` partition."""
+        if isinstance(key, dg.MultiPartitionKey):
+            return key.keys_by_dimension["method"], int(key.keys_by_dimension["budget"])
+        return str(key), self.budgets[0]
+
+    def selection_config(self, method: str, budget: int) -> ZipConfig | BaselineConfig:
+        """The validated configuration of one method at one budget."""
+        if method in ("zip", "zip_paper"):
+            paper = method == "zip_paper"
+            return ZipConfig(
+                budget=budget,
+                k1=self.k1,
+                k2=self.k2,
+                k3=self.k3,
+                mode="paper" if paper else "default",
+                compressor="zlib" if paper else self.compressor,
+                level=None if paper else self.level,
+                budget_unit=self.budget_unit,  # type: ignore[arg-type]
+                seed=self.seed,
+            )
+        return BaselineConfig(
+            method=method,  # type: ignore[arg-type]
+            budget=budget,
+            budget_unit=self.budget_unit,  # type: ignore[arg-type]
+            seed=self.seed,
+            compressor=self.compressor,
+            level=self.level,
+        )
+
+
+def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStorage | None = None) -> dg.Definitions:
+    """The assets of ``settings`` as Definitions, with the storage resource (a local folder by default)."""
+    storage = storage or EntropyStorage()
+    return dg.Definitions(assets=build_assets(settings), resources={"entropy_storage": storage})
+
+
+def build_assets(settings: SelectionPipeline) -> list[Any]:
+    """The pipeline's source asset and assets, keys prefixed and grouped by the pipeline's name."""
+    name = settings.name
+    prefix = [name]
+    raw_key = dg.AssetKey([*prefix, "raw_data"])
+    common: dict[str, Any] = {"key_prefix": prefix, "group_name": name, "tags": dict(settings.tags)}
+
+    @dg.observable_source_asset(
+        name="raw_data",
+        key_prefix=prefix,
+        group_name=name,
+        description=f"The source files of pipeline {name!r}: {', '.join(settings.paths)}. Observed with a "
+        "data version from their content hashes: any changed byte is a new version.",
+    )
+    def raw_data() -> dg.ObserveResult:
+        version = data_version(settings.paths)
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(version),
+            metadata={"paths": ", ".join(settings.paths), "data_version": version},
+        )
+
+    @dg.asset(
+        name="pool",
+        deps=[raw_key],
+        code_version="pool-1",
+        kinds={"polars", "parquet"},
+        description="Every record of the raw data as canonical text (content only, with role tags), with its "
+        "original record so that a selection can be written back in its own format.",
+        **common,
+    )
+    def pool(entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        version = data_version(settings.paths)
+        loaded = load_pool(settings.paths, skip_malformed=settings.skip_malformed)
+        path = entropy_storage.write_parquet(loaded.frame, name, "pool.parquet")
+        report = loaded.report
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "dagster/row_count": loaded.frame.height,
+                "records_read": report.records_read,
+                "records_kept": report.records_kept,
+                "dropped": dg.MetadataValue.json(dict(report.dropped)),
+                "invalid_utf8_replaced": report.invalid_utf8,
+                "bytes": report.bytes,
+                "formats": dg.MetadataValue.json(dict(report.formats)),
+                "files": len(report.files),
+                "raw_data_version": version,
+            },
+            data_version=dg.DataVersion(version),
+        )
+
+    @dg.asset(
+        name="compression_scores",
+        deps=[pool],
+        code_version="compression-scores-1",
+        kinds={"polars", "parquet", settings.compressor},
+        description="Per-sample compressed size and ratio. Scores of samples whose content is unchanged are "
+        "reused from the previous materialization: a small data change rescores only what changed.",
+        **common,
+    )
+    def compression_scores(entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        frame = entropy_storage.read_parquet(name, "pool.parquet")
+        compressor = make_compressor(settings.compressor, settings.level)
+        previous = _previous_scores(entropy_storage, name, _settings_key(compressor))
+        scores, rescored = _score(frame, compressor, previous)
+        path = entropy_storage.write_parquet(scores, name, "compression_scores.parquet")
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "dagster/row_count": scores.height,
+                "rescored": rescored,
+                "reused": scores.height - rescored,
+                "mean_ratio": float(scores["ratio"].mean() or 0.0),
+                "compressor": dg.MetadataValue.json(compressor.describe()),
+            }
+        )
+
+    @dg.asset(
+        name="selected_subset",
+        deps=[pool, compression_scores],
+        partitions_def=settings.partitions,
+        code_version="selected-subset-1",
+        kinds={"polars", "parquet"},
+        description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
+        "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
+        f"in its records' original form ({settings.export_suffix}), ready for a trainer.",
+        **common,
+    )
+    def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        method, budget = settings.partition(context.partition_key)
+        config = settings.selection_config(method, budget)
+        frame = entropy_storage.read_parquet(name, "pool.parquet")
+        scores = entropy_storage.read_parquet(name, "compression_scores.parquet")
+        selection = _select(frame, config)
+        subset = selection.subset(frame)
+        stem = f"{method}_{budget}"
+        # The whole selection is computed before anything is written: a failure leaves earlier files as they were.
+        table = selection.provenance.join(
+            frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
+        )
+        path = entropy_storage.write_parquet(table, name, "selected_subset", f"{stem}.parquet")
+        export = entropy_storage.write_records(subset, name, "selected_subset", f"{stem}{settings.export_suffix}")
+        return dg.MaterializeResult(metadata=_subset_metadata(selection, subset, frame, scores, path, export))
+
+    return [raw_data, pool, compression_scores, selected_subset]
+
+
+def _select(frame: pl.DataFrame, config: ZipConfig | BaselineConfig) -> Selection:
+    if isinstance(config, ZipConfig):
+        return zip_select(frame, config)
+    return baseline_select(frame, config)
+
+
+def _settings_key(compressor: Any) -> str:
+    return json.dumps(compressor.describe(), sort_keys=True)
+
+
+def _previous_scores(storage: EntropyStorage, name: str, settings: str) -> pl.DataFrame | None:
+    """The last stored scores, if they were made with the same compressor settings."""
+    if not storage.exists(name, "compression_scores.parquet"):
+        return None
+    previous = storage.read_parquet(name, "compression_scores.parquet")
+    if previous.is_empty() or previous["compressor"][0] != settings:
+        return None
+    return previous
+
+
+def _score(frame: pl.DataFrame, compressor: Any, previous: pl.DataFrame | None) -> tuple[pl.DataFrame, int]:
+    """Scores for every sample of ``frame``, reusing ``previous`` by content hash; also how many were new."""
+    known: dict[str, int] = {}
+    if previous is not None:
+        known = dict(zip(previous["content_hash"].to_list(), previous["compressed_bytes"].to_list(), strict=True))
+    hashes = frame["content_hash"].to_list()
+    missing = [i for i, h in enumerate(hashes) if h not in known]
+    texts = frame["text"].to_list()
+    sizes = compressor.compressed_sizes([texts[i].encode("utf-8") for i in missing], default_threads())
+    known.update({hashes[i]: int(size) for i, size in zip(missing, sizes, strict=True)})
+    scores = frame.select("id", "content_hash", "n_bytes").with_columns(
+        compressed_bytes=pl.Series([known[h] for h in hashes], dtype=pl.Int64),
+        compressor=pl.lit(_settings_key(compressor)),
+    )
+    scores = scores.with_columns(ratio=pl.col("n_bytes") / pl.col("compressed_bytes"))
+    return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), len(missing)
+
+
+def _subset_metadata(
+    selection: Selection,
+    subset: pl.DataFrame,
+    frame: pl.DataFrame,
+    scores: pl.DataFrame,
+    path: Any,
+    export: Any,
+) -> dict[str, Any]:
+    texts = [t.encode("utf-8") for t in subset["text"].to_list()]
+    ratio = make_compressor("zlib", 9).ratio(join_samples(texts))
+    pool_ratios = scores["ratio"].to_numpy()
+    positions = selection.positions
+    png = ratio_histogram_png(
+        {"pool": pool_ratios, selection.method: pool_ratios[positions]},
+        f"{selection.method}: {len(positions)} of {frame.height} samples",
+    )
+    return {
+        "path": dg.MetadataValue.path(str(path)),
+        "export": dg.MetadataValue.path(str(export)),
+        "dagster/row_count": len(selection),
+        "size": len(selection),
+        "bytes": int(subset["n_bytes"].sum()),
+        "compression_ratio_zlib9": round(ratio, 4),
+        "mean_sample_ratio": round(float(np.mean(pool_ratios[positions])) if len(positions) else 0.0, 4),
+        "pool_size": frame.height,
+        "seconds": selection.summary.get("seconds", 0.0),
+        "config": dg.MetadataValue.json(selection.config),
+        "ratio_histogram": dg.MetadataValue.md(
+            f"![ratio histogram](data:image/png;base64,{base64.b64encode(png).decode()})"
+        ),
+    }

@@ -1,0 +1,63 @@
+"""Where the pipeline's files live: parquet and exported records under one base path, written atomically.
+
+Local paths by default; any fsspec location through ``universal_pathlib`` (``s3://bucket/prefix``, ...). polars is
+pinned below 2, and the assets read and write through this resource rather than dagster-polars.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from upath import UPath
+
+from entropy_assets.sources import write_atomically, write_records
+
+
+class EntropyStorage(dg.ConfigurableResource):
+    """The base path of a pipeline's outputs. A failed write never replaces a good file."""
+
+    base_path: str = "entropy_assets_storage"
+
+    def path(self, *parts: str) -> UPath:
+        """``base_path / parts``; parts may not climb out of the base path."""
+        for part in parts:
+            if part.startswith(("/", "\\")) or ".." in Path(part).parts:
+                raise ValueError(f"storage path part {part!r} must stay inside {self.base_path}")
+        return UPath(self.base_path).joinpath(*parts)
+
+    def write_parquet(self, frame: pl.DataFrame, *parts: str) -> UPath:
+        """Store ``frame`` as parquet at ``parts``, atomically."""
+        return self._write(lambda local: write_atomically(local, frame.write_parquet), *parts)
+
+    def write_records(self, frame: pl.DataFrame, *parts: str) -> UPath:
+        """Write the frame's original records (format by the file name's suffix), atomically."""
+        return self._write(lambda local: write_records(frame, local), *parts)
+
+    def read_parquet(self, *parts: str) -> pl.DataFrame:
+        """Read parquet stored at ``parts``."""
+        target = self.path(*parts)
+        with target.open("rb") as handle:
+            return pl.read_parquet(handle)
+
+    def exists(self, *parts: str) -> bool:
+        return self.path(*parts).exists()
+
+    def _write(self, write_local: Callable[[Path], object], *parts: str) -> UPath:
+        """Run ``write_local`` (itself atomic) on the local target, or on a local file then uploaded."""
+        target = self.path(*parts)
+        if target.protocol in ("", "file", "local"):
+            write_local(Path(target.path))
+            return target
+        # Remote stores: write a local file whole, upload it under a temporary name, and move it into place.
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(folder) / target.name
+            write_local(local)
+            staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            target.fs.put_file(str(local), staging.path)
+            target.fs.mv(staging.path, target.path)
+        return target

@@ -1,0 +1,37 @@
+"""matplotlib figures, rendered to small PNGs for reports and asset metadata."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures are only rendered to files
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def ratio_histogram_png(series: Mapping[str, np.ndarray], title: str, *, dpi: int = 80) -> bytes:
+    """A PNG of overlaid, normalized histograms of per-sample compression ratios (one per named series)."""
+    values = [np.asarray(v, dtype=np.float64) for v in series.values() if len(v)]
+    top = float(np.percentile(np.concatenate(values), 99.5)) if values else 1.0
+    bins = np.linspace(min(float(v.min()) for v in values) if values else 0.0, max(top, 1.0), 40)
+    figure, axes = plt.subplots(figsize=(6, 3.2), dpi=dpi)
+    try:
+        for name, data in series.items():
+            if len(data):
+                axes.hist(
+                    np.clip(data, bins[0], bins[-1]), bins=bins, density=True, alpha=0.55, label=f"{name} ({len(data)})"
+                )
+        axes.set_xlabel("per-sample compression ratio (raw / compressed bytes)")
+        axes.set_ylabel("density")
+        axes.set_title(title, fontsize=10)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
