@@ -4,7 +4,6 @@
 from the same settings.
 """
 
-
 import base64
 import json
 from collections.abc import Sequence
@@ -221,7 +220,20 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         )
         path = entropy_storage.write_parquet(table, name, "selected_subset", f"{stem}.parquet")
         export = entropy_storage.write_records(subset, name, "selected_subset", f"{stem}{settings.export_suffix}")
-        return dg.MaterializeResult(metadata=_subset_metadata(selection, subset, frame, scores, path, export))
+        png = _histogram(selection, frame, scores)
+        plot = entropy_storage.write_bytes(png, name, "selected_subset", f"{stem}.ratio_histogram.png")
+        metadata = _subset_metadata(selection, subset, frame, scores)
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "export": dg.MetadataValue.path(str(export)),
+                "plot_path": dg.MetadataValue.path(str(plot)),
+                **metadata,
+                "ratio_histogram": dg.MetadataValue.md(
+                    f"![per-sample ratios](data:image/png;base64,{base64.b64encode(png).decode()})"
+                ),
+            }
+        )
 
     return [raw_data, pool, compression_scores, selected_subset]
 
@@ -264,34 +276,28 @@ def _score(frame: pl.DataFrame, compressor: Any, previous: pl.DataFrame | None) 
     return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), len(missing)
 
 
-def _subset_metadata(
-    selection: Selection,
-    subset: pl.DataFrame,
-    frame: pl.DataFrame,
-    scores: pl.DataFrame,
-    path: Any,
-    export: Any,
-) -> dict[str, Any]:
-    texts = [t.encode("utf-8") for t in subset["text"].to_list()]
-    ratio = make_compressor("zlib", 9).ratio(join_samples(texts))
-    pool_ratios = scores["ratio"].to_numpy()
-    positions = selection.positions
-    png = ratio_histogram_png(
-        {"pool": pool_ratios, selection.method: pool_ratios[positions]},
-        f"{selection.method}: {len(positions)} of {frame.height} samples",
+def _histogram(selection: Selection, frame: pl.DataFrame, scores: pl.DataFrame) -> bytes:
+    """Per-sample ratios of the pool and of the subset, as a PNG (about 20 KB)."""
+    ratios = scores["ratio"].to_numpy()
+    return ratio_histogram_png(
+        {"pool": ratios, selection.method: ratios[selection.positions]},
+        f"{selection.method}: {len(selection)} of {frame.height} samples",
     )
+
+
+def _subset_metadata(
+    selection: Selection, subset: pl.DataFrame, frame: pl.DataFrame, scores: pl.DataFrame
+) -> dict[str, Any]:
+    """What a reviewer asks first about a subset: size, bytes, compression ratio, configuration."""
+    texts = [t.encode("utf-8") for t in subset["text"].to_list()]
+    sample_ratios = scores["ratio"].to_numpy()[selection.positions]
     return {
-        "path": dg.MetadataValue.path(str(path)),
-        "export": dg.MetadataValue.path(str(export)),
         "dagster/row_count": len(selection),
         "size": len(selection),
         "bytes": int(subset["n_bytes"].sum()),
-        "compression_ratio_zlib9": round(ratio, 4),
-        "mean_sample_ratio": round(float(np.mean(pool_ratios[positions])) if len(positions) else 0.0, 4),
+        "compression_ratio_zlib9": round(make_compressor("zlib", 9).ratio(join_samples(texts)), 4),
+        "mean_sample_ratio": round(float(np.mean(sample_ratios)) if len(sample_ratios) else 0.0, 4),
         "pool_size": frame.height,
         "seconds": selection.summary.get("seconds", 0.0),
         "config": dg.MetadataValue.json(selection.config),
-        "ratio_histogram": dg.MetadataValue.md(
-            f"![ratio histogram](data:image/png;base64,{base64.b64encode(png).decode()})"
-        ),
     }

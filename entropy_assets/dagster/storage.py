@@ -38,6 +38,10 @@ class EntropyStorage(dg.ConfigurableResource):
         """Write the frame's original records (format by the file name's suffix), atomically."""
         return self._write(lambda local: write_records(frame, local), *parts)
 
+    def write_bytes(self, data: bytes, *parts: str) -> UPath:
+        """Store ``data`` at ``parts``, atomically."""
+        return self._write(lambda local: write_atomically(local, lambda tmp: tmp.write_bytes(data)), *parts)
+
     def read_parquet(self, *parts: str) -> pl.DataFrame:
         """Read parquet stored at ``parts``."""
         target = self.path(*parts)
