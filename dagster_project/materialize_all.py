@@ -54,7 +54,7 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
 
 
 def main() -> int:
-    from dagster_project.definitions import defs  # noqa: PLC0415 (after DAGSTER_HOME is set)
+    from dagster_project.definitions import defs  # imported after DAGSTER_HOME is set
 
     instance = _instance()
     started = time.perf_counter()
