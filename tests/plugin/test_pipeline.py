@@ -1,0 +1,231 @@
+"""The selection pipeline as Dagster assets, materialized on real data in a temporary instance."""
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+import entropy_assets.dagster.pipeline as pipeline_module
+from entropy_assets.dagster import (
+    EntropyStorage,
+    SelectionPipeline,
+    SelectionPipelineComponent,
+    selection_pipeline_defs,
+)
+
+RAW = dg.AssetKey(["t", "raw_data"])
+POOL = dg.AssetKey(["t", "pool"])
+SCORES = dg.AssetKey(["t", "compression_scores"])
+SUBSET = dg.AssetKey(["t", "selected_subset"])
+
+
+@pytest.fixture
+def data_dir(raw_dir: Path, tmp_path: Path) -> Path:
+    """Two real files: 500 ShareGPT chats and 300 C4 documents."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(raw_dir / "fastchat_dummy_conversation.json", folder)
+    shutil.copy(raw_dir / "pretrain_c4_demo.jsonl", folder)
+    return folder
+
+
+def settings(data_dir: Path, **overrides: object) -> SelectionPipeline:
+    values: dict[str, object] = {
+        "name": "t",
+        "paths": [str(data_dir)],
+        "methods": ("zip", "random", "dedup"),
+        "budgets": (60,),
+        "k1": 200,
+        "k2": 40,
+        "k3": 20,
+    }
+    values.update(overrides)
+    return SelectionPipeline(**values)  # type: ignore[arg-type]
+
+
+def observed_version(instance: dg.DagsterInstance) -> str:
+    """The data version of the latest observation of the raw data."""
+    record = instance.get_latest_data_version_record(RAW)
+    assert record is not None and record.asset_observation is not None
+    return str(record.asset_observation.data_version)
+
+
+class Graph:
+    """Materializes a pipeline's assets against one instance and one storage folder."""
+
+    def __init__(self, pipeline: SelectionPipeline, storage: Path, instance: dg.DagsterInstance) -> None:
+        self.defs = selection_pipeline_defs(pipeline, storage=EntropyStorage(base_path=str(storage)))
+        self.instance = instance
+
+    def run(self, keys: list[dg.AssetKey], partition: str | None = None, **kwargs: object) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            list(self.defs.assets or []),
+            instance=self.instance,
+            resources=dict(self.defs.resources or {}),
+            selection=keys,
+            partition_key=partition,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def metadata(self, result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
+        events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+        assert len(events) == 1
+        return {name: value.value for name, value in events[0].materialization.metadata.items()}
+
+    def refresh(self) -> tuple[dict[str, object], dict[str, object]]:
+        """Observe the raw data, then materialize pool and scores; returns their metadata."""
+        self.run([RAW])
+        result = self.run([POOL, SCORES])
+        return self.metadata(result, POOL), self.metadata(result, SCORES)
+
+
+def test_the_graph_materializes_on_real_data(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = Graph(settings(data_dir), tmp_path / "store", instance)
+        pool, scores = graph.refresh()
+        assert pool["records_read"] == 800 and pool["records_kept"] == 800
+        assert pool["formats"] == {"sharegpt": 500, "text": 300}
+        assert pool["raw_data_version"] == observed_version(instance)
+        assert scores["rescored"] == 800 and scores["reused"] == 0
+
+        sizes = {}
+        for method in ("zip", "random", "dedup"):
+            metadata = graph.metadata(graph.run([SUBSET], method), SUBSET)
+            sizes[method] = metadata["size"]
+            exported = Path(str(metadata["export"]))
+            lines = exported.read_text(encoding="utf-8").splitlines()
+            assert len(lines) == 60
+            # Written back in the records' own form: chats keep their conversations, C4 records their text.
+            assert all("conversations" in json.loads(line) or "text" in json.loads(line) for line in lines)
+            provenance = pl.read_parquet(str(metadata["path"]))
+            assert provenance.height == 60 and provenance["id"].n_unique() == 60
+            assert str(metadata["ratio_histogram"]).startswith("![per-sample ratios](data:image/png;base64,")
+            assert Path(str(metadata["plot_path"])).read_bytes()[:4] == b"\x89PNG"
+        zip_meta = graph.metadata(graph.run([SUBSET], "zip"), SUBSET)
+        random_meta = graph.metadata(graph.run([SUBSET], "random"), SUBSET)
+        assert zip_meta["compression_ratio_zlib9"] < random_meta["compression_ratio_zlib9"]
+
+
+def test_unchanged_data_is_not_rescored_and_a_change_rescores_only_what_changed(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = Graph(settings(data_dir), tmp_path / "store", instance)
+        graph.refresh()
+        first_version = observed_version(instance)
+
+        _, scores = graph.refresh()
+        assert scores["rescored"] == 0 and scores["reused"] == 800
+        assert observed_version(instance) == first_version
+
+        with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
+            for i in range(5):
+                handle.write(json.dumps({"text": f"A new document, number {i}, about data compression."}) + "\n")
+        pool, scores = graph.refresh()
+        assert pool["records_kept"] == 805
+        assert scores["rescored"] == 5 and scores["reused"] == 800
+        assert observed_version(instance) != first_version
+
+
+def test_a_failed_selection_leaves_the_previous_subset_intact(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        graph = Graph(settings(data_dir), store, instance)
+        graph.refresh()
+        graph.run([SUBSET], "zip")
+        folder = store / "t" / "selected_subset"
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert {"zip_60.parquet", "zip_60.jsonl", "zip_60.ratio_histogram.png"} <= set(before)
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("selection failed mid-way")
+
+        monkeypatch.setattr(pipeline_module, "zip_select", broken)
+        result = graph.run([SUBSET], "zip", raise_on_error=False)
+        assert not result.success
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_failed_export_leaves_the_previous_files_intact(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while writing (not only while selecting) leaves no half-written file."""
+    store = tmp_path / "store"
+    with dg.instance_for_test() as instance:
+        graph = Graph(settings(data_dir), store, instance)
+        graph.refresh()
+        graph.run([SUBSET], "random")
+        folder = store / "t" / "selected_subset"
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+        original = pl.DataFrame.write_parquet
+
+        def fails_after_writing_some(self: pl.DataFrame, file: object, *args: object, **kwargs: object) -> None:
+            Path(str(file)).write_bytes(b"partial")
+            raise OSError("disk full")
+
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", fails_after_writing_some)
+        result = graph.run([SUBSET], "random", raise_on_error=False)
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", original)
+        assert not result.success
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_budgets_become_a_second_partition_dimension(data_dir: Path, tmp_path: Path) -> None:
+    pipeline = settings(data_dir, methods=("zip", "random"), budgets=(30, 60))
+    partitions = pipeline.partitions
+    assert isinstance(partitions, dg.MultiPartitionsDefinition)
+    with dg.instance_for_test() as instance:
+        graph = Graph(pipeline, tmp_path / "store", instance)
+        graph.refresh()
+        key = dg.MultiPartitionKey({"method": "zip", "budget": "30"})
+        metadata = graph.metadata(graph.run([SUBSET], key), SUBSET)
+        assert metadata["size"] == 30
+        assert Path(str(metadata["export"])).name == "zip_30.jsonl"
+
+
+def test_component_and_factory_build_the_same_definitions(data_dir: Path, tmp_path: Path) -> None:
+    component = SelectionPipelineComponent(
+        name="t", paths=["data"], methods=["zip", "random", "dedup"], budgets=[60], k1=200, k2=40, k3=20
+    )
+    assert component.settings(tmp_path) == settings(data_dir)
+    from_component = selection_pipeline_defs(component.settings(tmp_path))
+    from_factory = selection_pipeline_defs(settings(data_dir))
+    graph_a, graph_b = from_component.resolve_asset_graph(), from_factory.resolve_asset_graph()
+    assert graph_a.get_all_asset_keys() == graph_b.get_all_asset_keys() == {RAW, POOL, SCORES, SUBSET}
+    for key in (POOL, SCORES, SUBSET):
+        a, b = graph_a.get(key), graph_b.get(key)
+        assert (a.code_version, a.kinds, a.group_name) == (b.code_version, b.kinds, b.group_name)
+    assert graph_a.get(SUBSET).partitions_def.get_partition_keys() == ["zip", "random", "dedup"]
+
+
+def test_the_bundled_code_location_loads() -> None:
+    from dagster_project.definitions import defs
+
+    keys = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"sample/raw_data", "sample/pool", "sample/compression_scores", "sample/selected_subset"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"methods": ("zip", "best")}, "not in"),
+        ({"budgets": ()}, "budgets"),
+        ({"k1": 10, "k2": 40}, "k1 >= k2 >= k3"),
+        ({"name": "has space"}, "identifier"),
+    ],
+)
+def test_bad_settings_are_rejected_when_the_pipeline_is_defined(data_dir: Path, overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(data_dir, **overrides)
+
+
+def test_storage_paths_stay_inside_the_base_path(tmp_path: Path) -> None:
+    storage = EntropyStorage(base_path=str(tmp_path))
+    with pytest.raises(ValueError, match="stay inside"):
+        storage.path("..", "elsewhere.parquet")
+    with pytest.raises(ValueError, match="stay inside"):
+        storage.path("/etc/passwd")
