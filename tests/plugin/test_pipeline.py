@@ -229,3 +229,28 @@ def test_storage_paths_stay_inside_the_base_path(tmp_path: Path) -> None:
         storage.path("..", "elsewhere.parquet")
     with pytest.raises(ValueError, match="stay inside"):
         storage.path("/etc/passwd")
+
+
+def test_the_component_is_registered_for_dg() -> None:
+    """``dg list components`` finds components through this entry point group."""
+    from importlib.metadata import entry_points
+
+    modules = {entry.value for entry in entry_points(group="dagster_dg_cli.registry_modules")}
+    assert "entropy_assets.dagster" in modules
+
+
+def test_the_workspace_validates() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All code locations passed validation" in result.stderr + result.stdout

@@ -1,0 +1,65 @@
+"""Screenshot the asset page of ``selected_subset`` with its ratio histogram open, from a running ``dagster dev``.
+
+Usage (after ``bash scripts/main.sh``, with ``dagster dev -w workspace.yaml -p 3311`` running)::
+
+    .venv/bin/python scripts/screenshot.py --url http://127.0.0.1:3311 --out out/selected_subset.png
+
+Needs Debian's ``chromium`` (``apt-get install chromium``) and ``pip install playwright``; no browser download.
+"""
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _dismiss_community_modal(page: Page) -> None:
+    """A fresh browser profile first meets a "Join the Dagster community" modal, shown after a moment."""
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.get_by_role("button", name="Skip").click(timeout=10000)
+
+
+def screenshot(url: str, asset_path: str, partition: str, out: Path) -> Path:
+    """Open the asset's latest materialization of ``partition``, show the histogram, and save a PNG."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/assets/{asset_path}?view=events&partition={partition}", wait_until="networkidle")
+        _dismiss_community_modal(page)
+        page.get_by_text("ratio_histogram").first.wait_for(timeout=30000)
+        page.get_by_text("[Show Markdown]").first.click()
+        page.locator("img[alt='per-sample ratios']").first.wait_for(timeout=15000)
+        page.wait_for_timeout(500)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out))
+        browser.close()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:3311")
+    parser.add_argument("--asset", default="sample/selected_subset")
+    parser.add_argument("--partition", default="zip")
+    parser.add_argument("--out", default="out/selected_subset.png", type=Path)
+    args = parser.parse_args()
+    print(screenshot(args.url, args.asset, args.partition, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
