@@ -23,7 +23,7 @@ def _instance() -> dg.DagsterInstance:
 
 
 def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -> dict[str, dict[str, object]]:
-    """Run every asset of ``definitions``; returns each ``selected_subset`` partition's metadata by key."""
+    """Run every asset of ``definitions``; returns each partitioned asset's metadata by ``key[partition]``."""
     assets = list(definitions.assets or [])
     resources = dict(definitions.resources or {})
     graph = definitions.resolve_asset_graph()
@@ -42,15 +42,37 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
     if plain:
         run(plain)
     subsets: dict[str, dict[str, object]] = {}
+    # Assets partitioned alike run together, one run per partition, in dependency order within the run.
+    groups: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
     for key in partitioned:
-        partitions = graph.get(key).partitions_def
-        assert partitions is not None
+        groups.setdefault(graph.get(key).partitions_def, []).append(key)  # type: ignore[arg-type]
+    for partitions, keys in groups.items():
         for partition in partitions.get_partition_keys(dynamic_partitions_store=instance):
-            result = run([key], partition)
+            result = run(keys, partition)
             for event in result.get_asset_materialization_events():
                 metadata = event.materialization.metadata
-                subsets[f"{key.to_user_string()}[{partition}]"] = {k: v.value for k, v in metadata.items()}
+                subsets[f"{event.asset_key.to_user_string()}[{partition}]"] = {k: v.value for k, v in metadata.items()}
     return subsets
+
+
+def print_table(results: dict[str, dict[str, object]]) -> None:
+    """One line per partition: the subset's size, bytes and ratio R, and its training run's L and Z."""
+    rows: dict[str, dict[str, object]] = {}
+    for key, metadata in results.items():
+        asset, partition = key.rsplit("[", 1)
+        rows.setdefault(partition.rstrip("]"), {})[asset.rsplit("/", 1)[-1]] = metadata
+    print(f"\n{'partition':<16}{'size':>6}{'bytes':>9}{'R (zlib-9)':>12}{'L (1st epoch)':>15}{'Z (eval loss)':>15}")
+    for partition, assets in rows.items():
+        subset = assets.get("selected_subset", {})
+        run = assets.get("training_run", {})
+        values = [
+            f"{subset.get('size', ''):>6}",
+            f"{subset.get('bytes', ''):>9}",
+            f"{subset.get('compression_ratio_zlib9', ''):>12}",
+            f"{run['first_epoch_loss']:>15.4f}" if run else f"{'':>15}",
+            f"{run['performance']:>15.4f}" if run else f"{'':>15}",
+        ]
+        print(f"{partition:<16}{''.join(values)}")
 
 
 def main() -> int:
@@ -58,16 +80,14 @@ def main() -> int:
 
     instance = _instance()
     started = time.perf_counter()
-    subsets = materialize_all(instance, defs())
+    results = materialize_all(instance, defs())
     seconds = time.perf_counter() - started
-    print(f"\n{'subset':<44}{'size':>6}{'bytes':>9}{'zlib-9 ratio':>14}")
-    for key, metadata in subsets.items():
-        print(f"{key:<44}{metadata['size']:>6}{metadata['bytes']:>9}{metadata['compression_ratio_zlib9']:>14}")
-    first = next(iter(subsets.values()), {})
+    print_table(results)
     print(f"\nmaterialized every asset and partition in {seconds:.1f} s; runs stored in {os.environ['DAGSTER_HOME']}")
-    if first:
-        print(f"subsets, provenance and plots: {Path(str(first['path'])).parent}")
-        print(f"e.g. plot: {first['plot_path']}")
+    for label, field in (("subsets, provenance and plots", "plot_path"), ("training metrics and loss curves", "steps")):
+        folders = {Path(str(m["path"])).parent for m in results.values() if field in m}
+        if folders:
+            print(f"{label}: {', '.join(map(str, sorted(folders)))}")
     print("see them in the UI: .venv/bin/dagster dev -w workspace.yaml (then open http://localhost:3000)")
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -29,6 +29,29 @@ def ratio_histogram_png(series: Mapping[str, np.ndarray], title: str, *, dpi: in
         axes.set_ylabel("density")
         axes.set_title(title, fontsize=10)
         axes.legend(fontsize=8)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
+
+
+def loss_curve_png(losses: Sequence[float], title: str, *, dpi: int = 80) -> bytes:
+    """A PNG of per-step training loss, raw and smoothed (a moving average over a tenth of the run)."""
+    values = np.asarray(losses, dtype=np.float64)
+    figure, axes = plt.subplots(figsize=(6, 3.2), dpi=dpi)
+    try:
+        if len(values):
+            steps = np.arange(1, len(values) + 1)
+            axes.plot(steps, values, alpha=0.35, label="per step")
+            window = max(1, len(values) // 10)
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            axes.plot(steps[window - 1 :], smooth, label=f"mean of {window}")
+            axes.legend(fontsize=8)
+        axes.set_xlabel("step")
+        axes.set_ylabel("training loss (nats / token)")
+        axes.set_title(title, fontsize=10)
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/entropy-assets ]; then
     echo "setting up .venv (pip's output: .venv/install.log)"
     python3 -m venv .venv
-    if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e .; } > .venv/install.log 2>&1; then
+    if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e ".[train]"; } > .venv/install.log 2>&1; then
         tail -n 30 .venv/install.log >&2
         exit 1
     fi

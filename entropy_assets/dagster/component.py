@@ -19,12 +19,14 @@ Relative ``paths`` and ``storage_path`` are resolved against the folder of the `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from .pipeline import SelectionPipeline, selection_pipeline_defs
 from .storage import EntropyStorage
+from .training import TrainingSettings
 
 
 class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
@@ -47,6 +49,11 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
     export_suffix: str = Field(default=".jsonl", description="Format of the exported subsets: .json, .jsonl, .parquet")
     skip_malformed: bool = False
     storage_path: str = Field(default=".entropy_storage", description="Base path of outputs (local or fsspec URL).")
+    training: dict[str, Any] | None = Field(
+        default=None,
+        description="Train on each subset: backend (builtin, pipes, file), steps, seed, command, metrics_path, "
+        "eval_samples, eval_paths, score, builtin (trainer settings).",
+    )
 
     def settings(self, root: Path) -> SelectionPipeline:
         """The pipeline settings, relative paths resolved against ``root``."""
@@ -64,6 +71,7 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
             seed=self.seed,
             export_suffix=self.export_suffix,
             skip_malformed=self.skip_malformed,
+            training=None if self.training is None else TrainingSettings(**self.training),
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

@@ -23,6 +23,7 @@ from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import data_version, load_pool
 
 from .storage import EntropyStorage
+from .training import TrainingSettings, build_training_asset, holdout_mask
 
 METHODS: tuple[str, ...] = ("zip", "zip_paper", *BASELINES)
 """Selection methods a pipeline can partition by: ZIP in its two modes and the baselines."""
@@ -57,6 +58,8 @@ class SelectionPipeline:
     skip_malformed: bool = False
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    training: TrainingSettings | None = None
+    """Train on every subset (a ``training_run`` asset) and hold evaluation samples out of selection."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -115,7 +118,10 @@ class SelectionPipeline:
 def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStorage | None = None) -> dg.Definitions:
     """The assets of ``settings`` as Definitions, with the storage resource (a local folder by default)."""
     storage = storage or EntropyStorage()
-    return dg.Definitions(assets=build_assets(settings), resources={"entropy_storage": storage})
+    resources: dict[str, Any] = {"entropy_storage": storage}
+    if settings.training is not None:
+        resources["pipes_subprocess_client"] = dg.PipesSubprocessClient()
+    return dg.Definitions(assets=build_assets(settings), resources=resources)
 
 
 def build_assets(settings: SelectionPipeline) -> list[Any]:
@@ -209,8 +215,11 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         method, budget = settings.partition(context.partition_key)
         config = settings.selection_config(method, budget)
-        frame = entropy_storage.read_parquet(name, "pool.parquet")
+        pool = entropy_storage.read_parquet(name, "pool.parquet")
         scores = entropy_storage.read_parquet(name, "compression_scores.parquet")
+        # Evaluation samples are never offered to selection.
+        offered = ~holdout_mask(pool, settings.training.holdout if settings.training else 0)
+        frame, scores = pool.filter(offered), scores.filter(offered)
         selection = _select(frame, config)
         subset = selection.subset(frame)
         stem = f"{method}_{budget}"
@@ -235,7 +244,10 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
             }
         )
 
-    return [raw_data, pool, compression_scores, selected_subset]
+    assets: list[Any] = [raw_data, pool, compression_scores, selected_subset]
+    if settings.training is not None:
+        assets.append(build_training_asset(settings, settings.training, selected_subset.key, raw_key, common))
+    return assets
 
 
 def _select(frame: pl.DataFrame, config: ZipConfig | BaselineConfig) -> Selection:

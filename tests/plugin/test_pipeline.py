@@ -1,7 +1,6 @@
 """The selection pipeline as Dagster assets, materialized on real data in a temporary instance."""
 
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -20,16 +19,6 @@ RAW = dg.AssetKey(["t", "raw_data"])
 POOL = dg.AssetKey(["t", "pool"])
 SCORES = dg.AssetKey(["t", "compression_scores"])
 SUBSET = dg.AssetKey(["t", "selected_subset"])
-
-
-@pytest.fixture
-def data_dir(raw_dir: Path, tmp_path: Path) -> Path:
-    """Two real files: 500 ShareGPT chats and 300 C4 documents."""
-    folder = tmp_path / "data"
-    folder.mkdir()
-    shutil.copy(raw_dir / "fastchat_dummy_conversation.json", folder)
-    shutil.copy(raw_dir / "pretrain_c4_demo.jsonl", folder)
-    return folder
 
 
 def settings(data_dir: Path, **overrides: object) -> SelectionPipeline:
@@ -206,7 +195,13 @@ def test_the_bundled_code_location_loads() -> None:
     from dagster_project.definitions import defs
 
     keys = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"sample/raw_data", "sample/pool", "sample/compression_scores", "sample/selected_subset"}
+    assert keys == {
+        "sample/raw_data",
+        "sample/pool",
+        "sample/compression_scores",
+        "sample/selected_subset",
+        "sample/training_run",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,203 @@
+"""The ``training_run`` asset: one training run per selected subset, by the built-in trainer, an external trainer
+through Dagster Pipes, or metrics of a run made elsewhere (a JSON or CSV file)."""
+
+import base64
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from dagster import AssetExecutionContext
+
+from entropy_assets.compression import join_samples, make_compressor
+from entropy_assets.plots import loss_curve_png
+from entropy_assets.sources import load_pool
+from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metrics_file
+from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
+
+from .storage import EntropyStorage
+
+BACKENDS: tuple[str, ...] = ("builtin", "pipes", "file")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How each subset is trained, and on what it is evaluated.
+
+    Methods train at equal compute by default: every run takes ``steps`` optimizer steps, whatever its subset's
+    size (the first-epoch loss L is the mean over the first pass; a small subset is seen more than once).
+    """
+
+    backend: str = "builtin"
+    steps: int = 100
+    seed: int = 0
+    command: Sequence[str] = ()
+    """For ``pipes``: the command to launch, e.g. ``["python", "examples/pipes_trainer.py"]``."""
+    metrics_path: str = ""
+    """For ``file``: a path with ``{method}`` and ``{budget}`` placeholders, to a .json or .csv of metrics."""
+    eval_samples: int = 100
+    """Samples held out of selection (the smallest content hashes: stable as data grows) to evaluate on."""
+    eval_paths: Sequence[str] = ()
+    """A user-given evaluation set instead of the held-out samples."""
+    score: str | None = None
+    """The reported score to use as performance Z; the evaluation loss when None."""
+    builtin: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of ``BuiltinTrainerConfig`` fields."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"training backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.steps <= 0:
+            raise ValueError(f"training steps must be positive, got {self.steps}")
+        if self.backend == "pipes" and not self.command:
+            raise ValueError("training backend 'pipes' needs a command")
+        if self.backend == "file" and not self.metrics_path:
+            raise ValueError("training backend 'file' needs metrics_path (with {method} and {budget})")
+        if self.eval_samples < 0:
+            raise ValueError(f"eval_samples must be >= 0, got {self.eval_samples}")
+
+    @property
+    def holdout(self) -> int:
+        """How many pool samples are kept out of selection for evaluation."""
+        return 0 if self.eval_paths else self.eval_samples
+
+
+def holdout_mask(frame: pl.DataFrame, count: int) -> pl.Series:
+    """True for the evaluation samples: those whose content hash is among the ``count`` smallest distinct ones.
+
+    Every copy of a held-out content is held out, so that no duplicate of an evaluation sample is trained on.
+    """
+    if count <= 0 or frame.is_empty():
+        return pl.Series("holdout", [False] * frame.height)
+    hashes = frame["content_hash"].unique().sort().head(count)
+    return frame["content_hash"].is_in(hashes.implode()).alias("holdout")
+
+
+def build_training_asset(
+    settings: Any, training: TrainingSettings, subset_key: dg.AssetKey, raw_key: dg.AssetKey, common: dict[str, Any]
+) -> dg.AssetsDefinition:
+    """The ``training_run`` asset of a pipeline (``settings`` is its ``SelectionPipeline``)."""
+    name = settings.name
+
+    @dg.asset(
+        name="training_run",
+        deps=[subset_key],
+        partitions_def=settings.partitions,
+        code_version="training-run-1",
+        kinds={"pytorch"} if training.backend == "builtin" else {"python"},
+        description=f"A training run on each selected subset ({training.backend} backend, {training.steps} steps "
+        "each): per-step loss, first-epoch loss L, evaluation loss and the performance Z used by the entropy law.",
+        **common,
+    )
+    def training_run(
+        context: AssetExecutionContext,
+        entropy_storage: EntropyStorage,
+        pipes_subprocess_client: dg.PipesSubprocessClient,
+    ) -> dg.MaterializeResult:
+        method, budget = settings.partition(context.partition_key)
+        pool = entropy_storage.read_parquet(name, "pool.parquet")
+        chosen = entropy_storage.read_parquet(name, "selected_subset", f"{method}_{budget}.parquet")
+        subset = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
+        train_texts = subset["text"].to_list()
+        eval_texts = _eval_texts(pool, training)
+        if training.backend == "builtin":
+            metrics = _train_builtin(context, training, train_texts, eval_texts)
+        elif training.backend == "pipes":
+            metrics = _train_pipes(context, pipes_subprocess_client, training, train_texts, eval_texts, method, budget)
+        else:
+            metrics = load_metrics_file(training.metrics_path.format(method=method, budget=budget))
+        raw_record = context.instance.get_latest_data_version_record(raw_key)
+        raw_version = None
+        if raw_record is not None and raw_record.asset_observation is not None:
+            raw_version = raw_record.asset_observation.data_version
+        ratio = make_compressor("zlib", 9).ratio(join_samples([t.encode("utf-8") for t in train_texts]))
+        curve = loss_curve_png(metrics.step_losses, f"{method}, budget {budget}: training loss")
+        entropy_storage.write_bytes(curve, name, "training_run", f"{method}_{budget}.loss_curve.png")
+        path = entropy_storage.write_bytes(
+            json.dumps(metrics.to_dict()).encode("utf-8"), name, "training_run", f"{method}_{budget}.json"
+        )
+        performance = metrics.performance(training.score)
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "method": method,
+                "budget": budget,
+                "first_epoch_loss": metrics.first_epoch_loss,
+                "eval_loss": metrics.eval_loss if metrics.eval_loss is not None else float("nan"),
+                "performance": performance if performance is not None else float("nan"),
+                "performance_measure": training.score or "eval_loss (lower is better)",
+                "loss_kind": metrics.loss_kind,
+                "steps": metrics.steps,
+                "tokens": metrics.tokens,
+                "seconds": round(metrics.seconds, 3),
+                "tokens_per_second": round(metrics.tokens_per_second, 1),
+                "subset_compression_ratio_zlib9": round(ratio, 4),
+                "subset_samples": len(train_texts),
+                "subset_version": _subset_version(subset),
+                "raw_data_version": str(raw_version),
+                "backend": training.backend,
+                "scores": dg.MetadataValue.json(dict(metrics.scores)),
+                "loss_curve": dg.MetadataValue.md(
+                    f"![training loss](data:image/png;base64,{base64.b64encode(curve).decode()})"
+                ),
+            }
+        )
+
+    return training_run
+
+
+def _eval_texts(pool: pl.DataFrame, training: TrainingSettings) -> list[str]:
+    if training.eval_paths:
+        return load_pool(list(training.eval_paths)).frame["text"].to_list()
+    return pool.filter(holdout_mask(pool, training.holdout))["text"].to_list()
+
+
+def _subset_version(subset: pl.DataFrame) -> str:
+    """A version of the trained-on subset from its samples' content, in order."""
+    return hashlib.sha256("\n".join(subset["content_hash"].to_list()).encode()).hexdigest()[:24]
+
+
+def _train_builtin(
+    context: AssetExecutionContext, training: TrainingSettings, train_texts: list[str], eval_texts: list[str]
+) -> RunMetrics:
+    from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin  # torch is an optional extra
+
+    config = BuiltinTrainerConfig(**{"seed": training.seed, "max_steps": training.steps, **training.builtin})
+
+    def log(step: int, loss: float) -> None:
+        if step % 25 == 0:
+            context.log.info(f"step {step}: loss {loss:.4f}")
+
+    return train_builtin(train_texts, eval_texts, config, on_step=log)
+
+
+def _train_pipes(
+    context: AssetExecutionContext,
+    client: dg.PipesSubprocessClient,
+    training: TrainingSettings,
+    train_texts: list[str],
+    eval_texts: list[str],
+    method: str,
+    budget: int,
+) -> RunMetrics:
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {"train_path": Path(folder) / "train.jsonl", "eval_path": Path(folder) / "eval.jsonl"}
+        for key, texts in (("train_path", train_texts), ("eval_path", eval_texts)):
+            paths[key].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+        extras = {**{k: str(v) for k, v in paths.items()}, "method": method, "budget": budget}
+        extras |= {"steps": training.steps, "seed": training.seed}
+        invocation = client.run(context=context, command=list(training.command), extras=extras)
+        messages = invocation.get_custom_messages()
+    steps = [m for m in messages if isinstance(m, dict) and m.get("type") == STEP_MESSAGE]
+    finished = [m for m in messages if isinstance(m, dict) and m.get("type") == FINISH_MESSAGE]
+    if not finished:
+        raise MetricsError(f"the trainer {list(training.command)} exited without reporting its final metrics")
+    final = dict(finished[-1])
+    final["step_losses"] = [m["loss"] for m in sorted(steps, key=lambda m: m["step"])]
+    final["steps"] = len(steps)
+    return RunMetrics.from_dict(final, f"the trainer {list(training.command)}")

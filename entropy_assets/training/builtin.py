@@ -1,0 +1,266 @@
+"""The built-in trainer: a small byte-level decoder-only transformer trained from scratch on CPU.
+
+It measures what the Entropy Law needs from a data subset without any download: the first-epoch training loss L
+and a next-byte evaluation loss on a fixed held-out set. Runs are deterministic under ``BuiltinTrainerConfig.seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from entropy_assets.training.metrics import LOSS_KINDS, RunMetrics
+
+__all__ = [
+    "BOS",
+    "VOCAB_SIZE",
+    "BuiltinTrainerConfig",
+    "ByteTransformer",
+    "byte_stream",
+    "eval_sequences",
+    "train_builtin",
+    "training_sequences",
+]
+
+BOS = 256
+"""Token that starts every text, so that texts joined into one stream keep their boundaries."""
+VOCAB_SIZE = 257
+"""The 256 byte values and ``BOS``."""
+
+_BOS = np.array([BOS], dtype=np.int64)
+_TRAINABLE_LOSS_KINDS: tuple[str, ...] = ("causal_lm", "causal_lm_prompt_chosen")
+
+
+@dataclass(frozen=True)
+class BuiltinTrainerConfig:
+    """Model size and optimisation settings. ``max_steps``, when set, replaces ``epochs``: exactly that many
+    optimizer steps, cycling over the training sequences as often as needed (equal compute across subsets)."""
+
+    seed: int = 0
+    context: int = 128
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    epochs: int = 1
+    max_steps: int | None = None
+    eval_sequences: int = 64
+    threads: int = 2
+    warmup_steps: int = 10
+    """Steps of linear learning-rate warmup from ``learning_rate / warmup_steps``; 0 for none."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "max_steps" and value is None:
+                continue
+            if f.name == "learning_rate":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                    raise ValueError(f"learning_rate must be a finite number, got {value!r}")
+                if value <= 0:
+                    raise ValueError(f"learning_rate must be positive, got {value!r}")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{f.name} must be an integer, got {value!r}")
+            if f.name in ("seed", "warmup_steps"):
+                if value < 0:
+                    raise ValueError(f"{f.name} must be zero or positive, got {value}")
+            elif value <= 0:
+                raise ValueError(f"{f.name} must be positive, got {value}")
+        if self.d_model % self.heads:
+            raise ValueError(f"heads must divide d_model: d_model={self.d_model} is not a multiple of {self.heads}")
+
+
+def byte_stream(texts: Sequence[str]) -> torch.Tensor:
+    """The texts as one stream of tokens: each text's UTF-8 bytes, preceded by ``BOS``."""
+    pieces: list[np.ndarray] = []
+    for text in texts:
+        pieces.append(_BOS)
+        pieces.append(np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+    return torch.from_numpy(np.concatenate(pieces).astype(np.int64)) if pieces else torch.empty(0, dtype=torch.long)
+
+
+def _windows(texts: Sequence[str], context: int, what: str) -> torch.Tensor:
+    """Consecutive windows of ``context + 1`` tokens, each starting where the previous one's targets end."""
+    stream = byte_stream(texts)
+    if stream.numel() < context + 1:
+        raise ValueError(
+            f"{what} texts are too short: one sequence needs {context + 1} bytes (context {context} + 1, "
+            f"counting one separator per text), got {stream.numel()} from {len(texts)} text(s)"
+        )
+    count = (stream.numel() - 1) // context
+    return stream[: count * context + 1].unfold(0, context + 1, context)
+
+
+def training_sequences(texts: Sequence[str], config: BuiltinTrainerConfig) -> torch.Tensor:
+    """All training sequences, shape ``(n, context + 1)``; inputs are ``[:, :-1]`` and targets ``[:, 1:]``."""
+    return _windows(texts, config.context, "training").contiguous()
+
+
+def eval_sequences(texts: Sequence[str], config: BuiltinTrainerConfig) -> torch.Tensor:
+    """``config.eval_sequences`` fixed sequences spread evenly over the eval texts (all of them when there are
+    fewer), shape ``(n, context + 1)``. They depend only on the eval texts, ``context`` and ``eval_sequences``."""
+    windows = _windows(texts, config.context, "eval")
+    total = windows.shape[0]
+    count = min(config.eval_sequences, total)
+    return windows[torch.arange(count) * total // count].contiguous()
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block: causal self-attention, then a GELU MLP, each with a residual connection."""
+
+    def __init__(self, d_model: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.attn_norm = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.attn_out = nn.Linear(d_model, d_model)
+        self.mlp_norm = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(self.attn_norm(x)).split(width, dim=-1)
+        q, k, v = (t.view(batch, length, self.heads, width // self.heads).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.attn_out(attended.transpose(1, 2).reshape(batch, length, width))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class ByteTransformer(nn.Module):
+    """Decoder-only transformer over ``VOCAB_SIZE`` tokens with learned positions and an output head tied to the
+    token embedding."""
+
+    def __init__(self, context: int, d_model: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(VOCAB_SIZE, d_model)
+        self.positions = nn.Embedding(context, d_model)
+        self.blocks = nn.ModuleList(_Block(d_model, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        nn.init.normal_(self.tokens.weight, std=0.02)
+        nn.init.normal_(self.positions.weight, std=0.02)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Next-token logits, shape ``(batch, length, VOCAB_SIZE)``."""
+        positions = torch.arange(inputs.shape[1], device=inputs.device)
+        x = self.tokens(inputs) + self.positions(positions)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x) @ self.tokens.weight.T
+
+
+def _sequence_loss(model: nn.Module, batch: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    logits = model(batch[:, :-1])
+    return F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), batch[:, 1:].reshape(-1), reduction=reduction)
+
+
+@contextmanager
+def _reproducible(config: BuiltinTrainerConfig) -> Iterator[None]:
+    """Seeded, deterministic, ``config.threads``-threaded torch for the block; global settings restored after."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        torch.set_num_threads(config.threads)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.set_num_threads(threads)
+
+
+def _batches(count: int, config: BuiltinTrainerConfig) -> Iterator[torch.Tensor]:
+    """The sequence indices of each optimizer step, reshuffled every epoch, until the run's steps are
+    done: ``max_steps`` if set, else ``epochs`` passes."""
+    generator = torch.Generator().manual_seed(config.seed)
+    steps, epoch = 0, 0
+    while config.max_steps is not None or epoch < config.epochs:
+        order = torch.randperm(count, generator=generator)
+        for indices in order.split(config.batch_size):
+            if config.max_steps is not None and steps >= config.max_steps:
+                return
+            yield indices
+            steps += 1
+        epoch += 1
+
+
+def train_builtin(
+    train_texts: Sequence[str],
+    eval_texts: Sequence[str],
+    config: BuiltinTrainerConfig = BuiltinTrainerConfig(),
+    on_step: Callable[[int, float], None] | None = None,
+    loss_kind: str = "causal_lm",
+) -> RunMetrics:
+    """Train a fresh ``ByteTransformer`` on ``train_texts`` and return its losses: L is the mean step loss over the
+    first pass through the training sequences, Z the next-byte loss (nats per token) on ``eval_sequences``.
+
+    ``on_step(step, loss)`` is called after every optimizer step, with ``step`` counting from 1.
+    """
+    if loss_kind not in _TRAINABLE_LOSS_KINDS:
+        hint = "; train DPO with an external trainer reported through Pipes" if loss_kind in LOSS_KINDS else ""
+        raise ValueError(
+            f"loss_kind must be one of {', '.join(_TRAINABLE_LOSS_KINDS)} for the built-in trainer, "
+            f"got {loss_kind!r}{hint}"
+        )
+    if not train_texts:
+        raise ValueError(f"no training texts: one sequence needs {config.context + 1} bytes, got 0 texts")
+    sequences = training_sequences(train_texts, config)
+    held_out = eval_sequences(eval_texts, config) if eval_texts else None
+    steps_per_epoch = math.ceil(sequences.shape[0] / config.batch_size)
+
+    with _reproducible(config):
+        model = ByteTransformer(config.context, config.d_model, config.layers, config.heads)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        warmup = config.warmup_steps
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup)))
+        step_losses: list[float] = []
+        tokens = 0
+        started = time.perf_counter()
+        model.train()
+        for indices in _batches(sequences.shape[0], config):
+            batch = sequences[indices]
+            loss = _sequence_loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            value = loss.item()
+            step_losses.append(value)
+            tokens += batch.shape[0] * config.context
+            if on_step is not None:
+                on_step(len(step_losses), value)
+        seconds = time.perf_counter() - started
+        eval_loss = _evaluate(model, held_out, config.batch_size) if held_out is not None else None
+
+    first_epoch = step_losses[:steps_per_epoch]
+    return RunMetrics(
+        first_epoch_loss=sum(first_epoch) / len(first_epoch),
+        eval_loss=eval_loss,
+        step_losses=tuple(step_losses),
+        steps=len(step_losses),
+        tokens=tokens,
+        seconds=seconds,
+        loss_kind=loss_kind,
+    )
+
+
+def _evaluate(model: nn.Module, sequences: torch.Tensor, batch_size: int) -> float:
+    """Mean next-token cross-entropy over every target in ``sequences``."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for batch in sequences.split(batch_size):
+            total += _sequence_loss(model, batch, reduction="sum").item()
+    return total / (sequences.shape[0] * (sequences.shape[1] - 1))
