@@ -94,6 +94,17 @@ def canonical_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
     return render_turns(renderer(record))
 
 
+def training_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
+    """The text a causal language model trains on: the canonical text, except that a preference pair becomes its
+    prompt followed by the chosen response (as the assistant's turn); the rejected response is left out."""
+    if fmt != "preference":
+        return canonical_text(record, fmt)
+    turns = [
+        ("assistant", content) if role == "chosen" else (role, content) for role, content in _preference_turns(record)
+    ]
+    return render_turns([turn for turn in turns if turn[0] != "rejected"])
+
+
 def render_turns(turns: Sequence[Turn]) -> str:
     """Join turns as ``role: content`` lines, leaving out turns with no content."""
     return "\n".join(f"{role}: {content}" for role, content in turns if content.strip())

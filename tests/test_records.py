@@ -391,3 +391,14 @@ def test_sharegpt_and_messages_render_any_conversation_alike(turns: list[tuple[s
     assert text == _text(messages)
     assert text.count("\n") >= len(turns) - 1
     assert text.startswith(f"{normalize_role(turns[0][0])}: ")
+
+
+def test_training_text_of_a_preference_pair_is_prompt_plus_chosen(raw_dir: Path) -> None:
+    from entropy_assets.records import training_text
+
+    record = json.loads((raw_dir / "llamafactory_dpo_en_demo.json").read_text(encoding="utf-8"))[0]
+    text = training_text(record, "preference")
+    assert text.startswith("user: " + record["conversations"][0]["value"])
+    assert text.endswith("assistant: " + record["chosen"]["value"])
+    assert record["rejected"]["value"] not in text
+    assert training_text({"text": "plain"}, "text") == "plain"

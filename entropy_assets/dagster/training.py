@@ -16,6 +16,7 @@ from dagster import AssetExecutionContext
 
 from entropy_assets.compression import join_samples, make_compressor
 from entropy_assets.plots import loss_curve_png
+from entropy_assets.records import training_text
 from entropy_assets.sources import load_pool
 from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metrics_file
 from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
@@ -103,10 +104,10 @@ def build_training_asset(
         pool = entropy_storage.read_parquet(name, "pool.parquet")
         chosen = entropy_storage.read_parquet(name, "selected_subset", f"{method}_{budget}.parquet")
         subset = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
-        train_texts = subset["text"].to_list()
+        train_texts, loss_kind = _training_texts(subset)
         eval_texts = _eval_texts(pool, training)
         if training.backend == "builtin":
-            metrics = _train_builtin(context, training, train_texts, eval_texts)
+            metrics = _train_builtin(context, training, train_texts, eval_texts, loss_kind)
         elif training.backend == "pipes":
             metrics = _train_pipes(context, pipes_subprocess_client, training, train_texts, eval_texts, method, budget)
         else:
@@ -151,6 +152,15 @@ def build_training_asset(
     return training_run
 
 
+def _training_texts(subset: pl.DataFrame) -> tuple[list[str], str]:
+    """What a causal LM trains on, and which loss that makes L: preference pairs train on prompt + chosen."""
+    formats = subset["format"].to_list()
+    if "preference" not in formats:
+        return subset["text"].to_list(), "causal_lm"
+    records = [json.loads(r) for r in subset["record"].to_list()]
+    return [training_text(r, f) for r, f in zip(records, formats, strict=True)], "causal_lm_prompt_chosen"
+
+
 def _eval_texts(pool: pl.DataFrame, training: TrainingSettings) -> list[str]:
     if training.eval_paths:
         return load_pool(list(training.eval_paths)).frame["text"].to_list()
@@ -163,7 +173,11 @@ def _subset_version(subset: pl.DataFrame) -> str:
 
 
 def _train_builtin(
-    context: AssetExecutionContext, training: TrainingSettings, train_texts: list[str], eval_texts: list[str]
+    context: AssetExecutionContext,
+    training: TrainingSettings,
+    train_texts: list[str],
+    eval_texts: list[str],
+    loss_kind: str,
 ) -> RunMetrics:
     from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin  # torch is an optional extra
 
@@ -173,7 +187,7 @@ def _train_builtin(
         if step % 25 == 0:
             context.log.info(f"step {step}: loss {loss:.4f}")
 
-    return train_builtin(train_texts, eval_texts, config, on_step=log)
+    return train_builtin(train_texts, eval_texts, config, on_step=log, loss_kind=loss_kind)
 
 
 def _train_pipes(

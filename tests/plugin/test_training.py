@@ -134,3 +134,14 @@ def test_a_missing_metrics_file_fails_the_run(data_dir: Path, tmp_path: Path) ->
 def test_bad_training_settings_are_rejected(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainingSettings(**fields)  # type: ignore[arg-type]
+
+
+def test_preference_pairs_train_on_prompt_plus_chosen(raw_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "dpo"
+    folder.mkdir()
+    records = json.loads((raw_dir / "llamafactory_dpo_en_demo.json").read_text(encoding="utf-8"))
+    (folder / "pairs.json").write_text(json.dumps(records), encoding="utf-8")
+    graph, result = trained(folder, tmp_path, TrainingSettings(steps=10, eval_samples=40, builtin=TINY))
+    assert result.success
+    run = graph.metadata(result, TRAINING)
+    assert run["loss_kind"] == "causal_lm_prompt_chosen" and run["steps"] == 10
