@@ -23,3 +23,28 @@ def raw_dir() -> Path:
 def fixture_dir() -> Path:
     """Small fixtures cut from the permissively licensed raw files (see tests/data/README.md)."""
     return FIXTURE_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A byte-level BPE tokenizer trained on real text and a one-layer GPT-2, saved as a local model folder."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from entropy_assets.sources import load_pool
+
+    texts = load_pool(raw_dir / "alpaca52k_en_part02_03252-06382.json").frame["text"].to_list()[:300]
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"]))
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=1, n_head=2)
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    import torch
+
+    torch.manual_seed(0)  # the random initialization, so that the tests see the same model every run
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

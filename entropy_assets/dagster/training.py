@@ -5,7 +5,7 @@ import base64
 import hashlib
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
 
 from .storage import EntropyStorage
 
-BACKENDS: tuple[str, ...] = ("builtin", "pipes", "file")
+BACKENDS: tuple[str, ...] = ("builtin", "transformers", "pipes", "file")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class TrainingSettings:
     """The reported score to use as performance Z; the evaluation loss when None."""
     builtin: Mapping[str, Any] = field(default_factory=dict)
     """Overrides of ``BuiltinTrainerConfig`` fields."""
+    model: str = ""
+    """For ``transformers``: a local model folder (or a hub name where the network allows)."""
+    transformers: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of ``TransformersTrainerConfig`` fields (context, batch_size, learning_rate, device, ...)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -57,6 +61,8 @@ class TrainingSettings:
             raise ValueError(f"training steps must be positive, got {self.steps}")
         if self.backend == "pipes" and not self.command:
             raise ValueError("training backend 'pipes' needs a command")
+        if self.backend == "transformers" and not self.model:
+            raise ValueError("training backend 'transformers' needs a model (a local folder or a hub name)")
         if self.backend == "file" and not self.metrics_path:
             raise ValueError("training backend 'file' needs metrics_path (with {method} and {budget})")
         if self.eval_samples < 0:
@@ -90,7 +96,7 @@ def build_training_asset(
         deps=[subset_key],
         partitions_def=settings.partitions,
         code_version="training-run-1",
-        kinds={"pytorch"} if training.backend == "builtin" else {"python"},
+        kinds={"pytorch"} if training.backend in ("builtin", "transformers") else {"python"},
         description=f"A training run on each selected subset ({training.backend} backend, {training.steps} steps "
         "each): per-step loss, first-epoch loss L, evaluation loss and the performance Z used by the entropy law.",
         **common,
@@ -108,6 +114,8 @@ def build_training_asset(
         eval_texts = _eval_texts(pool, training)
         if training.backend == "builtin":
             metrics = _train_builtin(context, training, train_texts, eval_texts, loss_kind)
+        elif training.backend == "transformers":
+            metrics = _train_transformers(context, training, train_texts, eval_texts, loss_kind)
         elif training.backend == "pipes":
             metrics = _train_pipes(context, pipes_subprocess_client, training, train_texts, eval_texts, method, budget)
         else:
@@ -183,11 +191,29 @@ def _train_builtin(
 
     config = BuiltinTrainerConfig(**{"seed": training.seed, "max_steps": training.steps, **training.builtin})
 
+    return train_builtin(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
+
+
+def _step_logger(context: AssetExecutionContext) -> Callable[[int, float], None]:
     def log(step: int, loss: float) -> None:
         if step % 25 == 0:
             context.log.info(f"step {step}: loss {loss:.4f}")
 
-    return train_builtin(train_texts, eval_texts, config, on_step=log, loss_kind=loss_kind)
+    return log
+
+
+def _train_transformers(
+    context: AssetExecutionContext,
+    training: TrainingSettings,
+    train_texts: list[str],
+    eval_texts: list[str],
+    loss_kind: str,
+) -> RunMetrics:
+    from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
+
+    settings = {"seed": training.seed, "max_steps": training.steps, **training.transformers}
+    config = TransformersTrainerConfig(model=training.model, **settings)
+    return train_transformers(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
 
 
 def _train_pipes(

@@ -145,3 +145,15 @@ def test_preference_pairs_train_on_prompt_plus_chosen(raw_dir: Path, tmp_path: P
     assert result.success
     run = graph.metadata(result, TRAINING)
     assert run["loss_kind"] == "causal_lm_prompt_chosen" and run["steps"] == 10
+
+
+def test_the_transformers_backend_trains_a_local_model(data_dir: Path, tmp_path: Path, tiny_model: Path) -> None:
+    settings_ = {"context": 64, "batch_size": 4, "learning_rate": 5e-3, "device": "cpu"}
+    training = TrainingSettings(
+        backend="transformers", model=str(tiny_model), steps=6, eval_samples=40, transformers=settings_
+    )
+    graph, result = trained(data_dir, tmp_path, training)
+    assert result.success
+    run = graph.metadata(result, TRAINING)
+    assert run["backend"] == "transformers" and run["steps"] == 6 and run["tokens"] == 6 * 4 * 64
+    assert math.isfinite(run["first_epoch_loss"]) and math.isfinite(run["eval_loss"])
