@@ -105,6 +105,13 @@ def training_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
     return render_turns([turn for turn in turns if turn[0] != "rejected"])
 
 
+def preference_parts(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A preference pair as (prompt, chosen response, rejected response) text, for DPO-style training."""
+    turns = _preference_turns(record)
+    roles = dict(turns[-2:])
+    return render_turns(turns[:-2]), roles["chosen"], roles["rejected"]
+
+
 def render_turns(turns: Sequence[Turn]) -> str:
     """Join turns as ``role: content`` lines, leaving out turns with no content."""
     return "\n".join(f"{role}: {content}" for role, content in turns if content.strip())

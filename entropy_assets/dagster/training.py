@@ -16,7 +16,7 @@ from dagster import AssetExecutionContext
 
 from entropy_assets.compression import join_samples, make_compressor
 from entropy_assets.plots import loss_curve_png
-from entropy_assets.records import training_text
+from entropy_assets.records import preference_parts, training_text
 from entropy_assets.sources import load_pool
 from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metrics_file
 from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
@@ -53,6 +53,8 @@ class TrainingSettings:
     """For ``transformers``: a local model folder (or a hub name where the network allows)."""
     transformers: Mapping[str, Any] = field(default_factory=dict)
     """Overrides of ``TransformersTrainerConfig`` fields (context, batch_size, learning_rate, device, ...)."""
+    preference_loss: str = "dpo"
+    """For preference pairs with ``transformers``: ``dpo`` (through TRL) or ``prompt_chosen`` (causal LM)."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -65,6 +67,8 @@ class TrainingSettings:
             raise ValueError("training backend 'transformers' needs a model (a local folder or a hub name)")
         if self.backend == "file" and not self.metrics_path:
             raise ValueError("training backend 'file' needs metrics_path (with {method} and {budget})")
+        if self.preference_loss not in ("dpo", "prompt_chosen"):
+            raise ValueError(f"preference_loss must be 'dpo' or 'prompt_chosen', got {self.preference_loss!r}")
         if self.eval_samples < 0:
             raise ValueError(f"eval_samples must be >= 0, got {self.eval_samples}")
 
@@ -114,6 +118,8 @@ def build_training_asset(
         eval_texts = _eval_texts(pool, training)
         if training.backend == "builtin":
             metrics = _train_builtin(context, training, train_texts, eval_texts, loss_kind)
+        elif training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
+            metrics = _train_dpo(context, training, subset, _eval_frame(pool, training))
         elif training.backend == "transformers":
             metrics = _train_transformers(context, training, train_texts, eval_texts, loss_kind)
         elif training.backend == "pipes":
@@ -169,10 +175,30 @@ def _training_texts(subset: pl.DataFrame) -> tuple[list[str], str]:
     return [training_text(r, f) for r, f in zip(records, formats, strict=True)], "causal_lm_prompt_chosen"
 
 
-def _eval_texts(pool: pl.DataFrame, training: TrainingSettings) -> list[str]:
+def _eval_frame(pool: pl.DataFrame, training: TrainingSettings) -> pl.DataFrame:
     if training.eval_paths:
-        return load_pool(list(training.eval_paths)).frame["text"].to_list()
-    return pool.filter(holdout_mask(pool, training.holdout))["text"].to_list()
+        return load_pool(list(training.eval_paths)).frame
+    return pool.filter(holdout_mask(pool, training.holdout))
+
+
+def _eval_texts(pool: pl.DataFrame, training: TrainingSettings) -> list[str]:
+    return _eval_frame(pool, training)["text"].to_list()
+
+
+def _pairs(frame: pl.DataFrame) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) of the frame's preference records."""
+    rows = frame.filter(pl.col("format") == "preference")["record"].to_list()
+    return [preference_parts(json.loads(record)) for record in rows]
+
+
+def _train_dpo(
+    context: AssetExecutionContext, training: TrainingSettings, subset: pl.DataFrame, evaluation: pl.DataFrame
+) -> RunMetrics:
+    from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_dpo
+
+    settings = {"seed": training.seed, "max_steps": training.steps, **training.transformers}
+    config = TransformersTrainerConfig(model=training.model, **settings)
+    return train_dpo(_pairs(subset), _pairs(evaluation), config, on_step=_step_logger(context))
 
 
 def _subset_version(subset: pl.DataFrame) -> str:

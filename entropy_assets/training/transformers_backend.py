@@ -8,6 +8,7 @@ entropy-assets[transformers]``).
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,3 +124,79 @@ def _evaluate(
             total += float(model(input_ids=batch, labels=batch).loss) * len(batch)
     model.train()
     return total / len(sequences)
+
+
+def train_dpo(
+    train_pairs: Sequence[tuple[str, str, str]],
+    eval_pairs: Sequence[tuple[str, str, str]],
+    config: TransformersTrainerConfig,
+    beta: float = 0.1,
+    on_step: Callable[[int, float], None] | None = None,
+) -> RunMetrics:
+    """Train ``config.model`` with the DPO loss (through TRL) on (prompt, chosen, rejected) text triples.
+
+    L is the mean DPO loss over the first epoch's steps; the evaluation loss is the DPO loss on ``eval_pairs``.
+    """
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+
+    if not train_pairs:
+        raise ValueError("DPO needs at least one preference pair to train on")
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(config.model)
+    columns = ("prompt", "chosen", "rejected")
+
+    def dataset(pairs: Sequence[tuple[str, str, str]]) -> datasets.Dataset:
+        return datasets.Dataset.from_dict({name: [p[i] for p in pairs] for i, name in enumerate(columns)})
+
+    per_epoch = math.ceil(len(train_pairs) / config.batch_size)
+    losses: list[float] = []
+
+    class Record(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: object, state: object, control: object, logs: dict | None = None, **kw: object) -> None:
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+                if on_step is not None:
+                    on_step(len(losses), losses[-1])
+
+    with tempfile.TemporaryDirectory() as folder:
+        arguments = DPOConfig(
+            output_dir=folder,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.batch_size,
+            max_steps=config.max_steps or per_epoch * config.epochs,
+            learning_rate=config.learning_rate,
+            beta=beta,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            seed=config.seed,
+            max_length=config.context,
+            use_cpu=config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available()),
+            disable_tqdm=True,
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=arguments,
+            train_dataset=dataset(train_pairs),
+            eval_dataset=dataset(eval_pairs) if eval_pairs else None,
+            processing_class=tokenizer,
+            callbacks=[Record()],
+        )
+        started = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - started
+        eval_loss = float(trainer.evaluate()["eval_loss"]) if eval_pairs else None
+    first = losses[:per_epoch] or losses
+    return RunMetrics(
+        first_epoch_loss=sum(first) / len(first),
+        eval_loss=eval_loss,
+        step_losses=tuple(losses),
+        steps=len(losses),
+        tokens=0,
+        seconds=seconds,
+        loss_kind="dpo",
+    )

@@ -157,3 +157,22 @@ def test_the_transformers_backend_trains_a_local_model(data_dir: Path, tmp_path:
     run = graph.metadata(result, TRAINING)
     assert run["backend"] == "transformers" and run["steps"] == 6 and run["tokens"] == 6 * 4 * 64
     assert math.isfinite(run["first_epoch_loss"]) and math.isfinite(run["eval_loss"])
+
+
+def test_preference_pairs_train_with_dpo_on_the_transformers_backend(
+    raw_dir: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    pytest.importorskip("trl")
+    folder = tmp_path / "dpo"
+    folder.mkdir()
+    records = json.loads((raw_dir / "llamafactory_dpo_en_demo.json").read_text(encoding="utf-8"))[:120]
+    (folder / "pairs.json").write_text(json.dumps(records), encoding="utf-8")
+    overrides = {"context": 128, "batch_size": 4, "device": "cpu"}
+    training = TrainingSettings(
+        backend="transformers", model=str(tiny_model), steps=4, eval_samples=8, transformers=overrides
+    )
+    graph, result = trained(folder, tmp_path, training)
+    assert result.success
+    run = graph.metadata(result, TRAINING)
+    assert run["loss_kind"] == "dpo" and run["steps"] == 4
+    assert run["first_epoch_loss"] == pytest.approx(math.log(2), abs=0.05)
