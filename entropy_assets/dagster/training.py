@@ -196,8 +196,7 @@ def _train_dpo(
 ) -> RunMetrics:
     from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_dpo
 
-    settings = {"seed": training.seed, "max_steps": training.steps, **training.transformers}
-    config = TransformersTrainerConfig(model=training.model, **settings)
+    config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
     return train_dpo(_pairs(subset), _pairs(evaluation), config, on_step=_step_logger(context))
 
 
@@ -215,9 +214,13 @@ def _train_builtin(
 ) -> RunMetrics:
     from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin  # torch is an optional extra
 
-    config = BuiltinTrainerConfig(**{"seed": training.seed, "max_steps": training.steps, **training.builtin})
-
+    config = BuiltinTrainerConfig(**_trainer_settings(training, training.builtin))
     return train_builtin(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
+
+
+def _trainer_settings(training: TrainingSettings, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Seed and steps (equal compute) from the training settings, then the trainer's own overrides."""
+    return {"seed": training.seed, "max_steps": training.steps, **overrides}
 
 
 def _step_logger(context: AssetExecutionContext) -> Callable[[int, float], None]:
@@ -237,8 +240,7 @@ def _train_transformers(
 ) -> RunMetrics:
     from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
 
-    settings = {"seed": training.seed, "max_steps": training.steps, **training.transformers}
-    config = TransformersTrainerConfig(model=training.model, **settings)
+    config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
     return train_transformers(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
 
 
