@@ -88,7 +88,8 @@ def main() -> int:
         folders = {Path(str(m["path"])).parent for m in results.values() if field in m}
         if folders:
             print(f"{label}: {', '.join(map(str, sorted(folders)))}")
-    print("see them in the UI: .venv/bin/dagster dev -w workspace.yaml (then open http://localhost:3000)")
+    ui = f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -w workspace.yaml"
+    print(f"see them in the UI: {ui} (then open http://localhost:3000)")
     return 0
 
 
