@@ -116,12 +116,10 @@ def build_training_asset(
         subset = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
         train_texts, loss_kind = _training_texts(subset)
         eval_texts = _eval_texts(pool, training)
-        if training.backend == "builtin":
-            metrics = _train_builtin(context, training, train_texts, eval_texts, loss_kind)
-        elif training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
+        if training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
             metrics = _train_dpo(context, training, subset, _eval_frame(pool, training))
-        elif training.backend == "transformers":
-            metrics = _train_transformers(context, training, train_texts, eval_texts, loss_kind)
+        elif training.backend in ("builtin", "transformers"):
+            metrics = _train_causal_lm(context, training, train_texts, eval_texts, loss_kind)
         elif training.backend == "pipes":
             metrics = _train_pipes(context, pipes_subprocess_client, training, train_texts, eval_texts, method, budget)
         else:
@@ -205,17 +203,25 @@ def _subset_version(subset: pl.DataFrame) -> str:
     return hashlib.sha256("\n".join(subset["content_hash"].to_list()).encode()).hexdigest()[:24]
 
 
-def _train_builtin(
+def _train_causal_lm(
     context: AssetExecutionContext,
     training: TrainingSettings,
     train_texts: list[str],
     eval_texts: list[str],
     loss_kind: str,
 ) -> RunMetrics:
-    from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin  # torch is an optional extra
+    """Next-token training by the built-in trainer or a transformers model (torch and transformers are optional
+    extras, imported only here)."""
+    if training.backend == "builtin":
+        from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin
 
-    config = BuiltinTrainerConfig(**_trainer_settings(training, training.builtin))
-    return train_builtin(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
+        config = BuiltinTrainerConfig(**_trainer_settings(training, training.builtin))
+        return train_builtin(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
+    from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
+
+    settings = _trainer_settings(training, training.transformers)
+    model_config = TransformersTrainerConfig(model=training.model, **settings)
+    return train_transformers(train_texts, eval_texts, model_config, on_step=_step_logger(context), loss_kind=loss_kind)
 
 
 def _trainer_settings(training: TrainingSettings, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,19 +235,6 @@ def _step_logger(context: AssetExecutionContext) -> Callable[[int, float], None]
             context.log.info(f"step {step}: loss {loss:.4f}")
 
     return log
-
-
-def _train_transformers(
-    context: AssetExecutionContext,
-    training: TrainingSettings,
-    train_texts: list[str],
-    eval_texts: list[str],
-    loss_kind: str,
-) -> RunMetrics:
-    from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
-
-    config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
-    return train_transformers(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
 
 
 def _train_pipes(

@@ -117,16 +117,27 @@ def test_unchanged_data_is_not_rescored_and_a_change_rescores_only_what_changed(
         assert observed_version(instance) != first_version
 
 
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder``, by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def materialized_subset(
+    data_dir: Path, store: Path, instance: dg.DagsterInstance, method: str
+) -> tuple[Graph, Path, dict[str, bytes]]:
+    """The graph with one subset materialized: the graph, the subsets' folder and its files."""
+    graph = Graph(settings(data_dir), store, instance)
+    graph.refresh()
+    graph.run([SUBSET], method)
+    folder = store / "t" / "selected_subset"
+    return graph, folder, files(folder)
+
+
 def test_a_failed_selection_leaves_the_previous_subset_intact(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = tmp_path / "store"
     with dg.instance_for_test() as instance:
-        graph = Graph(settings(data_dir), store, instance)
-        graph.refresh()
-        graph.run([SUBSET], "zip")
-        folder = store / "t" / "selected_subset"
-        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        graph, folder, before = materialized_subset(data_dir, tmp_path / "store", instance, "zip")
         assert {"zip_60.parquet", "zip_60.jsonl", "zip_60.ratio_histogram.png"} <= set(before)
 
         def broken(*args: object, **kwargs: object) -> None:
@@ -135,20 +146,15 @@ def test_a_failed_selection_leaves_the_previous_subset_intact(
         monkeypatch.setattr(pipeline_module, "zip_select", broken)
         result = graph.run([SUBSET], "zip", raise_on_error=False)
         assert not result.success
-        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+        assert files(folder) == before
 
 
 def test_a_failed_export_leaves_the_previous_files_intact(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure while writing (not only while selecting) leaves no half-written file."""
-    store = tmp_path / "store"
     with dg.instance_for_test() as instance:
-        graph = Graph(settings(data_dir), store, instance)
-        graph.refresh()
-        graph.run([SUBSET], "random")
-        folder = store / "t" / "selected_subset"
-        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        graph, folder, before = materialized_subset(data_dir, tmp_path / "store", instance, "random")
 
         original = pl.DataFrame.write_parquet
 
@@ -160,7 +166,7 @@ def test_a_failed_export_leaves_the_previous_files_intact(
         result = graph.run([SUBSET], "random", raise_on_error=False)
         monkeypatch.setattr(pl.DataFrame, "write_parquet", original)
         assert not result.success
-        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+        assert files(folder) == before
 
 
 def test_budgets_become_a_second_partition_dimension(data_dir: Path, tmp_path: Path) -> None:
