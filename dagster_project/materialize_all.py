@@ -28,9 +28,14 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
     resources = dict(definitions.resources or {})
     graph = definitions.resolve_asset_graph()
     observable = list(graph.observable_asset_keys)
-    plain, partitioned = [], []
+    plain, partitioned, after = [], [], []
     for key in graph.materializable_asset_keys:
-        (partitioned if graph.get(key).partitions_def else plain).append(key)
+        if graph.get(key).partitions_def:
+            partitioned.append(key)
+        elif any(graph.get(k).partitions_def for k in graph.get_ancestor_asset_keys(key)):
+            after.append(key)  # e.g. the entropy law, fitted on every partition's training run
+        else:
+            plain.append(key)
 
     def run(selection: list[dg.AssetKey], partition_key: str | None = None) -> dg.ExecuteInProcessResult:
         return dg.materialize(
@@ -52,6 +57,13 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
             for event in result.get_asset_materialization_events():
                 metadata = event.materialization.metadata
                 subsets[f"{event.asset_key.to_user_string()}[{partition}]"] = {k: v.value for k, v in metadata.items()}
+            for check in result.get_asset_check_evaluations():
+                if not check.passed:
+                    print(f"check {check.asset_check_key.name} failed on {partition}: {check.description}")
+    if after:
+        for event in run(after).get_asset_materialization_events():
+            metadata = event.materialization.metadata
+            subsets[event.asset_key.to_user_string()] = {k: v.value for k, v in metadata.items()}
     return subsets
 
 
@@ -59,6 +71,8 @@ def print_table(results: dict[str, dict[str, object]]) -> None:
     """One line per partition: the subset's size, bytes and ratio R, and its training run's L and Z."""
     rows: dict[str, dict[str, object]] = {}
     for key, metadata in results.items():
+        if "[" not in key:
+            continue
         asset, partition = key.rsplit("[", 1)
         rows.setdefault(partition.rstrip("]"), {})[asset.rsplit("/", 1)[-1]] = metadata
     print(f"\n{'partition':<16}{'size':>6}{'bytes':>9}{'R (zlib-9)':>12}{'L (1st epoch)':>15}{'Z (eval loss)':>15}")
@@ -75,6 +89,19 @@ def print_table(results: dict[str, dict[str, object]]) -> None:
         print(f"{partition:<16}{''.join(values)}")
 
 
+def print_law(results: dict[str, dict[str, object]]) -> None:
+    """The entropy law's fit over every training run so far, and where its plots are."""
+    for key, metadata in results.items():
+        if not key.endswith("entropy_law"):
+            continue
+        print(f"\n{key}: {metadata['n_fitted']} of {metadata['n_points']} runs in the fit ({metadata['status']})")
+        for name in ("loss_formula", "performance_formula", "performance_plane_formula"):
+            if name in metadata:
+                r_squared = metadata[name.replace("formula", "r_squared")]
+                print(f"  {metadata[name]}   (R² {r_squared})")
+        print(f"  plots: {Path(str(metadata['path'])).parent}/*.png; notes: {metadata['notes']}")
+
+
 def main() -> int:
     from dagster_project.definitions import defs  # imported after DAGSTER_HOME is set
 
@@ -83,6 +110,7 @@ def main() -> int:
     results = materialize_all(instance, defs())
     seconds = time.perf_counter() - started
     print_table(results)
+    print_law(results)
     print(f"\nmaterialized every asset and partition in {seconds:.1f} s; runs stored in {os.environ['DAGSTER_HOME']}")
     for label, field in (("subsets, provenance and plots", "plot_path"), ("training metrics and loss curves", "steps")):
         folders = {Path(str(m["path"])).parent for m in results.values() if field in m}

@@ -1,14 +1,15 @@
-"""The ``entropy-assets`` command line: ``select``, ``score`` and ``ratio``.
+"""The ``entropy-assets`` command line: ``select``, ``score``, ``ratio`` and ``law``.
 
 ``select`` accepts the published ZIP program's flags (``--data_path --save_path --budget --k1 --k2 --k3
 --n_jobs``), so it is a drop-in replacement: a ShareGPT JSON list in, the selected records as a JSON list in the
-same form out.
+same form out. ``law`` prints the entropy law fitted on the training runs a Dagster instance has recorded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     ratio.add_argument("data_path", nargs="+", help="files, folders or globs of records")
     _add_compressor_options(ratio)
     _add_input_options(ratio)
+
+    law = commands.add_parser("law", help="the entropy law fitted on a Dagster instance's training runs")
+    law.add_argument("--dagster-home", help="the instance's folder (default: $DAGSTER_HOME)")
+    law.add_argument("--pipeline", help="the pipeline's name (default: every pipeline with training runs)")
+    law.add_argument("--methods", nargs="+", help="fit only the runs of these methods (default: all)")
+    law.add_argument("--level", type=float, default=0.95, help="confidence level of intervals (default: 0.95)")
+    law.add_argument("--json", action="store_true", help="print JSON instead of the report")
     return parser
 
 
@@ -176,10 +184,82 @@ def _run_ratio(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
+    import dagster as dg
+
+    from entropy_assets.dagster.law import law_points
+    from entropy_assets.entropy_law import fit_law
+
+    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError("no Dagster instance: pass --dagster-home or set DAGSTER_HOME")
+    if not Path(home).is_dir():
+        raise ValueError(f"{home}: no such Dagster home folder")
+    instance = dg.DagsterInstance.from_config(str(home))
+    keys = sorted(
+        (k for k in instance.get_asset_keys() if k.path[-1] == "training_run" and len(k.path) == 2),
+        key=lambda k: k.to_user_string(),
+    )
+    if args.pipeline:
+        keys = [k for k in keys if k.path[0] == args.pipeline]
+    if not keys:
+        where = f" of pipeline {args.pipeline!r}" if args.pipeline else ""
+        raise ValueError(f"{home}: the instance has no training runs{where}")
+    reports = {}
+    for key in keys:
+        points = law_points(instance, key)
+        fitted = [p for p in points if not args.methods or p.method in args.methods]
+        reports[key.path[0]] = (points, fit_law(fitted, level=args.level))
+    if args.json:
+        return {name: {**fit.to_dict(), "points": [vars(p) for p in points]} for name, (points, fit) in reports.items()}
+    return "\n\n".join(_law_report(name, points, fit, args.methods) for name, (points, fit) in reports.items())
+
+
+def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None) -> str:
+    """The fit and the table of points, for a terminal."""
+    versions: list[str] = []
+    for point in points:
+        if point.data_version not in versions:
+            versions.append(point.data_version)
+    lines = [
+        f"entropy law of pipeline {name!r}: {len(points)} runs on {len(versions)} data "
+        f"version{'s' if len(versions) != 1 else ''}, "
+        f"{len(fit.points)} in the fit"
+    ]
+    for label, comparison in (("L(R)", fit.loss_vs_ratio), ("Z(R)", fit.performance_vs_ratio)):
+        if comparison is None:
+            continue
+        best = comparison.best
+        others = ", ".join(f"{n} {c.cv_rmse:.4g}" for n, c in comparison.candidates.items() if n != best.form)
+        intervals = best.intervals()
+        lines.append(
+            f"{label}: {best.form:<11} {label[0]} = {best.formula}   R² {best.r_squared:.4f}   "
+            f"leave-one-out RMSE {best.cv_rmse:.4g}" + (f" (against {others})" if others else "")
+        )
+        lines.append(
+            f"      a {best.a:.4g} [{intervals['a'][0]:.4g}, {intervals['a'][1]:.4g}]   "
+            f"b {best.b:.4g} [{intervals['b'][0]:.4g}, {intervals['b'][1]:.4g}]   ({best.level:.0%} intervals)"
+        )
+    if fit.performance_vs_ratio_and_loss is not None:
+        plane = fit.performance_vs_ratio_and_loss
+        lines.append(f"Z(R, L): Z = {plane.formula}   R² {plane.r_squared:.4f}")
+    lines.extend(f"note: {note}" for note in fit.notes)
+    lines.append("")
+    lines.append(f"{'version':<9}{'data version':<14}{'method':<12}{'budget':>7}{'R':>9}{'L':>9}{'Z':>9}  fit")
+    for point in points:
+        z = f"{point.performance:9.4f}" if point.performance is not None else f"{'-':>9}"
+        used = "yes" if not methods or point.method in methods else "no"
+        lines.append(
+            f"{'v' + str(versions.index(point.data_version) + 1):<9}{point.data_version[:12]:<14}{point.method:<12}"
+            f"{point.budget:>7}{point.ratio:9.4f}{point.loss:9.4f}{z}  {used}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input or settings)."""
     args = build_parser().parse_args(argv)
-    run = {"select": _run_select, "score": _run_score, "ratio": _run_ratio}[args.command]
+    run = {"select": _run_select, "score": _run_score, "ratio": _run_ratio, "law": _run_law}[args.command]
     try:
         result = run(args)
     except (ValueError, OSError) as error:  # SourceError and RecordError are ValueErrors
@@ -188,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"entropy-assets {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
-    print(json.dumps(result, indent=2, default=str))
+    print(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
     return 0
 
 

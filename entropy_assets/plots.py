@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # no display: figures are only rendered to files
 import matplotlib.pyplot as plt
 import numpy as np
 
+from entropy_assets.entropy_law import CurveFit, LawPoint
+
 
 class _Figure:
     """A matplotlib figure that renders itself to PNG bytes when its ``with`` block ends."""
@@ -24,8 +26,8 @@ class _Figure:
 
 
 @contextmanager
-def _figure(dpi: int) -> Iterator[tuple[_Figure, Any]]:
-    figure, axes = plt.subplots(figsize=(6, 3.2), dpi=dpi)
+def _figure(dpi: int, *, rows: int = 1, size: tuple[float, float] = (6, 3.2)) -> Iterator[tuple[_Figure, Any]]:
+    figure, axes = plt.subplots(rows, 1, figsize=size, dpi=dpi, sharex=rows > 1, squeeze=True)
     rendered = _Figure(figure)
     try:
         yield rendered, axes
@@ -70,3 +72,83 @@ def loss_curve_png(losses: Sequence[float], title: str, *, dpi: int = 80) -> byt
         axes.set_ylabel("training loss (nats / token)")
         axes.set_title(title, fontsize=10)
     return figure.png
+
+
+def law_scatter_png(
+    points: Sequence[LawPoint],
+    values: Sequence[float],
+    curve: CurveFit | None,
+    *,
+    ylabel: str,
+    title: str,
+    fitted: Sequence[bool] | None = None,
+    dpi: int = 90,
+) -> bytes:
+    """A PNG of R against a run value (L or Z): one point per run, coloured by data version and labelled by method
+    and budget, with the fitted curve and its prediction band when there is one (the paper's Figures 3 and 4).
+
+    Points with ``fitted`` False (excluded from the fit) are drawn hollow.
+    """
+    versions = _version_order(points)
+    colours = plt.get_cmap("tab10")
+    fitted = list(fitted) if fitted is not None else [True] * len(points)
+    with _figure(dpi, size=(7, 4.4)) as (figure, axes):
+        if curve is not None:
+            low, high = curve.x_range
+            span = np.linspace(low - 0.05 * (high - low), high + 0.05 * (high - low), 200)
+            band_low, band_high = curve.prediction_band(span)
+            axes.fill_between(span, band_low, band_high, color="0.85", label=f"{curve.level:.0%} prediction band")
+            axes.plot(span, curve.predict(span), color="0.25", label=f"{curve.formula}  (R² {curve.r_squared:.3f})")
+        seen: set[str] = set()
+        for point, value, used in zip(points, values, fitted, strict=True):
+            index = versions.index(point.data_version)
+            colour = colours(index % 10)
+            label = f"v{index + 1} {point.data_version[:7]}" if point.data_version not in seen else None
+            seen.add(point.data_version)
+            axes.scatter(
+                [point.ratio], [value], color=colour if used else "none", edgecolors=colour, s=28, zorder=3, label=label
+            )
+            axes.annotate(
+                f"{point.method}/{point.budget}",
+                (point.ratio, value),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        axes.set_xlabel("compression ratio R of the subset (zlib-9)")
+        axes.set_ylabel(ylabel)
+        axes.set_title(title, fontsize=10)
+        axes.legend(fontsize=6, loc="best")
+    return figure.png
+
+
+def version_trajectory_png(points: Sequence[LawPoint], *, dpi: int = 90) -> bytes:
+    """A PNG of R and L per method across data versions in the order they were first trained on (the paper's
+    Figure 5): a version that moves against the others stands out before anyone trains on it in full."""
+    versions = _version_order(points)
+    methods = sorted({(p.method, p.budget) for p in points})
+    with _figure(dpi, rows=2, size=(7, 5)) as (figure, (top, bottom)):
+        for method, budget in methods:
+            runs = sorted(
+                (versions.index(p.data_version), p) for p in points if (p.method, p.budget) == (method, budget)
+            )
+            xs = [i + 1 for i, _ in runs]
+            top.plot(xs, [p.ratio for _, p in runs], marker="o", label=f"{method}/{budget}")
+            bottom.plot(xs, [p.loss for _, p in runs], marker="o")
+        top.set_ylabel("R (zlib-9)")
+        bottom.set_ylabel("first-epoch loss L")
+        bottom.set_xlabel("data version")
+        bottom.set_xticks(
+            range(1, len(versions) + 1), [f"v{i + 1}\n{v[:7]}" for i, v in enumerate(versions)], fontsize=7
+        )
+        top.set_title("compression ratio and first-epoch loss across data versions", fontsize=10)
+        top.legend(fontsize=6, ncols=3)
+    return figure.png
+
+
+def _version_order(points: Sequence[LawPoint]) -> list[str]:
+    """Data versions in the order of their first run."""
+    first: dict[str, float] = {}
+    for point in points:
+        first[point.data_version] = min(first.get(point.data_version, point.timestamp), point.timestamp)
+    return sorted(first, key=lambda version: (first[version], version))

@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from .law import LawSettings
 from .pipeline import SelectionPipeline, selection_pipeline_defs
 from .storage import EntropyStorage
 from .training import TrainingSettings
@@ -55,6 +56,12 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
         "eval_samples, eval_paths, score, builtin (trainer settings).",
     )
 
+    law: dict[str, Any] | None = Field(
+        default=None,
+        description="The entropy law and its risk check (with training): level, forms, methods, severity (error or "
+        "warn), blocking, accepted_versions.",
+    )
+
     def settings(self, root: Path) -> SelectionPipeline:
         """The pipeline settings, relative paths resolved against ``root``."""
         return SelectionPipeline(
@@ -72,6 +79,7 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
             export_suffix=self.export_suffix,
             skip_malformed=self.skip_malformed,
             training=None if self.training is None else TrainingSettings(**self.training),
+            law=None if self.law is None else LawSettings(**self.law),
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

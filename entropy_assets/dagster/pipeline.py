@@ -22,6 +22,7 @@ from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseli
 from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import data_version, load_pool
 
+from .law import LawSettings, build_law_defs
 from .storage import EntropyStorage
 from .training import TrainingSettings, build_training_asset, holdout_mask
 
@@ -60,6 +61,9 @@ class SelectionPipeline:
     tags: dict[str, str] = field(default_factory=dict)
     training: TrainingSettings | None = None
     """Train on every subset (a ``training_run`` asset) and hold evaluation samples out of selection."""
+    law: LawSettings | None = None
+    """How the ``entropy_law`` asset fits and how strictly its risk check judges new data versions (defaults when
+    None); both exist whenever ``training`` is set."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -75,6 +79,8 @@ class SelectionPipeline:
             self.selection_config("zip", budget)
             self.selection_config("random", budget)
         make_compressor(self.compressor, self.level)
+        if self.law is not None and self.training is None:
+            raise ValueError(f"pipeline {self.name!r}: the entropy law needs training runs; set training too")
 
     @property
     def partitions(self) -> dg.PartitionsDefinition:
@@ -125,7 +131,7 @@ def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStor
 
 
 def build_assets(settings: SelectionPipeline) -> list[Any]:
-    """The pipeline's source asset and assets, keys prefixed and grouped by the pipeline's name."""
+    """The pipeline's source asset, assets and asset checks, keys prefixed and grouped by the pipeline's name."""
     name = settings.name
     prefix = [name]
     raw_key = dg.AssetKey([*prefix, "raw_data"])
@@ -246,7 +252,10 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
 
     assets: list[Any] = [raw_data, pool, compression_scores, selected_subset]
     if settings.training is not None:
-        assets.append(build_training_asset(settings, settings.training, selected_subset.key, raw_key, common))
+        training_run = build_training_asset(settings, settings.training, selected_subset.key, raw_key, common)
+        assets.extend(
+            [training_run, *build_law_defs(settings, settings.law or LawSettings(), training_run.key, common)]
+        )
     return assets
 
 

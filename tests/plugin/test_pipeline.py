@@ -200,14 +200,18 @@ def test_component_and_factory_build_the_same_definitions(data_dir: Path, tmp_pa
 def test_the_bundled_code_location_loads() -> None:
     from dagster_project.definitions import defs
 
-    keys = {key.to_user_string() for key in defs().resolve_asset_graph().get_all_asset_keys()}
+    graph = defs().resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
         "sample/raw_data",
         "sample/pool",
         "sample/compression_scores",
         "sample/selected_subset",
         "sample/training_run",
+        "sample/entropy_law",
     }
+    (check,) = graph.asset_check_keys
+    assert (check.asset_key.to_user_string(), check.name) == ("sample/training_run", "entropy_law_risk")
 
 
 @pytest.mark.parametrize(
