@@ -208,11 +208,25 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
     reports = {}
     for key in keys:
         points = law_points(instance, key)
-        fitted = [p for p in points if not args.methods or p.method in args.methods]
-        reports[key.path[0]] = (points, fit_law(fitted, level=args.level))
+        methods = args.methods or _fitted_methods(instance, dg.AssetKey([key.path[0], "entropy_law"]))
+        fitted = [p for p in points if not methods or p.method in methods]
+        reports[key.path[0]] = (points, fit_law(fitted, level=args.level), methods)
     if args.json:
-        return {name: {**fit.to_dict(), "points": [vars(p) for p in points]} for name, (points, fit) in reports.items()}
-    return "\n\n".join(_law_report(name, points, fit, args.methods) for name, (points, fit) in reports.items())
+        return {
+            name: {**fit.to_dict(), "fit_methods": methods or "all", "points": [vars(p) for p in points]}
+            for name, (points, fit, methods) in reports.items()
+        }
+    return "\n\n".join(_law_report(name, *report) for name, report in reports.items())
+
+
+def _fitted_methods(instance: Any, law_key: Any) -> list[str]:
+    """The methods the pipeline's last ``entropy_law`` fitted (its ``law.methods`` setting); all when unknown."""
+    records = instance.fetch_materializations(law_key, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return []
+    entry = records[0].asset_materialization.metadata.get("fit_methods")
+    value = str(entry.value) if entry is not None else "all"
+    return [] if value == "all" else [m.strip() for m in value.split(",")]
 
 
 def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None) -> str:

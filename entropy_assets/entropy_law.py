@@ -359,6 +359,14 @@ class RiskAssessment:
     def passed(self) -> bool:
         return self.direction == "within"
 
+    def summary(self) -> str:
+        """One line: where the point is against the band, in numbers."""
+        return (
+            f"{self.direction.capitalize()} the band: L {self.loss:.4f} at R {self.ratio:.4f}; "
+            f"predicted {self.predicted_loss:.4f} [{self.band[0]:.4f}, {self.band[1]:.4f}], "
+            f"residual {self.residual:+.4f}" + (" (extrapolated)" if self.extrapolated else "")
+        )
+
     def explanation(self) -> str:
         """Which way the point is off, what that suggests about the data, and what the paper reports."""
         where = (

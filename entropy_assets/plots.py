@@ -115,11 +115,46 @@ def law_scatter_png(
                 xytext=(3, 3),
                 textcoords="offset points",
             )
+        shown = [] if curve is None else [float(band_low.min()), float(band_high.max())]
+        hidden = _zoom_to_fitted(axes, points, values, fitted, shown)
+        if hidden:
+            axes.text(
+                0.99,
+                0.01,
+                "outside the fit and the view: " + ", ".join(hidden),
+                transform=axes.transAxes,
+                fontsize=6,
+                ha="right",
+                va="bottom",
+                color="0.3",
+            )
         axes.set_xlabel("compression ratio R of the subset (zlib-9)")
         axes.set_ylabel(ylabel)
         axes.set_title(title, fontsize=10)
         axes.legend(fontsize=6, loc="best")
     return figure.png
+
+
+def _zoom_to_fitted(
+    axes: Any, points: Sequence[LawPoint], values: Sequence[float], fitted: Sequence[bool], band: Sequence[float]
+) -> list[str]:
+    """Limit the view to the fitted points (and ``band``'s extent) when runs left out of the fit lie far away;
+    returns the runs it hides."""
+    inside = [(p.ratio, v) for p, v, used in zip(points, values, fitted, strict=True) if used]
+    if not inside or all(fitted):
+        return []
+    xs, ys = zip(*inside, strict=True)
+    x_pad = max(0.15 * (max(xs) - min(xs)), 0.1)
+    y_pad = max(0.25 * (max(ys) - min(ys)), 0.05)
+    x_low, x_high = min(xs) - x_pad, max(xs) + x_pad
+    y_low, y_high = min(*ys, *band) - y_pad, max(*ys, *band) + y_pad
+    axes.set_xlim(x_low, x_high)
+    axes.set_ylim(y_low, y_high)
+    return [
+        f"{p.method}/{p.budget} (R {p.ratio:.2f}, {v:.3f})"
+        for p, v, used in zip(points, values, fitted, strict=True)
+        if not used and not (x_low <= p.ratio <= x_high and y_low <= v <= y_high)
+    ]
 
 
 def version_trajectory_png(points: Sequence[LawPoint], *, dpi: int = 90) -> bytes:

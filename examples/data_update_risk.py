@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         run(["pool", "compression_scores"])
         records = sum(len(r) for r in files.values())
         print(f"\nversion {number}: {', '.join(sorted(files))} ({records} records)")
-        print(f"  {'method':<10}{'R':>8}{'L':>8}  {'check':<8}{'residual':>9}  {'band':<18}{'full training':<14}")
+        print(f"  {'method':<10}{'R':>8}{'L':>8}  {'check':<16}{'residual':>9}  {'band':<18}{'full training':<14}")
         for method in METHODS:
             result = run(["selected_subset", "training_run", "full_training"], method)
             materialized = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             ran = "ran" if "full_training" in materialized else "blocked"
             print(
                 f"  {method:<10}{metadata['subset_compression_ratio_zlib9']:>8.4f}{metadata['first_epoch_loss']:>8.4f}"
-                f"  {verdict:<8}{residual:>9}  {band:<18}{ran:<14}"
+                f"  {verdict:<16}{residual:>9}  {band:<18}{ran:<14}"
             )
     run(["entropy_law"])
     seconds = time.perf_counter() - started

@@ -1,8 +1,10 @@
-"""Screenshot the asset page of ``selected_subset`` with its ratio histogram open, from a running ``dagster dev``.
+"""Screenshot an asset page with one of its markdown plots open, from a running ``dagster dev``.
 
 Usage (after ``bash scripts/main.sh``, with ``dagster dev -w workspace.yaml -p 3311`` running)::
 
     .venv/bin/python scripts/screenshot.py --url http://127.0.0.1:3311 --out out/selected_subset.png
+    .venv/bin/python scripts/screenshot.py --asset sample/entropy_law --partition "" --key loss_vs_ratio \
+        --out out/entropy_law.png
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and ``pip install playwright``; no browser download.
 """
@@ -33,16 +35,18 @@ def _dismiss_community_modal(page: Page) -> None:
         page.get_by_role("button", name="Skip").click(timeout=10000)
 
 
-def screenshot(url: str, asset_path: str, partition: str, out: Path) -> Path:
-    """Open the asset's latest materialization of ``partition``, show the histogram, and save a PNG."""
+def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -> Path:
+    """Open the asset's latest materialization (of ``partition``, when given), show the plot held in metadata
+    ``key``, and save a PNG."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/assets/{asset_path}?view=events&partition={partition}", wait_until="networkidle")
+        query = f"&partition={partition}" if partition else ""
+        page.goto(f"{url}/assets/{asset_path}?view=events{query}", wait_until="networkidle")
         _dismiss_community_modal(page)
-        page.get_by_text("ratio_histogram").first.wait_for(timeout=30000)
-        page.get_by_text("[Show Markdown]").first.click()
-        page.locator("img[alt='per-sample ratios']").first.wait_for(timeout=15000)
+        page.get_by_text(key, exact=True).first.wait_for(timeout=30000)
+        page.locator("tr", has=page.get_by_text(key, exact=True)).get_by_text("[Show Markdown]").first.click()
+        page.get_by_role("dialog").locator("img").first.wait_for(timeout=15000)
         page.wait_for_timeout(500)
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
@@ -54,10 +58,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:3311")
     parser.add_argument("--asset", default="sample/selected_subset")
-    parser.add_argument("--partition", default="zip")
+    parser.add_argument("--partition", default="150|zip", help="the partition to open; empty for none")
+    parser.add_argument("--key", default="ratio_histogram", help="the metadata entry whose plot to open")
     parser.add_argument("--out", default="out/selected_subset.png", type=Path)
     args = parser.parse_args()
-    print(screenshot(args.url, args.asset, args.partition, args.out))
+    print(screenshot(args.url, args.asset, args.partition, args.key, args.out))
     return 0
 
 

@@ -145,6 +145,7 @@ def test_assessment_passes_points_on_the_curve_and_fails_points_off_it() -> None
     assert not above.passed and above.direction == "above"
     assert above.residual == pytest.approx(0.3, abs=0.03)
     assert "harder to learn" in above.explanation()
+    assert above.summary().startswith("Above the band: L 4.1000 at R 3.0000; predicted 3.8")
     below = assess_point(fit, 3.0, 5.0 - 0.4 * 3.0 - 0.3)
     assert below.direction == "below" and "easier to learn" in below.explanation()
     far = assess_point(fit, 9.0, 5.0 - 0.4 * 9.0)

@@ -136,6 +136,7 @@ def build_law_defs(
                 "path": dg.MetadataValue.path(str(path)),
                 "plots": dg.MetadataValue.json({key: str(p) for key, p in stored.items()}),
                 **_fit_metadata(fit, len(points)),
+                "fit_methods": ", ".join(law.methods) or "all",
                 "points": dg.MetadataValue.md(_points_markdown(points, fitted)),
                 **{key: dg.MetadataValue.md(_embedded(png, key)) for key, png in plots.items()},
             }
@@ -186,13 +187,14 @@ def risk_check_result(
         return dg.AssetCheckResult(passed=True, metadata={**base, "status": status})
     assessment = assess_point(fit, point.ratio, point.loss)
     accepted = not assessment.passed and law.accepts(point.data_version)
-    explanation = assessment.explanation()
+    explanation, summary = assessment.explanation(), assessment.summary()
     if accepted:
         explanation = f"Accepted by a person (accepted_versions). {explanation}"
+        summary = f"Accepted by a person. {summary}"
     return dg.AssetCheckResult(
         passed=assessment.passed or accepted,
         severity=dg.AssetCheckSeverity.ERROR if law.severity == "error" else dg.AssetCheckSeverity.WARN,
-        description=explanation,
+        description=summary,
         metadata={
             **base,
             "status": "accepted"
