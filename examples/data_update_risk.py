@@ -1,14 +1,15 @@
 """Five data versions through the pipeline, one of them bad: the entropy-law risk check flags it before training.
 
-``python examples/data_update_risk.py [--home DIR] [--raw ../shared/data/raw]``
+``python examples/data_update_risk.py [--home DIR] [--raw ../shared/data/raw] [--bad near-duplicates|noise]``
 
 Builds versions of a data folder from the real files in ``../shared/data/raw``:
 
 1. 800 Alpaca records;
 2. plus 400 Code Alpaca records;
 3. plus 500 more Alpaca records;
-4. plus a block of 600 near-duplicates (20 records of version 1 repeated, each with a counter appended): the bad
-   update;
+4. the bad update: plus a block of 600 near-duplicates (20 records of version 1 repeated, each with a counter
+   appended), or with ``--bad noise`` 600 Alpaca records whose outputs are shuffled and 30% of their characters
+   replaced at random;
 5. the block removed, 500 more Alpaca records added.
 
 For each version it observes the raw data, rescores, selects with ZIP and three baselines, trains the built-in
@@ -21,6 +22,7 @@ run. Runs go to ``--home`` (a Dagster home), so ``dagster dev`` shows them after
 import argparse
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -36,19 +38,32 @@ def _alpaca(raw: Path, part: str, count: int) -> list[dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))[:count]
 
 
-def version_files(raw: Path) -> list[dict[str, list[dict[str, Any]]]]:
+def bad_block(raw: Path, kind: str, seeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """600 records of the bad update: near-duplicates of ``seeds``, or garbled Alpaca outputs."""
+    if kind == "near-duplicates":
+        return [{**seeds[i % 20], "output": f"{seeds[i % 20]['output']} (ref {i})"} for i in range(600)]
+    rng = random.Random(0)
+    garbled = []
+    for record in _alpaca(raw, "04", 600):
+        words = record["output"].split()
+        rng.shuffle(words)
+        noise = "abcdefghijklmnopqrstuvwxyz0123456789#@%"
+        output = "".join(c if rng.random() > 0.3 else rng.choice(noise) for c in " ".join(words))
+        garbled.append({**record, "output": output})
+    return garbled
+
+
+def version_files(raw: Path, bad: str = "near-duplicates") -> list[dict[str, list[dict[str, Any]]]]:
     """The files of each of the five versions, by name."""
     base = {"alpaca_a.json": _alpaca(raw, "01", 800)}
     code = {"code_alpaca.json": json.loads((raw / "code_alpaca_2k.json").read_text(encoding="utf-8"))[:400]}
     more = {"alpaca_b.json": _alpaca(raw, "02", 500)}
-    seeds = base["alpaca_a.json"][:20]
-    block = [{**seeds[i % 20], "output": f"{seeds[i % 20]['output']} (ref {i})"} for i in range(600)]
     clean = {**base, **code, **more}
     return [
         base,
         {**base, **code},
         clean,
-        {**clean, "update_block.json": block},
+        {**clean, "update_block.json": bad_block(raw, bad, base["alpaca_a.json"][:20])},
         {**clean, "alpaca_c.json": _alpaca(raw, "03", 500)},
     ]
 
@@ -99,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", help="Dagster home and storage folder (default: a new temporary folder)")
     parser.add_argument("--raw", default=str(ROOT.parent / "shared" / "data" / "raw"), help="the raw data files")
     parser.add_argument("--steps", type=int, default=60, help="training steps per subset")
+    parser.add_argument("--bad", choices=("near-duplicates", "noise"), default="near-duplicates", help="the bad update")
     args = parser.parse_args(argv)
     home = Path(args.home or tempfile.mkdtemp(prefix="entropy_updates_")).resolve()
     (home / "data").mkdir(parents=True, exist_ok=True)
@@ -122,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     started = time.perf_counter()
-    for number, files in enumerate(version_files(Path(args.raw)), start=1):
+    for number, files in enumerate(version_files(Path(args.raw), args.bad), start=1):
         write_version(home / "data", files)
         run(["raw_data"])
         run(["pool", "compression_scores"])
