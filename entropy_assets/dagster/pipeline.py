@@ -5,6 +5,7 @@ from the same settings.
 """
 
 import base64
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,14 +21,16 @@ from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
-from entropy_assets.sources import data_version, load_pool
+from entropy_assets.sources import data_version, file_hashes, load_pool
 
 from .law import LawSettings, build_law_defs
-from .storage import EntropyStorage
+from .storage import EntropyStorage, latest_output
 from .training import TrainingSettings, build_training_asset, holdout_mask
 
 METHODS: tuple[str, ...] = ("zip", "zip_paper", *BASELINES)
 """Selection methods a pipeline can partition by: ZIP in its two modes and the baselines."""
+
+SUBSET_CODE_VERSION = "selected-subset-2"
 
 SCORES_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
@@ -135,6 +138,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     name = settings.name
     prefix = [name]
     raw_key = dg.AssetKey([*prefix, "raw_data"])
+    pool_key, scores_key = dg.AssetKey([*prefix, "pool"]), dg.AssetKey([*prefix, "compression_scores"])
     common: dict[str, Any] = {"key_prefix": prefix, "group_name": name, "tags": dict(settings.tags)}
 
     @dg.observable_source_asset(
@@ -145,10 +149,15 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         "data version from their content hashes: any changed byte is a new version.",
     )
     def raw_data() -> dg.ObserveResult:
-        version = data_version(settings.paths)
+        hashes = file_hashes(settings.paths)
+        version = data_version(settings.paths, hashes)
         return dg.ObserveResult(
             data_version=dg.DataVersion(version),
-            metadata={"paths": ", ".join(settings.paths), "data_version": version},
+            metadata={
+                "paths": ", ".join(settings.paths),
+                "data_version": version,
+                "files": dg.MetadataValue.json(hashes),
+            },
         )
 
     @dg.asset(
@@ -163,11 +172,12 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     def pool(entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         version = data_version(settings.paths)
         loaded = load_pool(settings.paths, skip_malformed=settings.skip_malformed)
-        path = entropy_storage.write_parquet(loaded.frame, name, "pool.parquet")
+        path = entropy_storage.write_version(loaded.frame, name, "pool", f"{version}.parquet")
         report = loaded.report
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
+                "file": entropy_storage.relative(path),
                 "dagster/row_count": loaded.frame.height,
                 "records_read": report.records_read,
                 "records_kept": report.records_kept,
@@ -177,6 +187,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
                 "formats": dg.MetadataValue.json(dict(report.formats)),
                 "files": len(report.files),
                 "raw_data_version": version,
+                "version": version,
             },
             data_version=dg.DataVersion(version),
         )
@@ -190,15 +201,23 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         "reused from the previous materialization: a small data change rescores only what changed.",
         **common,
     )
-    def compression_scores(entropy_storage: EntropyStorage) -> dg.MaterializeResult:
-        frame = entropy_storage.read_parquet(name, "pool.parquet")
+    def compression_scores(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        pool_output = latest_output(context.instance, pool_key)
+        frame = entropy_storage.read_parquet(*pool_output["file"].split("/"))
         compressor = make_compressor(settings.compressor, settings.level)
-        previous = _previous_scores(entropy_storage, name, _settings_key(compressor))
+        key = _settings_key(compressor)
+        previous_output = latest_output(context.instance, scores_key, required=False)
+        previous = _previous_scores(entropy_storage, previous_output, key)
         scores, rescored = _score(frame, compressor, previous)
-        path = entropy_storage.write_parquet(scores, name, "compression_scores.parquet")
+        settings_hash = hashlib.sha256(key.encode()).hexdigest()[:8]
+        version = f"{pool_output['version']}.{settings_hash}"
+        path = entropy_storage.write_version(scores, name, "compression_scores", f"{version}.parquet")
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
+                "file": entropy_storage.relative(path),
+                "version": version,
+                "pool_version": pool_output["version"],
                 "dagster/row_count": scores.height,
                 "rescored": rescored,
                 "reused": scores.height - rescored,
@@ -211,7 +230,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         name="selected_subset",
         deps=[pool, compression_scores],
         partitions_def=settings.partitions,
-        code_version="selected-subset-1",
+        code_version=SUBSET_CODE_VERSION,
         kinds={"polars", "parquet"},
         description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
         "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
@@ -221,8 +240,10 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         method, budget = settings.partition(context.partition_key)
         config = settings.selection_config(method, budget)
-        pool = entropy_storage.read_parquet(name, "pool.parquet")
-        scores = entropy_storage.read_parquet(name, "compression_scores.parquet")
+        pool_output = latest_output(context.instance, pool_key)
+        scores_output = latest_output(context.instance, scores_key)
+        pool = entropy_storage.read_parquet(*pool_output["file"].split("/"))
+        scores = entropy_storage.read_parquet(*scores_output["file"].split("/"))
         # Evaluation samples are never offered to selection.
         offered = ~holdout_mask(pool, settings.training.holdout if settings.training else 0)
         frame, scores = pool.filter(offered), scores.filter(offered)
@@ -233,21 +254,30 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         table = selection.provenance.join(
             frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
         )
-        path = entropy_storage.write_parquet(table, name, "selected_subset", f"{stem}.parquet")
-        export = entropy_storage.write_records(subset, name, "selected_subset", f"{stem}{settings.export_suffix}")
+        # Same inputs, settings and code give the same subset: the version names it, and is written once.
+        inputs = [pool_output["version"], scores_output["version"], json.dumps(selection.config, sort_keys=True)]
+        version = hashlib.sha256("\n".join([*inputs, SUBSET_CODE_VERSION]).encode()).hexdigest()[:16]
+        folder = (name, "selected_subset", stem)
+        path = entropy_storage.write_version(table, *folder, f"{version}.parquet")
+        export = entropy_storage.write_records(subset, *folder, f"{version}{settings.export_suffix}")
         png = _histogram(selection, frame, scores)
-        plot = entropy_storage.write_bytes(png, name, "selected_subset", f"{stem}.ratio_histogram.png")
+        plot = entropy_storage.write_bytes(png, *folder, f"{version}.ratio_histogram.png")
         metadata = _subset_metadata(selection, subset, frame, scores)
         return dg.MaterializeResult(
+            data_version=dg.DataVersion(version),
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
+                "file": entropy_storage.relative(path),
+                "version": version,
+                "pool_version": pool_output["version"],
+                "pool_file": pool_output["file"],
                 "export": dg.MetadataValue.path(str(export)),
                 "plot_path": dg.MetadataValue.path(str(plot)),
                 **metadata,
                 "ratio_histogram": dg.MetadataValue.md(
                     f"![per-sample ratios](data:image/png;base64,{base64.b64encode(png).decode()})"
                 ),
-            }
+            },
         )
 
     assets: list[Any] = [raw_data, pool, compression_scores, selected_subset]
@@ -269,14 +299,14 @@ def _settings_key(compressor: Any) -> str:
     return json.dumps(compressor.describe(), sort_keys=True)
 
 
-def _previous_scores(storage: EntropyStorage, name: str, settings: str) -> pl.DataFrame | None:
+def _previous_scores(storage: EntropyStorage, previous: dict[str, Any] | None, settings: str) -> pl.DataFrame | None:
     """The last stored scores, if they were made with the same compressor settings."""
-    if not storage.exists(name, "compression_scores.parquet"):
+    if previous is None or "file" not in previous or not storage.exists(*previous["file"].split("/")):
         return None
-    previous = storage.read_parquet(name, "compression_scores.parquet")
-    if previous.is_empty() or previous["compressor"][0] != settings:
+    scores = storage.read_parquet(*previous["file"].split("/"))
+    if scores.is_empty() or scores["compressor"][0] != settings:
         return None
-    return previous
+    return scores
 
 
 def _score(frame: pl.DataFrame, compressor: Any, previous: pl.DataFrame | None) -> tuple[pl.DataFrame, int]:

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -42,6 +43,17 @@ class EntropyStorage(dg.ConfigurableResource):
         """Store ``data`` at ``parts``, atomically."""
         return self._write(lambda local: write_atomically(local, lambda tmp: tmp.write_bytes(data)), *parts)
 
+    def write_version(self, frame: pl.DataFrame, *parts: str) -> UPath:
+        """Store ``frame`` as parquet at ``parts`` once: a versioned file names its content, so an existing one
+        is kept as it is, never rewritten."""
+        target = self.path(*parts)
+        return target if target.exists() else self.write_parquet(frame, *parts)
+
+    def relative(self, path: UPath) -> str:
+        """``path`` relative to the base path, as recorded in metadata (``file``): outputs stay readable when the
+        storage is moved or copied."""
+        return path.relative_to(UPath(self.base_path)).as_posix()
+
     def read_parquet(self, *parts: str) -> pl.DataFrame:
         """Read parquet stored at ``parts``."""
         target = self.path(*parts)
@@ -65,3 +77,21 @@ class EntropyStorage(dg.ConfigurableResource):
             target.fs.put_file(str(local), staging.path)
             target.fs.mv(staging.path, target.path)
         return target
+
+
+def latest_output(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None, *, required: bool = True
+) -> dict[str, Any] | None:
+    """The metadata values of the latest materialization of ``key`` (and ``partition``): where its output is
+    (``file``, relative to the storage's base path) and which version it is. Downstream assets read their inputs
+    from here, so that what they read is exactly what the event log says was made."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    if materialization is None:
+        if required:
+            where = f" partition {partition}" if partition else ""
+            raise ValueError(f"{key.to_user_string()}{where} has not been materialized yet; materialize it first")
+        return None
+    return {name: value.value for name, value in materialization.metadata.items()}

@@ -21,7 +21,7 @@ from entropy_assets.sources import load_pool
 from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metrics_file
 from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
 
-from .storage import EntropyStorage
+from .storage import EntropyStorage, latest_output
 
 BACKENDS: tuple[str, ...] = ("builtin", "transformers", "pipes", "file")
 
@@ -111,8 +111,9 @@ def build_training_asset(
         pipes_subprocess_client: dg.PipesSubprocessClient,
     ) -> dg.MaterializeResult:
         method, budget = settings.partition(context.partition_key)
-        pool = entropy_storage.read_parquet(name, "pool.parquet")
-        chosen = entropy_storage.read_parquet(name, "selected_subset", f"{method}_{budget}.parquet")
+        selected = latest_output(context.instance, subset_key, context.partition_key)
+        pool = entropy_storage.read_parquet(*selected["pool_file"].split("/"))
+        chosen = entropy_storage.read_parquet(*selected["file"].split("/"))
         subset = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
         train_texts, loss_kind = _training_texts(subset)
         eval_texts = _eval_texts(pool, training)
@@ -130,10 +131,10 @@ def build_training_asset(
             raw_version = raw_record.asset_observation.data_version
         ratio = make_compressor("zlib", 9).ratio(join_samples([t.encode("utf-8") for t in train_texts]))
         curve = loss_curve_png(metrics.step_losses, f"{method}, budget {budget}: training loss")
-        entropy_storage.write_bytes(curve, name, "training_run", f"{method}_{budget}.loss_curve.png")
-        path = entropy_storage.write_bytes(
-            json.dumps(metrics.to_dict()).encode("utf-8"), name, "training_run", f"{method}_{budget}.json"
-        )
+        # Each run is kept under the subset version it trained on and its own run id: nothing is overwritten.
+        folder, stem = (name, "training_run", f"{method}_{budget}"), f"{selected['version']}.{context.run_id[:8]}"
+        entropy_storage.write_bytes(curve, *folder, f"{stem}.loss_curve.png")
+        path = entropy_storage.write_bytes(json.dumps(metrics.to_dict()).encode("utf-8"), *folder, f"{stem}.json")
         performance = metrics.performance(training.score)
         return dg.MaterializeResult(
             metadata={
@@ -152,6 +153,10 @@ def build_training_asset(
                 "subset_compression_ratio_zlib9": round(ratio, 4),
                 "subset_samples": len(train_texts),
                 "subset_version": _subset_version(subset),
+                "selected_subset_version": str(selected["version"]),
+                "subset_file": str(selected["file"]),
+                "pool_file": str(selected["pool_file"]),
+                "pool_version": str(selected["pool_version"]),
                 "raw_data_version": str(raw_version),
                 "backend": training.backend,
                 "scores": dg.MetadataValue.json(dict(metrics.scores)),

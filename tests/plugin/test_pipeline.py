@@ -118,8 +118,8 @@ def test_unchanged_data_is_not_rescored_and_a_change_rescores_only_what_changed(
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    """Every file in ``folder``, by name, with its bytes."""
-    return {p.name: p.read_bytes() for p in folder.iterdir()}
+    """Every file under ``folder``, by relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def materialized_subset(
@@ -138,7 +138,8 @@ def test_a_failed_selection_leaves_the_previous_subset_intact(
 ) -> None:
     with dg.instance_for_test() as instance:
         graph, folder, before = materialized_subset(data_dir, tmp_path / "store", instance, "zip")
-        assert {"zip_60.parquet", "zip_60.jsonl", "zip_60.ratio_histogram.png"} <= set(before)
+        assert sorted(name.split(".", 1)[1] for name in before) == ["jsonl", "parquet", "ratio_histogram.png"]
+        assert {name.split("/")[0] for name in before} == {"zip_60"}
 
         def broken(*args: object, **kwargs: object) -> None:
             raise RuntimeError("selection failed mid-way")
@@ -152,9 +153,12 @@ def test_a_failed_selection_leaves_the_previous_subset_intact(
 def test_a_failed_export_leaves_the_previous_files_intact(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failure while writing (not only while selecting) leaves no half-written file."""
+    """A failure while writing a new subset version (not only while selecting) leaves no half-written file."""
     with dg.instance_for_test() as instance:
         graph, folder, before = materialized_subset(data_dir, tmp_path / "store", instance, "random")
+        with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"text": "A new document makes a new pool and a new subset version."}) + "\n")
+        graph.refresh()
 
         original = pl.DataFrame.write_parquet
 
@@ -179,7 +183,8 @@ def test_budgets_become_a_second_partition_dimension(data_dir: Path, tmp_path: P
         key = dg.MultiPartitionKey({"method": "zip", "budget": "30"})
         metadata = graph.metadata(graph.run([SUBSET], key), SUBSET)
         assert metadata["size"] == 30
-        assert Path(str(metadata["export"])).name == "zip_30.jsonl"
+        export = Path(str(metadata["export"]))
+        assert export.parent.name == "zip_30" and export.name == f"{metadata['version']}.jsonl"
 
 
 def test_component_and_factory_build_the_same_definitions(data_dir: Path, tmp_path: Path) -> None:

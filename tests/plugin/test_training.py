@@ -40,15 +40,18 @@ def test_builtin_training_records_l_z_and_the_subset_it_trained_on(data_dir: Pat
     assert run["subset_samples"] == 60 and run["raw_data_version"] != "None"
     stored = json.loads(Path(str(run["path"])).read_text(encoding="utf-8"))
     assert len(stored["step_losses"]) == 20 and stored["first_epoch_loss"] == run["first_epoch_loss"]
-    assert Path(str(run["path"])).with_name("zip_60.loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert Path(str(run["path"])).with_suffix(".loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_held_out_evaluation_samples_are_never_selected(data_dir: Path, tmp_path: Path) -> None:
     training = TrainingSettings(steps=5, eval_samples=300, builtin=TINY)
-    trained(data_dir, tmp_path, training, method="dedup")
-    pool = pl.read_parquet(tmp_path / "store" / "t" / "pool.parquet")
+    graph, result = trained(data_dir, tmp_path, training, method="dedup")
+    run = graph.metadata(result, TRAINING)  # type: ignore[arg-type]
+    (pool_file,) = (tmp_path / "store" / "t" / "pool").glob("*.parquet")
+    pool = pl.read_parquet(pool_file)
     held_out = set(pool.filter(holdout_mask(pool, 300))["content_hash"])
-    chosen = pl.read_parquet(tmp_path / "store" / "t" / "selected_subset" / "dedup_60.parquet")
+    chosen = pl.read_parquet(tmp_path / "store" / str(run["subset_file"]))
+    assert Path(str(run["subset_file"])).parent.name == "dedup_60"
     assert len(held_out) == 300
     assert held_out.isdisjoint(chosen["content_hash"])
 
