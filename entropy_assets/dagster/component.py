@@ -56,6 +56,13 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
         "eval_samples, eval_paths, score, builtin (trainer settings).",
     )
 
+    automation: bool = Field(
+        default=True,
+        description="Re-materialize on new data versions (an observation sensor and an automation sensor, running "
+        "by default; the daemon runs them: dagster dev, or dagster-daemon run).",
+    )
+    observe_interval_seconds: int = Field(default=30, description="How often the observation sensor checks files.")
+    refresh_cron: str | None = Field(default=None, description="A cron schedule that observes the raw data too.")
     law: dict[str, Any] | None = Field(
         default=None,
         description="The entropy law and its risk check (with training): level, forms, methods, severity (error or "
@@ -80,6 +87,9 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
             skip_malformed=self.skip_malformed,
             training=None if self.training is None else TrainingSettings(**self.training),
             law=None if self.law is None else LawSettings(**self.law),
+            automation=self.automation,
+            observe_interval_seconds=self.observe_interval_seconds,
+            refresh_cron=self.refresh_cron,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

@@ -15,6 +15,7 @@ from dagster import AssetCheckExecutionContext, AssetExecutionContext
 from entropy_assets.entropy_law import FORMS, LawFit, LawPoint, assess_point, fit_law
 from entropy_assets.plots import law_scatter_png, version_trajectory_png
 
+from .automation import eager_past_checks
 from .storage import EntropyStorage
 
 SEVERITIES: tuple[str, ...] = ("error", "warn")
@@ -120,7 +121,7 @@ def build_law_defs(
         description="The entropy law fitted on every training run in the event log, earlier data versions "
         "included: L as a function of R (linear, exponential and power forms compared by leave-one-out error), "
         "Z as a function of R and of (R, L), with confidence intervals, R squared and plots.",
-        **common,
+        **{**common, **({"automation_condition": eager_past_checks()} if "automation_condition" in common else {})},
     )
     def entropy_law(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         points = law_points(context.instance, training_key)

@@ -23,6 +23,7 @@ from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseli
 from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import data_version, file_hashes, load_pool
 
+from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
 from .law import LawSettings, build_law_defs
 from .storage import EntropyStorage, latest_output
 from .training import TrainingSettings, build_training_asset, holdout_mask
@@ -64,6 +65,13 @@ class SelectionPipeline:
     tags: dict[str, str] = field(default_factory=dict)
     training: TrainingSettings | None = None
     """Train on every subset (a ``training_run`` asset) and hold evaluation samples out of selection."""
+    automation: bool = True
+    """Re-materialize on new data versions: an observation sensor and an automation sensor, both running by
+    default, and eager conditions on every asset (the law waits for blocking checks)."""
+    observe_interval_seconds: int = 30
+    """How often the observation sensor looks at the raw files (it hashes them only when sizes or times change)."""
+    refresh_cron: str | None = None
+    """A cron schedule that also observes the raw data (e.g. ``"0 3 * * *"``), for sources a sensor cannot watch."""
     law: LawSettings | None = None
     """How the ``entropy_law`` asset fits and how strictly its risk check judges new data versions (defaults when
     None); both exist whenever ``training`` is set."""
@@ -82,6 +90,13 @@ class SelectionPipeline:
             self.selection_config("zip", budget)
             self.selection_config("random", budget)
         make_compressor(self.compressor, self.level)
+        if self.observe_interval_seconds <= 0:
+            raise ValueError(f"pipeline {self.name!r}: observe_interval_seconds must be positive")
+        if self.refresh_cron is not None:
+            try:
+                refresh_schedule(self.name, self.refresh_cron, dg.AssetKey([self.name, "raw_data"]))
+            except dg.DagsterInvalidDefinitionError as error:
+                raise ValueError(f"pipeline {self.name!r}: refresh_cron: {error}") from error
         if self.law is not None and self.training is None:
             raise ValueError(f"pipeline {self.name!r}: the entropy law needs training runs; set training too")
 
@@ -130,7 +145,18 @@ def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStor
     resources: dict[str, Any] = {"entropy_storage": storage}
     if settings.training is not None:
         resources["pipes_subprocess_client"] = dg.PipesSubprocessClient()
-    return dg.Definitions(assets=build_assets(settings), resources=resources)
+    sensors: list[Any] = []
+    schedules: list[Any] = []
+    raw_key = dg.AssetKey([settings.name, "raw_data"])
+    if settings.automation:
+        interval = settings.observe_interval_seconds
+        sensors = [
+            observation_sensor(settings.name, settings.paths, raw_key, interval),
+            automation_sensor(settings.name, interval),
+        ]
+    if settings.refresh_cron:
+        schedules.append(refresh_schedule(settings.name, settings.refresh_cron, raw_key))
+    return dg.Definitions(assets=build_assets(settings), resources=resources, sensors=sensors, schedules=schedules)
 
 
 def build_assets(settings: SelectionPipeline) -> list[Any]:
@@ -140,6 +166,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     raw_key = dg.AssetKey([*prefix, "raw_data"])
     pool_key, scores_key = dg.AssetKey([*prefix, "pool"]), dg.AssetKey([*prefix, "compression_scores"])
     common: dict[str, Any] = {"key_prefix": prefix, "group_name": name, "tags": dict(settings.tags)}
+    if settings.automation:
+        common["automation_condition"] = eager()
 
     @dg.observable_source_asset(
         name="raw_data",

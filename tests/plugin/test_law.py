@@ -118,8 +118,12 @@ def test_a_run_off_the_law_fails_blocks_full_training_and_can_be_accepted_or_dow
     three_versions, raw_dir: Path, tmp_path: Path
 ) -> None:
     with copy_of(three_versions[0], tmp_path / "copy") as graph:
+        before = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance)
         # The fourth version adds a file, and its runs learn 0.5 nats worse than the law predicts.
         bad = graph.version((*FILES, "llamafactory_identity.json"), raw_dir, offset=0.5)
+        # Automation does not refit the law past the failed blocking checks.
+        after = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance, cursor=before.cursor)
+        assert after.get_num_requested(LAW) == 0 and after.total_requested == 0
         for method, (evaluation, ran) in bad.items():
             metadata = values(evaluation)
             assert not evaluation.passed and not ran, method
