@@ -1,8 +1,9 @@
-"""The ``entropy-assets`` command line: ``select``, ``score``, ``ratio`` and ``law``.
+"""The ``entropy-assets`` command line: ``select``, ``score``, ``ratio``, ``law`` and ``audit``.
 
 ``select`` accepts the published ZIP program's flags (``--data_path --save_path --budget --k1 --k2 --k3
 --n_jobs``), so it is a drop-in replacement: a ShareGPT JSON list in, the selected records as a JSON list in the
-same form out. ``law`` prints the entropy law fitted on the training runs a Dagster instance has recorded.
+same form out. ``law`` prints the entropy law fitted on the training runs a Dagster instance has recorded; ``audit``
+answers what trained a run, how two subset versions differ, and how R and L moved across data versions.
 """
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     law.add_argument("--methods", nargs="+", help="fit only the runs of these methods (default: all)")
     law.add_argument("--level", type=float, default=0.95, help="confidence level of intervals (default: 0.95)")
     law.add_argument("--json", action="store_true", help="print JSON instead of the report")
+
+    audit = commands.add_parser("audit", help="what trained a run, how subset versions differ, R and L history")
+    audit.add_argument("question", choices=("run", "diff", "history"))
+    audit.add_argument("--dagster-home", help="the instance's folder (default: $DAGSTER_HOME)")
+    audit.add_argument("--pipeline", help="the pipeline's name (default: the only one in the instance)")
+    audit.add_argument("--partition", help="run, diff: the partition (e.g. zip, or 150|zip)")
+    audit.add_argument("--run-id", help="run: a Dagster run id (or its first characters)")
+    audit.add_argument("--old", help="diff: the older subset version (default: the one before the newest)")
+    audit.add_argument("--new", help="diff: the newer subset version (default: the newest)")
+    audit.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     return parser
 
 
@@ -184,18 +195,43 @@ def _run_ratio(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
+def _instance(args: argparse.Namespace) -> Any:
+    """The Dagster instance at ``--dagster-home`` or ``$DAGSTER_HOME``."""
     import dagster as dg
-
-    from entropy_assets.dagster.law import law_points
-    from entropy_assets.entropy_law import fit_law
 
     home = args.dagster_home or os.environ.get("DAGSTER_HOME")
     if not home:
         raise ValueError("no Dagster instance: pass --dagster-home or set DAGSTER_HOME")
     if not Path(home).is_dir():
         raise ValueError(f"{home}: no such Dagster home folder")
-    instance = dg.DagsterInstance.from_config(str(home))
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def _run_audit(args: argparse.Namespace) -> str:
+    from entropy_assets.dagster import audit
+
+    instance = _instance(args)
+    names = audit.pipelines(instance)
+    pipeline = args.pipeline or (names[0] if len(names) == 1 else None)
+    if pipeline is None:
+        raise ValueError(f"the instance has pipelines {names or 'none'}: name one with --pipeline")
+    if args.question == "history":
+        return audit.history(instance, pipeline).render(args.format)
+    if args.question == "run":
+        return audit.audit_run(instance, pipeline, partition=args.partition, run_id=args.run_id).render(args.format)
+    if not args.partition:
+        raise ValueError("audit diff needs --partition")
+    return audit.diff_subsets(instance, pipeline, args.partition, old=args.old, new=args.new).render(args.format)
+
+
+def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
+    import dagster as dg
+
+    from entropy_assets.dagster.law import law_points
+    from entropy_assets.entropy_law import fit_law
+
+    instance = _instance(args)
+    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
     keys = sorted(
         (k for k in instance.get_asset_keys() if k.path[-1] == "training_run" and len(k.path) == 2),
         key=lambda k: k.to_user_string(),
@@ -273,7 +309,8 @@ def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[st
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input or settings)."""
     args = build_parser().parse_args(argv)
-    run = {"select": _run_select, "score": _run_score, "ratio": _run_ratio, "law": _run_law}[args.command]
+    commands = {"select": _run_select, "score": _run_score, "ratio": _run_ratio, "law": _run_law, "audit": _run_audit}
+    run = commands[args.command]
     try:
         result = run(args)
     except (ValueError, OSError) as error:  # SourceError and RecordError are ValueErrors

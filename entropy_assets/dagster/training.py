@@ -139,6 +139,7 @@ def build_training_asset(
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
+                "file": entropy_storage.relative(path),
                 "method": method,
                 "budget": budget,
                 "first_epoch_loss": metrics.first_epoch_loss,

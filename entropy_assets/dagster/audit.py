@@ -1,0 +1,237 @@
+"""Audits from a Dagster instance: what a training run trained on, how two versions of a subset differ and why,
+and how R and L moved across data versions.
+
+Every answer comes from the event log (materialization and observation metadata) and the versioned files it
+points to, which are never overwritten: an audit of an old run reads exactly the subset and pool it used.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from upath import UPath
+
+from .law import law_points
+
+
+class AuditError(ValueError):
+    """The instance holds nothing that answers the question; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit's answer: a title, key facts, and a table of rows."""
+
+    title: str
+    facts: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, **self.facts, "rows": self.rows}
+
+    def render(self, fmt: str = "table") -> str:
+        """As ``table`` (for a terminal), ``markdown`` (for a review) or ``json``."""
+        if fmt == "json":
+            return json.dumps(self.to_dict(), indent=2, default=str)
+        columns = list(self.rows[0]) if self.rows else []
+        if fmt == "markdown":
+            lines = [f"### {self.title}", ""]
+            lines += [f"- **{key}**: {_cell(value)}" for key, value in self.facts.items()]
+            if columns:
+                lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in self.rows]
+            return "\n".join(lines)
+        width = max((len(k) for k in self.facts), default=0)
+        lines = [self.title, *(f"  {key:<{width}}  {_cell(value)}" for key, value in self.facts.items())]
+        if columns:
+            widths = {c: max(len(c), *(len(_cell(row[c])) for row in self.rows)) for c in columns}
+            lines += ["", "  ".join(f"{c:<{widths[c]}}" for c in columns)]
+            lines += ["  ".join(f"{_cell(row[c]):<{widths[c]}}" for c in columns) for row in self.rows]
+        return "\n".join(lines)
+
+
+def audit_run(
+    instance: dg.DagsterInstance, pipeline: str, *, partition: str | None = None, run_id: str | None = None
+) -> Audit:
+    """Which subset version, pool version, raw files (with their hashes) and sample ids a training run used.
+
+    The run is the latest ``training_run`` materialization, of ``partition`` or by Dagster ``run_id`` if given.
+    """
+    key = dg.AssetKey([pipeline, "training_run"])
+    records = _materializations(instance, key, partition)
+    if run_id:
+        records = [r for r in records if r.run_id.startswith(run_id)]
+    if not records:
+        which = f" in run {run_id}" if run_id else f" of partition {partition}" if partition else ""
+        raise AuditError(f"no materialization of {key.to_user_string()}{which} in this instance")
+    record = records[-1]
+    run = _values(record)
+    subset = _read(run, "subset_file")
+    raw = _raw_observation(instance, pipeline, str(run["raw_data_version"]))
+    files = raw.get("files", {}) if raw else {}
+    facts = {
+        "run_id": record.run_id,
+        "partition": record.partition_key,
+        "materialized": _time(record.timestamp),
+        "first_epoch_loss": run.get("first_epoch_loss"),
+        "performance": run.get("performance"),
+        "subset_ratio_zlib9": run.get("subset_compression_ratio_zlib9"),
+        "selected_subset_version": run.get("selected_subset_version"),
+        "subset_file": run.get("subset_file"),
+        "subset_content_version": run.get("subset_version"),
+        "pool_version": run.get("pool_version"),
+        "pool_file": run.get("pool_file"),
+        "raw_data_version": run.get("raw_data_version"),
+        "raw_files": files or "(no observation with this version recorded its files)",
+        "samples": subset.height,
+    }
+    rows = subset.sort("rank").select("rank", "id", "source", "content_hash").to_dicts()
+    return Audit(f"training run {record.run_id[:8]} of {pipeline}/training_run[{record.partition_key}]", facts, rows)
+
+
+def diff_subsets(
+    instance: dg.DagsterInstance, pipeline: str, partition: str, *, old: str | None = None, new: str | None = None
+) -> Audit:
+    """Samples added to and removed from a subset between two of its versions (by default the last two), and why:
+    ``new data`` (not in the older pool), ``changed content`` (same id, other content), ``removed from data``
+    (not in the newer pool), or ``outscored`` (in both pools, unchanged, and chosen in only one)."""
+    key = dg.AssetKey([pipeline, "selected_subset"])
+    versions: dict[str, dict[str, Any]] = {}
+    for record in _materializations(instance, key, partition):
+        values = _values(record)
+        versions.pop(str(values["version"]), None)
+        versions[str(values["version"])] = values  # ordered by their latest materialization
+    names = list(versions)
+    if len(names) < 2 and not (old and new):
+        raise AuditError(f"{key.to_user_string()}[{partition}] has {len(names)} version(s); a diff needs two")
+    old_version, new_version = _pick(names, old, -2), _pick(names, new, -1)
+    before, after = versions[old_version], versions[new_version]
+    old_subset, new_subset = _read(before, "file"), _read(after, "file")
+    old_pool, new_pool = _read(before, "pool_file"), _read(after, "pool_file")
+    old_hash = dict(zip(old_pool["id"], old_pool["content_hash"], strict=True))
+    new_hash = dict(zip(new_pool["id"], new_pool["content_hash"], strict=True))
+    old_ids, new_ids = set(old_subset["id"]), set(new_subset["id"])
+    rows = []
+    for sample in sorted(new_ids - old_ids):
+        reason = "new data" if sample not in old_hash else "changed content"
+        if sample in old_hash and old_hash[sample] == new_hash[sample]:
+            reason = "outscored (now chosen)"
+        rows.append({"change": "added", "id": sample, "reason": reason})
+    for sample in sorted(old_ids - new_ids):
+        reason = "removed from data" if sample not in new_hash else "changed content"
+        if sample in new_hash and new_hash[sample] == old_hash[sample]:
+            reason = "outscored (no longer chosen)"
+        rows.append({"change": "removed", "id": sample, "reason": reason})
+    reasons: dict[str, int] = {}
+    for row in rows:
+        reasons[f"{row['change']}: {row['reason']}"] = reasons.get(f"{row['change']}: {row['reason']}", 0) + 1
+    facts = {
+        "old_version": old_version,
+        "new_version": new_version,
+        "old_pool_version": before.get("pool_version"),
+        "new_pool_version": after.get("pool_version"),
+        "old_ratio_zlib9": before.get("compression_ratio_zlib9"),
+        "new_ratio_zlib9": after.get("compression_ratio_zlib9"),
+        "kept": len(old_ids & new_ids),
+        "added": len(new_ids - old_ids),
+        "removed": len(old_ids - new_ids),
+        "by_reason": reasons,
+    }
+    return Audit(f"{pipeline}/selected_subset[{partition}]: {old_version} -> {new_version}", facts, rows)
+
+
+def history(instance: dg.DagsterInstance, pipeline: str) -> Audit:
+    """Compression ratio R and first-epoch loss L of every training run, by data version in time order."""
+    points = law_points(instance, dg.AssetKey([pipeline, "training_run"]))
+    versions: list[str] = []
+    for point in points:
+        if point.data_version not in versions:
+            versions.append(point.data_version)
+    rows = [
+        {
+            "version": f"v{versions.index(p.data_version) + 1}",
+            "data_version": p.data_version[:12],
+            "trained": _time(p.timestamp),
+            "method": p.method,
+            "budget": p.budget,
+            "R": round(p.ratio, 4),
+            "L": round(p.loss, 4),
+            "Z": round(p.performance, 4) if p.performance is not None else None,
+        }
+        for p in points
+    ]
+    return Audit(f"{pipeline}: R and L by data version", {"runs": len(points), "data_versions": len(versions)}, rows)
+
+
+def pipelines(instance: dg.DagsterInstance) -> list[str]:
+    """Pipelines with a training run or a subset in this instance."""
+    names = {k.path[0] for k in instance.get_asset_keys() if len(k.path) == 2 and k.path[1] == "selected_subset"}
+    return sorted(names)
+
+
+def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> list[Any]:
+    """Every materialization of ``key`` (and ``partition``), oldest first."""
+    records, cursor = [], None
+    partitions = [partition] if partition else None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1000, cursor=cursor, ascending=True
+        )
+        records.extend(r for r in result.records if r.asset_materialization is not None)
+        if not result.has_more:
+            return records
+        cursor = result.cursor
+
+
+def _values(record: Any) -> dict[str, Any]:
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def _read(values: dict[str, Any], field: str) -> pl.DataFrame:
+    """The parquet file named by metadata ``field``, found under the storage base that ``path`` and ``file``
+    imply."""
+    if field not in values or "path" not in values or "file" not in values:
+        raise AuditError(f"this materialization predates versioned outputs: it has no {field!r}")
+    base = str(values["path"])[: -len(str(values["file"]))]
+    target = UPath(base) / str(values[field])
+    if not target.exists():
+        raise AuditError(f"{target} is gone: was it pruned?")
+    with target.open("rb") as handle:
+        return pl.read_parquet(handle)
+
+
+def _raw_observation(instance: dg.DagsterInstance, pipeline: str, version: str) -> dict[str, Any] | None:
+    """The metadata of an observation of the raw data that saw ``version``."""
+    key = dg.AssetKey([pipeline, "raw_data"])
+    result = instance.fetch_observations(key, limit=1000)
+    for record in result.records:
+        observation = record.asset_observation
+        if observation is not None and observation.data_version == version:
+            return {k: v.value for k, v in observation.metadata.items()}
+    return None
+
+
+def _pick(names: Sequence[str], wanted: str | None, default: int) -> str:
+    if wanted is None:
+        return names[default]
+    matches = [n for n in names if n.startswith(wanted)]
+    if len(matches) != 1:
+        raise AuditError(f"version {wanted!r} matches {len(matches)} of {', '.join(names)}")
+    return matches[0]
+
+
+def _time(timestamp: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)

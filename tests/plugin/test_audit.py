@@ -1,0 +1,93 @@
+"""Audits: what a run trained on (down to file hashes and sample ids), and subset diffs with their reasons."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from entropy_assets.cli import main as cli
+from entropy_assets.dagster.audit import AuditError, audit_run, diff_subsets, history
+
+from .test_automation import TRAINING, trained_graph
+from .test_pipeline import SUBSET
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_run_audit_names_its_subset_pool_raw_files_and_samples(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = trained_graph(data_dir, tmp_path, instance)
+        audit = audit_run(instance, "t", partition="zip")
+        facts = audit.facts
+        assert facts["raw_files"] == {str(p): sha256(p) for p in sorted(data_dir.iterdir())}
+        assert facts["samples"] == 60 and len(audit.rows) == 60
+        run = graph.metadata(graph.run([TRAINING], "zip"), TRAINING)
+        assert facts["selected_subset_version"] == run["selected_subset_version"]
+        subset = pl.read_parquet(tmp_path / "store" / str(facts["subset_file"]))
+        assert [row["id"] for row in audit.rows] == subset.sort("rank")["id"].to_list()
+        pool = pl.read_parquet(tmp_path / "store" / str(facts["pool_file"]))
+        assert set(subset["id"]) <= set(pool["id"])
+        assert str(facts["pool_file"]).endswith(f"{facts['raw_data_version']}.parquet")
+        # By run id too, and in every output form.
+        by_id = audit_run(instance, "t", run_id=run_id_of(instance, "random")[:8])
+        assert by_id.facts["partition"] == "random"
+        assert json.loads(by_id.render("json"))["samples"] == 60
+        assert by_id.render("markdown").startswith("### training run")
+        with pytest.raises(AuditError, match="no materialization"):
+            audit_run(instance, "t", run_id="ffffffff")
+
+
+def run_id_of(instance: dg.DagsterInstance, partition: str) -> str:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=TRAINING, asset_partitions=[partition]), limit=1
+    ).records
+    return records[0].run_id
+
+
+def test_a_subset_diff_says_what_changed_and_why(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = trained_graph(data_dir, tmp_path, instance)
+        with pytest.raises(AuditError, match="a diff needs two"):
+            diff_subsets(instance, "t", "random")
+        first = graph.metadata(graph.run([SUBSET], "random"), SUBSET)
+        old_subset = pl.read_parquet(tmp_path / "store" / str(first["file"]))
+
+        # Change one chosen C4 document and add new ones.
+        chosen = old_subset.filter(pl.col("id").str.starts_with("pretrain_c4_demo"))["index"][0]
+        path = data_dir / "pretrain_c4_demo.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        lines[chosen] = json.dumps({"text": "This document was rewritten after the first selection."})
+        lines += [json.dumps({"text": f"New document {i} about entropy and compression."}) for i in range(200)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        graph.refresh()
+        graph.run([SUBSET], "random")
+
+        diff = diff_subsets(instance, "t", "random")
+        added = {r["id"]: r["reason"] for r in diff.rows if r["change"] == "added"}
+        removed = {r["id"]: r["reason"] for r in diff.rows if r["change"] == "removed"}
+        assert removed[f"pretrain_c4_demo.jsonl:{chosen}"] == "changed content"
+        assert any(reason == "new data" for reason in added.values())
+        assert diff.facts["kept"] + diff.facts["added"] == 60 == diff.facts["kept"] + diff.facts["removed"]
+        old_pool = pl.read_parquet(tmp_path / "store" / str(first["pool_file"]))
+        for sample, reason in added.items():
+            assert (sample in set(old_pool["id"])) == (reason != "new data")
+        assert diff.facts["old_version"] == first["version"]
+
+        # The same from the terminal, as markdown for a review.
+        home = instance.root_directory
+        assert cli(["audit", "diff", "--dagster-home", home, "--partition", "random", "--format", "markdown"]) == 0
+
+
+def test_history_lists_r_and_l_per_data_version(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        trained_graph(data_dir, tmp_path, instance)
+        audit = history(instance, "t")
+        assert audit.facts == {"runs": 3, "data_versions": 1}
+        assert {row["method"] for row in audit.rows} == {"zip", "random", "dedup"}
+        assert all(row["L"] == 3.0 and row["version"] == "v1" for row in audit.rows)
+        assert "R and L by data version" in audit.render("table")
