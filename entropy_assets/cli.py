@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--old", help="diff: the older subset version (default: the one before the newest)")
     audit.add_argument("--new", help="diff: the newer subset version (default: the newest)")
     audit.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+
+    prune = commands.add_parser("prune", help="delete old output versions (lists them unless --yes)")
+    prune.add_argument("--keep", type=int, required=True, help="versions of each output (per partition) to keep")
+    prune.add_argument("--dagster-home", help="the instance's folder (default: $DAGSTER_HOME)")
+    prune.add_argument("--pipeline", help="the pipeline's name (default: the only one in the instance)")
+    prune.add_argument("--yes", action="store_true", help="delete; without it, only list what would go")
     return parser
 
 
@@ -207,14 +213,31 @@ def _instance(args: argparse.Namespace) -> Any:
     return dg.DagsterInstance.from_config(str(home))
 
 
+def _pipeline(args: argparse.Namespace, instance: Any) -> str:
+    from entropy_assets.dagster.audit import pipelines
+
+    names = pipelines(instance)
+    pipeline = args.pipeline or (names[0] if len(names) == 1 else None)
+    if pipeline is None:
+        raise ValueError(f"the instance has pipelines {names or 'none'}: name one with --pipeline")
+    return pipeline
+
+
+def _run_prune(args: argparse.Namespace) -> str:
+    from entropy_assets.dagster.retention import plan_prune, prune
+
+    instance = _instance(args)
+    plan = plan_prune(instance, _pipeline(args, instance), args.keep)
+    if not args.yes:
+        return plan.describe() + "\n(dry run: pass --yes to delete)"
+    return plan.describe() + f"\ndeleted {prune(plan)} file(s)"
+
+
 def _run_audit(args: argparse.Namespace) -> str:
     from entropy_assets.dagster import audit
 
     instance = _instance(args)
-    names = audit.pipelines(instance)
-    pipeline = args.pipeline or (names[0] if len(names) == 1 else None)
-    if pipeline is None:
-        raise ValueError(f"the instance has pipelines {names or 'none'}: name one with --pipeline")
+    pipeline = _pipeline(args, instance)
     if args.question == "history":
         return audit.history(instance, pipeline).render(args.format)
     if args.question == "run":
@@ -309,7 +332,14 @@ def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[st
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input or settings)."""
     args = build_parser().parse_args(argv)
-    commands = {"select": _run_select, "score": _run_score, "ratio": _run_ratio, "law": _run_law, "audit": _run_audit}
+    commands = {
+        "select": _run_select,
+        "score": _run_score,
+        "ratio": _run_ratio,
+        "law": _run_law,
+        "audit": _run_audit,
+        "prune": _run_prune,
+    }
     run = commands[args.command]
     try:
         result = run(args)

@@ -61,14 +61,14 @@ def audit_run(
     The run is the latest ``training_run`` materialization, of ``partition`` or by Dagster ``run_id`` if given.
     """
     key = dg.AssetKey([pipeline, "training_run"])
-    records = _materializations(instance, key, partition)
+    records = materializations(instance, key, partition)
     if run_id:
         records = [r for r in records if r.run_id.startswith(run_id)]
     if not records:
         which = f" in run {run_id}" if run_id else f" of partition {partition}" if partition else ""
         raise AuditError(f"no materialization of {key.to_user_string()}{which} in this instance")
     record = records[-1]
-    run = _values(record)
+    run = metadata_values(record)
     subset = _read(run, "subset_file")
     raw = _raw_observation(instance, pipeline, str(run["raw_data_version"]))
     files = raw.get("files", {}) if raw else {}
@@ -100,8 +100,8 @@ def diff_subsets(
     (not in the newer pool), or ``outscored`` (in both pools, unchanged, and chosen in only one)."""
     key = dg.AssetKey([pipeline, "selected_subset"])
     versions: dict[str, dict[str, Any]] = {}
-    for record in _materializations(instance, key, partition):
-        values = _values(record)
+    for record in materializations(instance, key, partition):
+        values = metadata_values(record)
         versions.pop(str(values["version"]), None)
         versions[str(values["version"])] = values  # ordered by their latest materialization
     names = list(versions)
@@ -172,7 +172,7 @@ def pipelines(instance: dg.DagsterInstance) -> list[str]:
     return sorted(names)
 
 
-def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> list[Any]:
+def materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> list[Any]:
     """Every materialization of ``key`` (and ``partition``), oldest first."""
     records, cursor = [], None
     partitions = [partition] if partition else None
@@ -186,7 +186,7 @@ def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition:
         cursor = result.cursor
 
 
-def _values(record: Any) -> dict[str, Any]:
+def metadata_values(record: Any) -> dict[str, Any]:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 

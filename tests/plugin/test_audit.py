@@ -10,6 +10,7 @@ import pytest
 
 from entropy_assets.cli import main as cli
 from entropy_assets.dagster.audit import AuditError, audit_run, diff_subsets, history
+from entropy_assets.dagster.retention import plan_prune
 
 from .test_automation import TRAINING, trained_graph
 from .test_pipeline import SUBSET
@@ -91,3 +92,35 @@ def test_history_lists_r_and_l_per_data_version(data_dir: Path, tmp_path: Path) 
         assert {row["method"] for row in audit.rows} == {"zip", "random", "dedup"}
         assert all(row["L"] == 3.0 and row["version"] == "v1" for row in audit.rows)
         assert "R and L by data version" in audit.render("table")
+
+
+def test_pruning_is_explicit_and_keeps_what_kept_runs_use(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = trained_graph(data_dir, tmp_path, instance)
+        store = tmp_path / "store"
+        first_pool = {p.name for p in (store / "t" / "pool").iterdir()}
+        with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"text": "A second data version."}) + "\n")
+        graph.refresh()
+        graph.run([SUBSET, TRAINING], "zip")  # only zip moves to the new version
+        before = {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()}
+
+        home = instance.root_directory
+        assert cli(["prune", "--keep", "1", "--dagster-home", home]) == 0  # a dry run
+        assert {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()} == before
+
+        plan = plan_prune(instance, "t", keep=1)
+        removed = {str(p.relative_to(store)) for p in plan.remove}
+        # zip's old subset and run go, and the old scores; the old pool stays, as random's and dedup's kept runs use it.
+        assert removed and all(
+            path.startswith(("t/selected_subset/zip_60/", "t/training_run/zip_60/", "t/compression_scores/"))
+            for path in removed
+        )
+        assert {p.name for p in (store / "t" / "pool").iterdir()} >= first_pool
+        assert cli(["prune", "--keep", "1", "--dagster-home", home, "--yes"]) == 0
+        after = {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()}
+        assert after == before - removed
+        for method in ("zip", "random", "dedup"):  # every kept run can still be audited
+            assert audit_run(instance, "t", partition=method).facts["samples"] == 60
+        with pytest.raises(ValueError, match="at least 1"):
+            plan_prune(instance, "t", keep=0)
