@@ -113,11 +113,12 @@ def main() -> int:
     print_law(results)
     print(f"\nmaterialized every asset and partition in {seconds:.1f} s; runs stored in {os.environ['DAGSTER_HOME']}")
     for label, field in (("subsets, provenance and plots", "plot_path"), ("training metrics and loss curves", "steps")):
-        folders = {Path(str(m["path"])).parent for m in results.values() if field in m}
+        folders = {Path(str(m["path"])).parents[1] for m in results.values() if field in m}  # <asset>/<partition>/
         if folders:
             print(f"{label}: {', '.join(map(str, sorted(folders)))}")
     ui = f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -w workspace.yaml"
     print(f"see them in the UI: {ui} (then open http://localhost:3000)")
+    print("audit them: .venv/bin/entropy-assets audit run --partition '150|zip' (or: law, audit history, audit diff)")
     return 0
 
 
