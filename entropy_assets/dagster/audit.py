@@ -45,7 +45,13 @@ class Audit:
                 lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in self.rows]
             return "\n".join(lines)
         width = max((len(k) for k in self.facts), default=0)
-        lines = [self.title, *(f"  {key:<{width}}  {_cell(value)}" for key, value in self.facts.items())]
+        lines = [self.title]
+        for key, value in self.facts.items():
+            if isinstance(value, dict) and value:
+                lines.append(f"  {key}")
+                lines.extend(f"    {inner}  {_cell(item)}" for inner, item in value.items())
+            else:
+                lines.append(f"  {key:<{width}}  {_cell(value)}")
         if columns:
             widths = {c: max(len(c), *(len(_cell(row[c])) for row in self.rows)) for c in columns}
             lines += ["", "  ".join(f"{c:<{widths[c]}}" for c in columns)]
@@ -97,7 +103,8 @@ def diff_subsets(
 ) -> Audit:
     """Samples added to and removed from a subset between two of its versions (by default the last two), and why:
     ``new data`` (not in the older pool), ``changed content`` (same id, other content), ``removed from data``
-    (not in the newer pool), or ``outscored`` (in both pools, unchanged, and chosen in only one)."""
+    (not in the newer pool), or ``outscored`` (in both pools, unchanged, and chosen in only one). Samples chosen
+    in both whose content changed are listed too."""
     key = dg.AssetKey([pipeline, "selected_subset"])
     versions: dict[str, dict[str, Any]] = {}
     for record in materializations(instance, key, partition):
@@ -125,6 +132,11 @@ def diff_subsets(
         if sample in new_hash and new_hash[sample] == old_hash[sample]:
             reason = "outscored (no longer chosen)"
         rows.append({"change": "removed", "id": sample, "reason": reason})
+    old_chosen = dict(zip(old_subset["id"], old_subset["content_hash"], strict=True))
+    new_chosen = dict(zip(new_subset["id"], new_subset["content_hash"], strict=True))
+    for sample in sorted(old_ids & new_ids):
+        if old_chosen[sample] != new_chosen[sample]:
+            rows.append({"change": "content changed", "id": sample, "reason": "changed content, still chosen"})
     reasons: dict[str, int] = {}
     for row in rows:
         reasons[f"{row['change']}: {row['reason']}"] = reasons.get(f"{row['change']}: {row['reason']}", 0) + 1
@@ -136,6 +148,7 @@ def diff_subsets(
         "old_ratio_zlib9": before.get("compression_ratio_zlib9"),
         "new_ratio_zlib9": after.get("compression_ratio_zlib9"),
         "kept": len(old_ids & new_ids),
+        "kept_with_changed_content": sum(r["change"] == "content changed" for r in rows),
         "added": len(new_ids - old_ids),
         "removed": len(old_ids - new_ids),
         "by_reason": reasons,
