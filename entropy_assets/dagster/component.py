@@ -12,6 +12,9 @@ In a project's ``defs/<name>/defs.yaml``::
       k2: 60
       k3: 30
       storage_path: .entropy_storage
+      training: {backend: builtin, steps: 60}     # adds training_run, entropy_law and its risk check
+      law: {methods: [zip, random], severity: error}
+      refresh_cron: "0 3 * * *"                   # besides the observation sensor (automation: true)
 
 Relative ``paths`` and ``storage_path`` are resolved against the folder of the ``defs.yaml``'s project root.
 """

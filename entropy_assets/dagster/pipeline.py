@@ -21,7 +21,7 @@ from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
-from entropy_assets.sources import data_version, file_hashes, load_pool
+from entropy_assets.sources import SourceError, data_version, file_hashes, load_pool
 
 from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
 from .law import LawSettings, build_law_defs
@@ -200,6 +200,11 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     def pool(entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         version = data_version(settings.paths)
         loaded = load_pool(settings.paths, skip_malformed=settings.skip_malformed)
+        if data_version(settings.paths) != version:  # the file would be stored under a version it is not
+            raise SourceError(
+                f"the raw data at {', '.join(settings.paths)} changed while it was being read; nothing was "
+                "written: materialize again once it has settled"
+            )
         path = entropy_storage.write_version(loaded.frame, name, "pool", f"{version}.parquet")
         report = loaded.report
         return dg.MaterializeResult(

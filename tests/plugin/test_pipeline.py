@@ -264,3 +264,24 @@ def test_the_workspace_validates() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_a_file_changing_while_the_pool_is_read_fails_without_writing(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with dg.instance_for_test() as instance:
+        graph = Graph(settings(data_dir), tmp_path / "store", instance)
+        graph.run([RAW])
+        original = pipeline_module.load_pool
+
+        def load_then_edit(*args: object, **kwargs: object) -> object:
+            loaded = original(*args, **kwargs)  # type: ignore[arg-type]
+            with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"text": "written while the pool was being read"}) + "\n")
+            return loaded
+
+        monkeypatch.setattr(pipeline_module, "load_pool", load_then_edit)
+        result = graph.run([POOL], raise_on_error=False)
+        assert not result.success
+        assert "changed while it was being read" in str(result.get_step_failure_events()[0].step_failure_data.error)
+        assert not (tmp_path / "store" / "t" / "pool").exists()
