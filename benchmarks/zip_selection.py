@@ -9,8 +9,11 @@ Two scenarios, each in this one process so that all runs share the machine's con
 - ``full``: the whole Alpaca 52K pool with the paper's defaults (budget 10000, K1=10000, K2=200, K3=100),
   ``default`` mode; prints the load and selection times, the peak memory, and the selected set's zlib-9 ratio
   beside a random subset's of the same size.
+- ``hierarchical``: the same pool and settings, one ZIP pass against hierarchical ZIP (4 and 8 shards keeping
+  twice their share, shards in 2 processes); prints median times and each selected set's zlib-9 ratio. Not part
+  of ``all``.
 
-Usage: ``python benchmarks/zip_selection.py [small|full|all] [--repeat N] [--plain-jobs N]``
+Usage: ``python benchmarks/zip_selection.py [small|full|hierarchical|all] [--repeat N] [--plain-jobs N]``
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import polars as pl
 from entropy_assets.compression import join_samples, make_compressor
 from entropy_assets.selection.base import Selection, tiebreak_order
 from entropy_assets.selection.baselines import BaselineConfig, baseline_select
+from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.reference import reference_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import load_pool, pool_from_records
@@ -126,9 +130,25 @@ def full(repeat: int) -> None:
     print(f"zlib-9 ratio of a random set of the same size: {zlib9_ratio(pool, random.positions):.4f}")
 
 
+def hierarchical(repeat: int) -> None:
+    pool = load_pool(ALPACA_CHUNKS).frame
+    config = ZipConfig(budget=10000, k1=10000, k2=200, k3=100)
+    print(f"hierarchical: {pool.height} Alpaca samples; budget 10000, K1=10000, K2=200, K3=100")
+    single, times = timed(lambda: zip_select(pool, config), repeat)
+    print(f"one pass:   median {statistics.median(times):6.2f} s, ratio {zlib9_ratio(pool, single.positions):.4f}")
+    for shards in (4, 8):
+        settings = HierarchicalConfig(zip=config, shards=shards, processes=2)
+        chosen, times = timed(lambda settings=settings: hierarchical_zip_select(pool, settings), repeat)
+        print(
+            f"{shards} shards:   median {statistics.median(times):6.2f} s, ratio "
+            f"{zlib9_ratio(pool, chosen.positions):.4f} (union {chosen.summary['union_size']}, "
+            f"shards {chosen.summary['shard_seconds']:.2f} s)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=("small", "full", "all"), nargs="?", default="all")
+    parser.add_argument("scenario", choices=("small", "full", "hierarchical", "all"), nargs="?", default="all")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each mode (the median is quoted)")
     parser.add_argument("--plain-jobs", type=int, default=1, help="processes for the plain reference")
     args = parser.parse_args(argv)
@@ -139,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         small(args.repeat, args.plain_jobs)
     if args.scenario in ("full", "all"):
         full(args.repeat)
+    if args.scenario == "hierarchical":
+        hierarchical(args.repeat)
     return 0
 
 

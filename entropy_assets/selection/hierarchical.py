@@ -1,0 +1,100 @@
+"""Hierarchical ZIP: select within shards of the pool in parallel processes, then run ZIP over the union of the
+shards' winners to the final budget.
+
+Each shard keeps ``oversample`` times its share of the budget, so the final pass still chooses among candidates.
+What this costs in the chosen set's compression ratio, against one ZIP pass over the whole pool, is measured by
+``benchmarks/zip_selection.py hierarchical``.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from entropy_assets.compression import default_threads
+
+from .base import Selection
+from .zip import ZipConfig, zip_select
+
+
+@dataclass(frozen=True)
+class HierarchicalConfig:
+    """ZIP settings for the final pass, and how the pool is sharded."""
+
+    zip: ZipConfig
+    shards: int = 8
+    oversample: float = 2.0
+    """Each shard keeps ``oversample * budget / shards`` (samples or bytes) for the final pass."""
+    processes: int = 0
+    """Worker processes for the shards; 0 means one per core."""
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError(f"HierarchicalConfig.shards must be >= 1, got {self.shards}")
+        if self.oversample < 1.0:
+            raise ValueError(f"HierarchicalConfig.oversample must be >= 1, got {self.oversample}")
+        if self.processes < 0:
+            raise ValueError(f"HierarchicalConfig.processes must be >= 0, got {self.processes}")
+
+
+def shard_of(content_hashes: pl.Series, shards: int) -> np.ndarray:
+    """The shard of each sample, from its content hash: stable as the pool grows, and every copy of a content
+    lands in the same shard."""
+    prefixes = content_hashes.str.slice(0, 8).str.to_integer(base=16)
+    return (prefixes % shards).to_numpy().astype(np.int64)
+
+
+def hierarchical_zip_select(pool: pl.DataFrame, config: HierarchicalConfig) -> Selection:
+    """Select ``config.zip.budget`` from ``pool`` in two levels: ZIP within each shard, then ZIP over the union."""
+    started = time.perf_counter()
+    shard = shard_of(pool["content_hash"], config.shards)
+    share = math.ceil(config.oversample * config.zip.budget / config.shards)
+    columns = [c for c in ("id", "text", "n_bytes", "record") if c in pool.columns]
+    jobs = []
+    for index in range(config.shards):
+        positions = np.flatnonzero(shard == index)
+        jobs.append((pool[positions].select(columns), positions, _shard_config(config.zip, share)))
+    processes = config.processes or default_threads()
+    if processes == 1 or config.shards == 1:
+        winners = [_select_shard(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as executor:
+            winners = list(executor.map(_select_shard, jobs))
+    shard_seconds = time.perf_counter() - started
+    union = np.sort(np.concatenate(winners)) if winners else np.array([], dtype=np.int64)
+    final = zip_select(pool[union], config.zip)
+    provenance = final.provenance.with_columns(
+        position=pl.Series(union[final.positions], dtype=final.provenance["position"].dtype)
+    )
+    summary = {
+        **final.summary,
+        "pool_size": pool.height,
+        "shards": config.shards,
+        "union_size": len(union),
+        "shard_seconds": round(shard_seconds, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    settings: dict[str, Any] = {**asdict(config), "zip": asdict(config.zip)}
+    return Selection(method=f"{final.method}_hierarchical", provenance=provenance, config=settings, summary=summary)
+
+
+def _shard_config(config: ZipConfig, share: int) -> ZipConfig:
+    return replace(config, budget=share, n_jobs=1)
+
+
+def _select_shard(job: tuple[pl.DataFrame, np.ndarray, ZipConfig]) -> np.ndarray:
+    """The pool positions a shard keeps: all of it when it is no larger than its share."""
+    frame, positions, config = job
+    available = frame.height if config.budget_unit == "samples" else int(frame["n_bytes"].sum())
+    if available <= config.budget:
+        return positions
+    k3 = min(config.k3, config.budget) if config.budget_unit == "samples" else config.k3
+    shard_config = replace(config, k3=k3, k2=max(k3, config.k2), k1=max(k3, config.k2, config.k1))
+    return positions[zip_select(frame, shard_config).positions]
