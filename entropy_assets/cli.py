@@ -280,20 +280,18 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
 
 def _fitted_methods(instance: Any, law_key: Any) -> list[str]:
     """The methods the pipeline's last ``entropy_law`` fitted (its ``law.methods`` setting); all when unknown."""
-    records = instance.fetch_materializations(law_key, limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return []
-    entry = records[0].asset_materialization.metadata.get("fit_methods")
-    value = str(entry.value) if entry is not None else "all"
+    from entropy_assets.dagster.storage import latest_output
+
+    values = latest_output(instance, law_key, required=False) or {}
+    value = str(values.get("fit_methods", "all"))
     return [] if value == "all" else [m.strip() for m in value.split(",")]
 
 
 def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None) -> str:
     """The fit and the table of points, for a terminal."""
-    versions: list[str] = []
-    for point in points:
-        if point.data_version not in versions:
-            versions.append(point.data_version)
+    from entropy_assets.entropy_law import data_versions
+
+    versions = data_versions(points)
     lines = [
         f"entropy law of pipeline {name!r}: {len(points)} runs on {len(versions)} data "
         f"version{'s' if len(versions) != 1 else ''}, "

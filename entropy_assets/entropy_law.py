@@ -45,6 +45,14 @@ class LawPoint:
         return f"{self.method}/{self.budget}@{self.data_version[:7]}"
 
 
+def data_versions(points: Sequence[LawPoint]) -> list[str]:
+    """The points' data versions in the order of their first run: v1, v2, ... in plots and reports."""
+    first: dict[str, float] = {}
+    for point in points:
+        first[point.data_version] = min(first.get(point.data_version, point.timestamp), point.timestamp)
+    return sorted(first, key=lambda version: (first[version], version))
+
+
 @dataclass(frozen=True)
 class _Form:
     name: str

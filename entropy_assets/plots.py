@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display: figures are only rendered to files
 import matplotlib.pyplot as plt
 import numpy as np
 
-from entropy_assets.entropy_law import CurveFit, LawPoint
+from entropy_assets.entropy_law import CurveFit, LawPoint, data_versions
 
 
 class _Figure:
@@ -89,7 +89,7 @@ def law_scatter_png(
 
     Points with ``fitted`` False (excluded from the fit) are drawn hollow.
     """
-    versions = _version_order(points)
+    versions = data_versions(points)
     colours = plt.get_cmap("tab10")
     fitted = list(fitted) if fitted is not None else [True] * len(points)
     with _figure(dpi, size=(7, 4.4)) as (figure, axes):
@@ -160,7 +160,7 @@ def _zoom_to_fitted(
 def version_trajectory_png(points: Sequence[LawPoint], *, dpi: int = 90) -> bytes:
     """A PNG of R and L per method across data versions in the order they were first trained on (the paper's
     Figure 5): a version that moves against the others stands out before anyone trains on it in full."""
-    versions = _version_order(points)
+    versions = data_versions(points)
     methods = sorted({(p.method, p.budget) for p in points})
     with _figure(dpi, rows=2, size=(7, 5)) as (figure, (top, bottom)):
         for method, budget in methods:
@@ -179,11 +179,3 @@ def version_trajectory_png(points: Sequence[LawPoint], *, dpi: int = 90) -> byte
         top.set_title("compression ratio and first-epoch loss across data versions", fontsize=10)
         top.legend(fontsize=6, ncols=3)
     return figure.png
-
-
-def _version_order(points: Sequence[LawPoint]) -> list[str]:
-    """Data versions in the order of their first run."""
-    first: dict[str, float] = {}
-    for point in points:
-        first[point.data_version] = min(first.get(point.data_version, point.timestamp), point.timestamp)
-    return sorted(first, key=lambda version: (first[version], version))

@@ -248,15 +248,21 @@ def source_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return sorted({source.path for source in sources if source.path is not None})
 
 
-def file_hashes(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> dict[str, str]:
-    """The sha256 of every file at ``paths`` (folders walked in name order), by path: what an audit needs to say
-    exactly which bytes a data version was."""
-    hashes: dict[str, str] = {}
+def data_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Every file behind ``source_files``: saved datasets' folders walked in name order."""
+    files: list[Path] = []
     for path in source_files(paths):
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            with open(file, "rb") as handle:
-                hashes[str(file)] = hashlib.file_digest(handle, "sha256").hexdigest()
+        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+    return files
+
+
+def file_hashes(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+    """The sha256 of every file at ``paths``, by path: what an audit needs to say exactly which bytes a data
+    version was."""
+    hashes: dict[str, str] = {}
+    for file in data_files(paths):
+        with open(file, "rb") as handle:
+            hashes[str(file)] = hashlib.file_digest(handle, "sha256").hexdigest()
     return hashes
 
 

@@ -14,7 +14,10 @@ import dagster as dg
 import polars as pl
 from upath import UPath
 
+from entropy_assets.entropy_law import data_versions
+
 from .law import law_points
+from .storage import materializations, metadata_values, output_base
 
 
 class AuditError(ValueError):
@@ -159,10 +162,7 @@ def diff_subsets(
 def history(instance: dg.DagsterInstance, pipeline: str) -> Audit:
     """Compression ratio R and first-epoch loss L of every training run, by data version in time order."""
     points = law_points(instance, dg.AssetKey([pipeline, "training_run"]))
-    versions: list[str] = []
-    for point in points:
-        if point.data_version not in versions:
-            versions.append(point.data_version)
+    versions = data_versions(points)
     rows = [
         {
             "version": f"v{versions.index(p.data_version) + 1}",
@@ -185,30 +185,12 @@ def pipelines(instance: dg.DagsterInstance) -> list[str]:
     return sorted(names)
 
 
-def materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> list[Any]:
-    """Every materialization of ``key`` (and ``partition``), oldest first."""
-    records, cursor = [], None
-    partitions = [partition] if partition else None
-    while True:
-        result = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1000, cursor=cursor, ascending=True
-        )
-        records.extend(r for r in result.records if r.asset_materialization is not None)
-        if not result.has_more:
-            return records
-        cursor = result.cursor
-
-
-def metadata_values(record: Any) -> dict[str, Any]:
-    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
-
-
 def _read(values: dict[str, Any], field: str) -> pl.DataFrame:
     """The parquet file named by metadata ``field``, found under the storage base that ``path`` and ``file``
     imply."""
-    if field not in values or "path" not in values or "file" not in values:
+    base = output_base(values)
+    if base is None or field not in values:
         raise AuditError(f"this materialization predates versioned outputs: it has no {field!r}")
-    base = str(values["path"])[: -len(str(values["file"]))]
     target = UPath(base) / str(values[field])
     if not target.exists():
         raise AuditError(f"{target} is gone: was it pruned?")

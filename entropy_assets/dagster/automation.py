@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from entropy_assets.sources import SourceError, data_version, source_files
+from entropy_assets.sources import SourceError, data_files, data_version
 
 
 def eager() -> dg.AutomationCondition:
@@ -29,10 +29,7 @@ def eager_past_checks() -> dg.AutomationCondition:
 def files_signature(paths: Sequence[str]) -> str:
     """A cheap fingerprint of the files at ``paths`` (names, sizes, modification times): when it is unchanged the
     sensor skips hashing their content."""
-    entries = []
-    for path in source_files(paths):
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        entries.extend((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    entries = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in data_files(paths)]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 

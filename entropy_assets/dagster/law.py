@@ -16,7 +16,7 @@ from entropy_assets.entropy_law import FORMS, LawFit, LawPoint, assess_point, fi
 from entropy_assets.plots import law_scatter_png, version_trajectory_png
 
 from .automation import eager_past_checks
-from .storage import EntropyStorage
+from .storage import EntropyStorage, materializations
 
 SEVERITIES: tuple[str, ...] = ("error", "warn")
 
@@ -70,16 +70,10 @@ def law_points(instance: dg.DagsterInstance, training_key: dg.AssetKey) -> list[
     Materializations without the needed metadata (from before these fields existed) are left out.
     """
     latest: dict[tuple[str, int, str, str], LawPoint] = {}
-    cursor: str | None = None
-    while True:
-        result = instance.fetch_materializations(training_key, limit=1000, cursor=cursor, ascending=True)
-        for record in result.records:
-            point = point_from_record(record)
-            if point is not None:
-                latest[(point.method, point.budget, point.data_version, point.subset_version)] = point
-        if not result.has_more:
-            break
-        cursor = result.cursor
+    for record in materializations(instance, training_key):
+        point = point_from_record(record)
+        if point is not None:
+            latest[(point.method, point.budget, point.data_version, point.subset_version)] = point
     return sorted(latest.values(), key=lambda p: p.timestamp)
 
 
@@ -112,6 +106,8 @@ def build_law_defs(
 ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
     """The ``entropy_law`` asset and the risk check on ``training_run`` (``settings`` is the ``SelectionPipeline``)."""
     name = settings.name
+    # Under automation the law waits for every blocking check upstream: a refresh stops at risky data.
+    law_common = {**common, "automation_condition": eager_past_checks()} if settings.automation else common
 
     @dg.asset(
         name="entropy_law",
@@ -121,7 +117,7 @@ def build_law_defs(
         description="The entropy law fitted on every training run in the event log, earlier data versions "
         "included: L as a function of R (linear, exponential and power forms compared by leave-one-out error), "
         "Z as a function of R and of (R, L), with confidence intervals, R squared and plots.",
-        **{**common, **({"automation_condition": eager_past_checks()} if "automation_condition" in common else {})},
+        **law_common,
     )
     def entropy_law(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         points = law_points(context.instance, training_key)

@@ -236,7 +236,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     )
     def compression_scores(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         pool_output = latest_output(context.instance, pool_key)
-        frame = entropy_storage.read_parquet(*pool_output["file"].split("/"))
+        frame = entropy_storage.read_parquet(pool_output["file"])
         compressor = make_compressor(settings.compressor, settings.level)
         key = _settings_key(compressor)
         previous_output = latest_output(context.instance, scores_key, required=False)
@@ -275,8 +275,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         config = settings.selection_config(method, budget)
         pool_output = latest_output(context.instance, pool_key)
         scores_output = latest_output(context.instance, scores_key)
-        pool = entropy_storage.read_parquet(*pool_output["file"].split("/"))
-        scores = entropy_storage.read_parquet(*scores_output["file"].split("/"))
+        pool = entropy_storage.read_parquet(pool_output["file"])
+        scores = entropy_storage.read_parquet(scores_output["file"])
         # Evaluation samples are never offered to selection.
         offered = ~holdout_mask(pool, settings.training.holdout if settings.training else 0)
         frame, scores = pool.filter(offered), scores.filter(offered)
@@ -315,7 +315,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
 
     assets: list[Any] = [raw_data, pool, compression_scores, selected_subset]
     if settings.training is not None:
-        training_run = build_training_asset(settings, settings.training, selected_subset.key, raw_key, common)
+        training_run = build_training_asset(settings, settings.training, selected_subset.key, common)
         assets.extend(
             [training_run, *build_law_defs(settings, settings.law or LawSettings(), training_run.key, common)]
         )
@@ -334,9 +334,9 @@ def _settings_key(compressor: Any) -> str:
 
 def _previous_scores(storage: EntropyStorage, previous: dict[str, Any] | None, settings: str) -> pl.DataFrame | None:
     """The last stored scores, if they were made with the same compressor settings."""
-    if previous is None or "file" not in previous or not storage.exists(*previous["file"].split("/")):
+    if previous is None or "file" not in previous or not storage.exists(previous["file"]):
         return None
-    scores = storage.read_parquet(*previous["file"].split("/"))
+    scores = storage.read_parquet(previous["file"])
     if scores.is_empty() or scores["compressor"][0] != settings:
         return None
     return scores

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 from upath import UPath
 
-from .audit import materializations, metadata_values
+from .storage import materializations, metadata_values, output_base
 
 VERSIONED_ASSETS: tuple[str, ...] = ("pool", "compression_scores", "selected_subset", "training_run")
 
@@ -41,9 +41,9 @@ def plan_prune(instance: dg.DagsterInstance, pipeline: str, keep: int) -> PruneP
         by_partition: dict[str | None, list[dict[str, Any]]] = {}
         for record in materializations(instance, dg.AssetKey([pipeline, name]), None):
             values = metadata_values(record)
-            if "file" in values and "path" in values:
+            if (found := output_base(values)) is not None:
                 by_partition.setdefault(record.partition_key, []).append(values)
-                base = str(values["path"])[: -len(str(values["file"]))]
+                base = found
         for history in by_partition.values():
             files = list(dict.fromkeys(str(v["file"]) for v in history))  # distinct, oldest first
             kept.update(files[-keep:])

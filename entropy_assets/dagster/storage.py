@@ -25,7 +25,8 @@ class EntropyStorage(dg.ConfigurableResource):
     base_path: str = "entropy_assets_storage"
 
     def path(self, *parts: str) -> UPath:
-        """``base_path / parts``; parts may not climb out of the base path."""
+        """``base_path / parts``; parts (which may hold ``/``, as a recorded ``file`` does) may not climb out of
+        the base path."""
         for part in parts:
             if part.startswith(("/", "\\")) or ".." in Path(part).parts:
                 raise ValueError(f"storage path part {part!r} must stay inside {self.base_path}")
@@ -94,4 +95,31 @@ def latest_output(
             where = f" partition {partition}" if partition else ""
             raise ValueError(f"{key.to_user_string()}{where} has not been materialized yet; materialize it first")
         return None
-    return {name: value.value for name, value in materialization.metadata.items()}
+    return metadata_values(records[0])
+
+
+def materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> list[Any]:
+    """Every materialization record of ``key`` (and ``partition``), oldest first."""
+    records, cursor = [], None
+    partitions = [partition] if partition else None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1000, cursor=cursor, ascending=True
+        )
+        records.extend(r for r in result.records if r.asset_materialization is not None)
+        if not result.has_more:
+            return records
+        cursor = result.cursor
+
+
+def metadata_values(record: Any) -> dict[str, Any]:
+    """A materialization record's metadata, as plain values."""
+    return {name: value.value for name, value in record.asset_materialization.metadata.items()}
+
+
+def output_base(values: dict[str, Any]) -> str | None:
+    """The storage base path a materialization wrote under: its full ``path`` less its relative ``file``; None for
+    materializations from before versioned outputs."""
+    if "path" not in values or "file" not in values:
+        return None
+    return str(values["path"])[: -len(str(values["file"]))]

@@ -90,7 +90,7 @@ def holdout_mask(frame: pl.DataFrame, count: int) -> pl.Series:
 
 
 def build_training_asset(
-    settings: Any, training: TrainingSettings, subset_key: dg.AssetKey, raw_key: dg.AssetKey, common: dict[str, Any]
+    settings: Any, training: TrainingSettings, subset_key: dg.AssetKey, common: dict[str, Any]
 ) -> dg.AssetsDefinition:
     """The ``training_run`` asset of a pipeline (``settings`` is its ``SelectionPipeline``)."""
     name = settings.name
@@ -112,8 +112,8 @@ def build_training_asset(
     ) -> dg.MaterializeResult:
         method, budget = settings.partition(context.partition_key)
         selected = latest_output(context.instance, subset_key, context.partition_key)
-        pool = entropy_storage.read_parquet(*selected["pool_file"].split("/"))
-        chosen = entropy_storage.read_parquet(*selected["file"].split("/"))
+        pool = entropy_storage.read_parquet(selected["pool_file"])
+        chosen = entropy_storage.read_parquet(selected["file"])
         subset = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
         train_texts, loss_kind = _training_texts(subset)
         eval_texts = _eval_texts(pool, training)
@@ -125,10 +125,6 @@ def build_training_asset(
             metrics = _train_pipes(context, pipes_subprocess_client, training, train_texts, eval_texts, method, budget)
         else:
             metrics = load_metrics_file(training.metrics_path.format(method=method, budget=budget))
-        raw_record = context.instance.get_latest_data_version_record(raw_key)
-        raw_version = None
-        if raw_record is not None and raw_record.asset_observation is not None:
-            raw_version = raw_record.asset_observation.data_version
         ratio = make_compressor("zlib", 9).ratio(join_samples([t.encode("utf-8") for t in train_texts]))
         curve = loss_curve_png(metrics.step_losses, f"{method}, budget {budget}: training loss")
         # Each run is kept under the subset version it trained on and its own run id: nothing is overwritten.
@@ -158,7 +154,7 @@ def build_training_asset(
                 "subset_file": str(selected["file"]),
                 "pool_file": str(selected["pool_file"]),
                 "pool_version": str(selected["pool_version"]),
-                "raw_data_version": str(raw_version),
+                "raw_data_version": str(selected["pool_version"]),  # a pool is named by the raw data it read
                 "backend": training.backend,
                 "scores": dg.MetadataValue.json(dict(metrics.scores)),
                 "loss_curve": dg.MetadataValue.md(
