@@ -1,0 +1,82 @@
+"""The selection pipeline's graph as a job that other processes can rebuild (dask workers, step subprocesses).
+
+Every test in this folder builds its job here, so that a change of settings (say, sharded scores) is made once.
+The job is rebuilt in each worker from ``reconstructable_selection_job``'s JSON arguments, not pickled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from entropy_assets.dagster import EntropyStorage, SelectionPipeline, executor_named, selection_pipeline_defs
+
+NAME = "t"
+POOL = dg.AssetKey([NAME, "pool"])
+SCORES = dg.AssetKey([NAME, "compression_scores"])
+SUBSET = dg.AssetKey([NAME, "selected_subset"])
+BUDGET = 40
+JOB_NAME = "select"
+RAW_FILES = {"fastchat_dummy_conversation.json": 500, "pretrain_c4_demo.jsonl": 300}
+"""The real files the tests copy, and how many records each holds."""
+
+
+def copy_raw_files(raw_dir: Path, folder: Path) -> Path:
+    """Copies ``RAW_FILES`` from the shared raw data into ``folder``; returns it."""
+    folder.mkdir(parents=True)
+    for name in RAW_FILES:
+        shutil.copy(raw_dir / name, folder)
+    return folder
+
+
+def pipeline_settings(data_dir: str) -> SelectionPipeline:
+    """Small budgets and ZIP stages, so that a run takes seconds; no sensors."""
+    return SelectionPipeline(
+        name=NAME,
+        paths=[data_dir],
+        methods=("zip", "random"),
+        budgets=(BUDGET,),
+        k1=200,
+        k2=40,
+        k3=20,
+        automation=False,
+    )
+
+
+def selection_job(data_dir: str, storage_dir: str, executor: str) -> dg.JobDefinition:
+    """pool -> compression_scores -> selected_subset on the executor called ``executor`` (see ``executor_named``)."""
+    defs = selection_pipeline_defs(pipeline_settings(data_dir), storage=EntropyStorage(base_path=storage_dir))
+    job = dg.define_asset_job(JOB_NAME, selection=[POOL, SCORES, SUBSET])
+    return dg.Definitions(
+        assets=defs.assets, resources=defs.resources, jobs=[job], executor=executor_named(executor)
+    ).resolve_job_def(JOB_NAME)
+
+
+def reconstructable_selection_job(data_dir: str, storage_dir: str, executor: str) -> dg.ReconstructableJob:
+    """``selection_job`` as a job that a worker process rebuilds by importing this module."""
+    return dg.build_reconstructable_job(
+        __name__,
+        selection_job.__name__,
+        reconstructable_kwargs={"data_dir": data_dir, "storage_dir": storage_dir, "executor": executor},
+        reconstructor_working_directory=str(Path(__file__).resolve().parents[1]),
+    )
+
+
+def run_selection(
+    job: dg.ReconstructableJob,
+    instance: dg.DagsterInstance,
+    keys: list[dg.AssetKey],
+    partition: str | None = None,
+    *,
+    run_config: dict | None = None,
+) -> list[dg.DagsterEvent]:
+    """Materializes ``keys`` (of one ``selected_subset`` partition, if given) in one run; raises if a step fails.
+    Returns the run's events."""
+    tags = {"dagster/partition": partition} if partition else None
+    with dg.execute_job(
+        job, instance, run_config=run_config, tags=tags, asset_selection=keys, raise_on_error=True
+    ) as result:
+        assert result.success
+        return list(result.all_events)
