@@ -49,7 +49,8 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
     subsets: dict[str, dict[str, object]] = {}
     # Assets partitioned alike run together, one run per partition, in dependency order within the run.
     groups: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
-    for key in partitioned:
+    order = {key: index for index, key in enumerate(graph.toposorted_asset_keys)}
+    for key in sorted(partitioned, key=order.__getitem__):  # e.g. scores' shards before the subsets
         groups.setdefault(graph.get(key).partitions_def, []).append(key)  # type: ignore[arg-type]
     for partitions, keys in groups.items():
         for partition in partitions.get_partition_keys(dynamic_partitions_store=instance):

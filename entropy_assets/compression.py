@@ -328,17 +328,23 @@ class ZstdCompressor(Compressor):
     def compressed_sizes(self, items: Sequence[bytes], threads: int = 1) -> np.ndarray:
         # Up to the level's table size the parameters do not depend on the input's size: those items share one
         # compressor; a larger one gets the parameters ``compressed_size`` gives it, whatever else is in the batch.
+        # Items small enough for a sized frame go to zstd's batch call, which compresses on ``threads`` threads
+        # without the GIL and gives the sizes ``cctx.compress`` gives.
         base = zstd.ZstdCompressionParameters.from_level(self.level)
         shared_limit = min(1 << base.hash_log, 1 << (base.window_log - 1))
         cctx = zstd.ZstdCompressor(compression_params=self.parameters())
-        return np.fromiter(
-            (
-                _zstd_frame_size(cctx, item) if len(item) <= shared_limit else self.compressed_size(item)
-                for item in items
-            ),
-            dtype=np.int64,
-            count=len(items),
-        )
+        sizes = np.zeros(len(items), dtype=np.int64)
+        small = [i for i, item in enumerate(items) if len(item) <= _ZSTD_ATTACH_LIMIT]
+        batch = list(items) if len(small) == len(items) else [items[i] for i in small]
+        for i in sorted(set(range(len(items))) - set(small)):
+            item = items[i]
+            sizes[i] = _zstd_frame_size(cctx, item) if len(item) <= shared_limit else self.compressed_size(item)
+        if any(batch):  # zstd's batch call refuses a batch with no bytes
+            frames = cctx.multi_compress_to_buffer(batch, threads=max(1, threads))
+            sizes[small] = [len(frames[i]) for i in range(len(frames))]
+        elif batch:
+            sizes[small] = _zstd_frame_size(cctx, b"")
+        return sizes
 
     def context(self, chosen: bytes) -> ZstdContext:
         return ZstdContext(self, chosen)

@@ -367,3 +367,16 @@ def test_make_compressor_defaults() -> None:
 def test_make_compressor_rejects_bad_settings(args: tuple, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_compressor(*args, **kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_zstd_batch_sizes_equal_one_by_one_sizes(raw_dir: Path, threads: int) -> None:
+    """The batch call (many small frames, on threads) and the large-item paths give the sizes of one call each."""
+    texts = [t.encode("utf-8") for t in load_pool(raw_dir / "pretrain_c4_demo.jsonl").frame["text"].to_list()]
+    items = [b"", *texts[:200], b"".join(texts[:40]), b"".join(texts) * 3, b""]
+    assert len(items[-2]) > 1 << 17 and len(items[-3]) > 1 << 14
+    for level in (1, 3, 19):
+        compressor = make_compressor("zstd", level)
+        assert compressor.compressed_sizes(items, threads).tolist() == [compressor.compressed_size(i) for i in items]
+    assert make_compressor("zstd").compressed_sizes([b"", b""], threads).tolist() == [9, 9]
+    assert make_compressor("zstd").compressed_sizes([], threads).tolist() == []

@@ -15,6 +15,7 @@ In a project's ``defs/<name>/defs.yaml``::
       training: {backend: builtin, steps: 60}     # adds training_run, entropy_law and its risk check
       law: {methods: [zip, random], severity: error}
       refresh_cron: "0 3 * * *"                   # besides the observation sensor (automation: true)
+      shards: 16                                  # compression_scores partitioned by content-hash shard
 
 Relative ``paths`` and ``storage_path`` are resolved against the folder of the ``defs.yaml``'s project root.
 """
@@ -40,7 +41,8 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
     paths: list[str] = Field(description="Files, folders or globs of records (JSON, JSONL, parquet, text).")
     methods: list[str] = Field(
         default=["zip", "random", "ratio", "longest", "dedup"],
-        description="Partitions of selected_subset: zip, zip_paper, random, ratio, longest, dedup.",
+        description="Partitions of selected_subset: zip, zip_paper, zip_hierarchical (with shards), random, "
+        "ratio, longest, dedup.",
     )
     budgets: list[int] = Field(default=[1000], description="One or more budgets (a second partition dimension).")
     budget_unit: str = Field(default="samples", description="samples or bytes")
@@ -72,6 +74,15 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
         "warn), blocking, accepted_versions.",
     )
 
+    shards: int = Field(
+        default=1,
+        description="Content-hash shards: above 1, compression_scores is partitioned by shard (parallel runs; a data "
+        "change rescores only the shards it touched) and zip_hierarchical selects within shards.",
+    )
+    hierarchical_oversample: float = Field(
+        default=2.0, description="zip_hierarchical: each shard keeps this many times its share of the budget."
+    )
+
     def settings(self, root: Path) -> SelectionPipeline:
         """The pipeline settings, relative paths resolved against ``root``."""
         return SelectionPipeline(
@@ -93,6 +104,8 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
             automation=self.automation,
             observe_interval_seconds=self.observe_interval_seconds,
             refresh_cron=self.refresh_cron,
+            shards=self.shards,
+            hierarchical_oversample=self.hierarchical_oversample,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

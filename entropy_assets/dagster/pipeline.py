@@ -7,6 +7,8 @@ from the same settings.
 import base64
 import hashlib
 import json
+import multiprocessing
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,32 +18,33 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext
 
-from entropy_assets.compression import default_threads, join_samples, make_compressor
+from entropy_assets.compression import join_samples, make_compressor
 from entropy_assets.plots import ratio_histogram_png
+from entropy_assets.scoring import (
+    compressor_settings_hash,
+    read_shard,
+    score_samples,
+    shard_fingerprints,
+    shard_keys,
+)
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
+from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import SourceError, data_version, file_hashes, load_pool
 
 from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
 from .law import LawSettings, build_law_defs
+from .shards import pool_scores, scores_version, shard_fingerprint, shard_sensor
 from .storage import EntropyStorage, latest_output
 from .training import TrainingSettings, build_training_asset, holdout_mask
 
-METHODS: tuple[str, ...] = ("zip", "zip_paper", *BASELINES)
-"""Selection methods a pipeline can partition by: ZIP in its two modes and the baselines."""
+METHODS: tuple[str, ...] = ("zip", "zip_paper", "zip_hierarchical", *BASELINES)
+"""Selection methods a pipeline can partition by: ZIP in its two modes, ZIP within shards then over their winners
+(``zip_hierarchical``, with ``shards`` above 1), and the baselines."""
 
 SUBSET_CODE_VERSION = "selected-subset-2"
-
-SCORES_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "content_hash": pl.String(),
-    "n_bytes": pl.Int64(),
-    "compressed_bytes": pl.Int64(),
-    "compressor": pl.String(),
-    "ratio": pl.Float64(),
-}
-"""``compression_scores``: one row per pool sample; ``compressor`` holds the settings that made the sizes."""
+MAX_SHARDS = 4096
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ class SelectionPipeline:
     law: LawSettings | None = None
     """How the ``entropy_law`` asset fits and how strictly its risk check judges new data versions (defaults when
     None); both exist whenever ``training`` is set."""
+    shards: int = 1
+    """Content-hash shards of the pool. Above 1, ``compression_scores`` is partitioned by shard: shards score as
+    parallel runs, a data change rescores only the shards it touched, and a run holds one shard in memory."""
+    hierarchical_oversample: float = 2.0
+    """``zip_hierarchical``: each shard keeps this many times its share of the budget for the final pass."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -99,6 +107,12 @@ class SelectionPipeline:
                 raise ValueError(f"pipeline {self.name!r}: refresh_cron: {error}") from error
         if self.law is not None and self.training is None:
             raise ValueError(f"pipeline {self.name!r}: the entropy law needs training runs; set training too")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ValueError(f"pipeline {self.name!r}: shards must be 1..{MAX_SHARDS}, got {self.shards}")
+        if "zip_hierarchical" in self.methods:
+            if self.shards < 2:
+                raise ValueError(f"pipeline {self.name!r}: method zip_hierarchical needs shards of 2 or more")
+            self.selection_config("zip_hierarchical", self.budgets[0])
 
     @property
     def partitions(self) -> dg.PartitionsDefinition:
@@ -114,8 +128,21 @@ class SelectionPipeline:
             return key.keys_by_dimension["method"], int(key.keys_by_dimension["budget"])
         return str(key), self.budgets[0]
 
-    def selection_config(self, method: str, budget: int) -> ZipConfig | BaselineConfig:
+    @property
+    def shard_partitions(self) -> dg.StaticPartitionsDefinition | None:
+        """The partitions of ``compression_scores``: one per shard, or None when the pool is one shard."""
+        return dg.StaticPartitionsDefinition(shard_keys(self.shards)) if self.shards > 1 else None
+
+    def selection_config(self, method: str, budget: int) -> ZipConfig | HierarchicalConfig | BaselineConfig:
         """The validated configuration of one method at one budget."""
+        if method == "zip_hierarchical":
+            # In a daemonic process (a dask worker, say) the shards cannot go to child processes.
+            processes = 1 if multiprocessing.current_process().daemon else 0
+            zip_config = self.selection_config("zip", budget)
+            assert isinstance(zip_config, ZipConfig)
+            return HierarchicalConfig(
+                zip=zip_config, shards=self.shards, oversample=self.hierarchical_oversample, processes=processes
+            )
         if method in ("zip", "zip_paper"):
             paper = method == "zip_paper"
             return ZipConfig(
@@ -154,6 +181,10 @@ def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStor
             observation_sensor(settings.name, settings.paths, raw_key, interval),
             automation_sensor(settings.name, interval),
         ]
+        if settings.shards > 1:
+            keys = (dg.AssetKey([settings.name, n]) for n in ("pool", "compression_scores", "selected_subset"))
+            settings_hash = compressor_settings_hash(make_compressor(settings.compressor, settings.level))
+            sensors.append(shard_sensor(settings.name, tuple(keys), settings.partitions, settings_hash, interval))
     if settings.refresh_cron:
         schedules.append(refresh_schedule(settings.name, settings.refresh_cron, raw_key))
     return dg.Definitions(assets=build_assets(settings), resources=resources, sensors=sensors, schedules=schedules)
@@ -207,6 +238,9 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
             )
         path = entropy_storage.write_version(loaded.frame, name, "pool", f"{version}.parquet")
         report = loaded.report
+        shards: dict[str, Any] = {}
+        if settings.shards > 1:
+            shards = {"shard_fingerprints": dg.MetadataValue.json(shard_fingerprints(loaded.frame, settings.shards))}
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
@@ -221,6 +255,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
                 "files": len(report.files),
                 "raw_data_version": version,
                 "version": version,
+                **shards,
             },
             data_version=dg.DataVersion(version),
         )
@@ -228,32 +263,58 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     @dg.asset(
         name="compression_scores",
         deps=[pool],
+        partitions_def=settings.shard_partitions,
         code_version="compression-scores-1",
         kinds={"polars", "parquet", settings.compressor},
         description="Per-sample compressed size and ratio. Scores of samples whose content is unchanged are "
-        "reused from the previous materialization: a small data change rescores only what changed.",
-        **common,
+        "reused from the previous materialization: a small data change rescores only what changed."
+        + (
+            f" Partitioned into {settings.shards} content-hash shards, each scored by its own run: a shard whose "
+            "samples did not change reuses its stored scores whole."
+            if settings.shards > 1
+            else ""
+        ),
+        # Sharded, a sensor requests only the shards a new pool changed (see shards.py).
+        **{**common, **({"automation_condition": None} if settings.shards > 1 else {})},
     )
     def compression_scores(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         pool_output = latest_output(context.instance, pool_key)
-        frame = entropy_storage.read_parquet(pool_output["file"])
         compressor = make_compressor(settings.compressor, settings.level)
-        key = _settings_key(compressor)
-        previous_output = latest_output(context.instance, scores_key, required=False)
-        previous = _previous_scores(entropy_storage, previous_output, key)
-        scores, rescored = _score(frame, compressor, previous)
-        settings_hash = hashlib.sha256(key.encode()).hexdigest()[:8]
-        version = f"{pool_output['version']}.{settings_hash}"
-        path = entropy_storage.write_version(scores, name, "compression_scores", f"{version}.parquet")
+        settings_hash = compressor_settings_hash(compressor)
+        partition = context.partition_key if settings.shards > 1 else None
+        previous_output = latest_output(context.instance, scores_key, partition, required=False)
+        previous = _stored(entropy_storage, previous_output)
+        started = time.perf_counter()
+        if partition is None:
+            frame = entropy_storage.read_parquet(pool_output["file"])
+            scores, rescored = score_samples(frame, compressor, previous)
+            version = f"{pool_output['version']}.{settings_hash}"
+            path = entropy_storage.write_version(scores, name, "compression_scores", f"{version}.parquet")
+            shard: dict[str, Any] = {}
+        else:
+            fingerprint = shard_fingerprint(entropy_storage, pool_output, partition, settings.shards)
+            version = scores_version(fingerprint, settings_hash)
+            folder = (name, "compression_scores", partition)
+            if entropy_storage.exists(*folder, f"{version}.parquet"):  # same samples, same settings: scored before
+                scores, rescored = entropy_storage.read_parquet(*folder, f"{version}.parquet"), 0
+            else:
+                index = shard_keys(settings.shards).index(partition)
+                frame = read_shard(str(entropy_storage.path(pool_output["file"])), index, settings.shards)
+                scores, rescored = score_samples(frame, compressor, previous)
+            path = entropy_storage.write_version(scores, *folder, f"{version}.parquet")
+            shard = {"shard": partition, "shard_fingerprint": fingerprint, "shards": settings.shards}
+        seconds = time.perf_counter() - started
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
                 "file": entropy_storage.relative(path),
                 "version": version,
                 "pool_version": pool_output["version"],
+                **shard,
                 "dagster/row_count": scores.height,
                 "rescored": rescored,
                 "reused": scores.height - rescored,
+                "seconds": round(seconds, 3),
                 "mean_ratio": float(scores["ratio"].mean() or 0.0),
                 "compressor": dg.MetadataValue.json(compressor.describe()),
             }
@@ -268,15 +329,18 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
         "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
         f"in its records' original form ({settings.export_suffix}), ready for a trainer.",
-        **common,
+        **{
+            **common,
+            # Sharded, the subsets wait for every shard's scores: the same sensor requests them.
+            **({"automation_condition": None} if settings.shards > 1 else {}),
+        },
     )
     def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         method, budget = settings.partition(context.partition_key)
         config = settings.selection_config(method, budget)
         pool_output = latest_output(context.instance, pool_key)
-        scores_output = latest_output(context.instance, scores_key)
         pool = entropy_storage.read_parquet(pool_output["file"])
-        scores = entropy_storage.read_parquet(scores_output["file"])
+        scores, input_version = _scores_for(context.instance, entropy_storage, scores_key, settings, pool_output, pool)
         # Evaluation samples are never offered to selection.
         offered = ~holdout_mask(pool, settings.training.holdout if settings.training else 0)
         frame, scores = pool.filter(offered), scores.filter(offered)
@@ -288,7 +352,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
             frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
         )
         # Same inputs, settings and code give the same subset: the version names it, and is written once.
-        inputs = [pool_output["version"], scores_output["version"], json.dumps(selection.config, sort_keys=True)]
+        inputs = [pool_output["version"], input_version, json.dumps(selection.config, sort_keys=True)]
         version = hashlib.sha256("\n".join([*inputs, SUBSET_CODE_VERSION]).encode()).hexdigest()[:16]
         folder = (name, "selected_subset", stem)
         path = entropy_storage.write_version(table, *folder, f"{version}.parquet")
@@ -322,42 +386,40 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     return assets
 
 
-def _select(frame: pl.DataFrame, config: ZipConfig | BaselineConfig) -> Selection:
+def _select(frame: pl.DataFrame, config: ZipConfig | HierarchicalConfig | BaselineConfig) -> Selection:
+    if isinstance(config, HierarchicalConfig):
+        return hierarchical_zip_select(frame, config)
     if isinstance(config, ZipConfig):
         return zip_select(frame, config)
     return baseline_select(frame, config)
 
 
-def _settings_key(compressor: Any) -> str:
-    return json.dumps(compressor.describe(), sort_keys=True)
-
-
-def _previous_scores(storage: EntropyStorage, previous: dict[str, Any] | None, settings: str) -> pl.DataFrame | None:
-    """The last stored scores, if they were made with the same compressor settings."""
-    if previous is None or "file" not in previous or not storage.exists(previous["file"]):
+def _stored(storage: EntropyStorage, output: dict[str, Any] | None) -> pl.DataFrame | None:
+    """The frame a materialization stored, if it still exists."""
+    if output is None or "file" not in output or not storage.exists(output["file"]):
         return None
-    scores = storage.read_parquet(previous["file"])
-    if scores.is_empty() or scores["compressor"][0] != settings:
-        return None
-    return scores
+    return storage.read_parquet(output["file"])
 
 
-def _score(frame: pl.DataFrame, compressor: Any, previous: pl.DataFrame | None) -> tuple[pl.DataFrame, int]:
-    """Scores for every sample of ``frame``, reusing ``previous`` by content hash; also how many were new."""
-    known: dict[str, int] = {}
-    if previous is not None:
-        known = dict(zip(previous["content_hash"].to_list(), previous["compressed_bytes"].to_list(), strict=True))
-    hashes = frame["content_hash"].to_list()
-    missing = [i for i, h in enumerate(hashes) if h not in known]
-    texts = frame["text"].to_list()
-    sizes = compressor.compressed_sizes([texts[i].encode("utf-8") for i in missing], default_threads())
-    known.update({hashes[i]: int(size) for i, size in zip(missing, sizes, strict=True)})
-    scores = frame.select("id", "content_hash", "n_bytes").with_columns(
-        compressed_bytes=pl.Series([known[h] for h in hashes], dtype=pl.Int64),
-        compressor=pl.lit(_settings_key(compressor)),
-    )
-    scores = scores.with_columns(ratio=pl.col("n_bytes") / pl.col("compressed_bytes"))
-    return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), len(missing)
+def _scores_for(
+    instance: dg.DagsterInstance,
+    storage: EntropyStorage,
+    scores_key: dg.AssetKey,
+    settings: SelectionPipeline,
+    pool_output: dict[str, Any],
+    pool: pl.DataFrame,
+) -> tuple[pl.DataFrame, str]:
+    """The scores of every sample of ``pool``, row for row, and their version; they must be of the latest pool."""
+    if settings.shards > 1:
+        settings_hash = compressor_settings_hash(make_compressor(settings.compressor, settings.level))
+        return pool_scores(instance, storage, scores_key, settings.shards, settings_hash, pool_output, pool)
+    output = latest_output(instance, scores_key)
+    if output.get("pool_version") != pool_output["version"]:
+        raise ValueError(
+            f"{scores_key.to_user_string()} was made from pool version {output.get('pool_version')}, not the "
+            f"latest {pool_output['version']}; materialize it first"
+        )
+    return storage.read_parquet(output["file"]), str(output["version"])
 
 
 def _histogram(selection: Selection, frame: pl.DataFrame, scores: pl.DataFrame) -> bytes:

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from entropy_assets.compression import default_threads
+from entropy_assets.scoring import shard_of
 
 from .base import Selection
 from .zip import ZipConfig, zip_select
@@ -42,13 +43,6 @@ class HierarchicalConfig:
             raise ValueError(f"HierarchicalConfig.oversample must be >= 1, got {self.oversample}")
         if self.processes < 0:
             raise ValueError(f"HierarchicalConfig.processes must be >= 0, got {self.processes}")
-
-
-def shard_of(content_hashes: pl.Series, shards: int) -> np.ndarray:
-    """The shard of each sample, from its content hash: stable as the pool grows, and every copy of a content
-    lands in the same shard."""
-    prefixes = content_hashes.str.slice(0, 8).str.to_integer(base=16)
-    return (prefixes % shards).to_numpy().astype(np.int64)
 
 
 def hierarchical_zip_select(pool: pl.DataFrame, config: HierarchicalConfig) -> Selection:

@@ -7,8 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from entropy_assets.scoring import shard_of
 from entropy_assets.selection.baselines import BaselineConfig, baseline_select
-from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select, shard_of
+from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import load_pool
 

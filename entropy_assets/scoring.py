@@ -1,0 +1,119 @@
+"""Per-sample compression scores, and the content-hash shards that let a large pool be scored piece by piece.
+
+A shard is a range of content hashes: a sample's shard depends on its content alone, so it is stable as the pool
+grows, every copy of a content lands in the same shard, and a data change touches only the shards of the samples
+that changed. A shard's fingerprint hashes its content hashes: an unchanged fingerprint means its scores need not
+be computed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from .compression import Compressor, default_threads
+
+SCORES_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "content_hash": pl.String(),
+    "n_bytes": pl.Int64(),
+    "compressed_bytes": pl.Int64(),
+    "compressor": pl.String(),
+    "ratio": pl.Float64(),
+}
+"""Scores: one row per pool sample; ``compressor`` holds the settings that made the sizes."""
+
+SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
+"""The pool columns that scoring reads."""
+
+
+def shard_keys(shards: int) -> list[str]:
+    """The names of ``shards`` shards, zero-padded so that they sort: ``00``, ``01``, ..."""
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    width = len(str(shards - 1))
+    return [f"{index:0{width}d}" for index in range(shards)]
+
+
+def shard_expr(shards: int) -> pl.Expr:
+    """The shard of each sample as a polars expression over ``content_hash`` (its first 32 bits, modulo)."""
+    return pl.col("content_hash").str.slice(0, 8).str.to_integer(base=16) % shards
+
+
+def shard_of(content_hashes: pl.Series, shards: int) -> np.ndarray:
+    """The shard of each content hash, as int64 positions into ``shard_keys(shards)``."""
+    frame = pl.DataFrame({"content_hash": content_hashes})
+    return frame.select(shard_expr(shards)).to_series().to_numpy().astype(np.int64)
+
+
+def shard_fingerprints(pool: pl.DataFrame, shards: int) -> dict[str, str]:
+    """Each shard's fingerprint (16 hex digits): a hash of its samples' ids and content hashes, in pool order. Equal
+    fingerprints mean equal scores, row for row."""
+    keys = shard_keys(shards)
+    fingerprints = {key: hashlib.sha256() for key in keys}
+    grouped = (
+        pool.select(shard=shard_expr(shards), row=pl.concat_str("id", "content_hash", separator="\t"))
+        .group_by("shard", maintain_order=True)
+        .agg("row")
+    )
+    for shard, rows in grouped.iter_rows():
+        fingerprints[keys[shard]].update("\n".join(rows).encode())
+    return {key: digest.hexdigest()[:16] for key, digest in fingerprints.items()}
+
+
+def read_shard(pool_file: str | os.PathLike[str], shard: int, shards: int) -> pl.DataFrame:
+    """The samples of one shard of a pool parquet file, with the columns scoring needs. Only the shard's rows are
+    kept in memory: the file is scanned, filtered and collected by polars' streaming engine."""
+    scan = pl.scan_parquet(pool_file).select(SCORED_COLUMNS)
+    return scan.filter(shard_expr(shards) == shard).collect(engine="streaming")
+
+
+def settings_key(compressor: Compressor) -> str:
+    """The compressor's settings as the string stored in the scores' ``compressor`` column."""
+    return json.dumps(compressor.describe(), sort_keys=True)
+
+
+def compressor_settings_hash(compressor: Compressor) -> str:
+    """8 hex digits that name the compressor's settings in versions and file names."""
+    return hashlib.sha256(settings_key(compressor).encode()).hexdigest()[:8]
+
+
+def reusable_scores(previous: pl.DataFrame | None, compressor: Compressor) -> pl.DataFrame | None:
+    """``previous`` if its sizes were made with ``compressor``'s settings, else None."""
+    if previous is None or previous.is_empty() or previous["compressor"][0] != settings_key(compressor):
+        return None
+    return previous
+
+
+def score_samples(
+    frame: pl.DataFrame, compressor: Compressor, previous: pl.DataFrame | None = None, threads: int | None = None
+) -> tuple[pl.DataFrame, int]:
+    """Scores for every sample of ``frame`` (``id``, ``content_hash``, ``n_bytes``, ``text``), and how many were
+    compressed: sizes in ``previous`` (scores from the same compressor settings) are reused by content hash."""
+    known: dict[str, int] = {}
+    previous = reusable_scores(previous, compressor)
+    if previous is not None:
+        known = dict(zip(previous["content_hash"].to_list(), previous["compressed_bytes"].to_list(), strict=True))
+    hashes = frame["content_hash"].to_list()
+    missing = [i for i, content in enumerate(hashes) if content not in known]
+    texts = _utf8(frame["text"], missing if len(missing) < len(hashes) else None)
+    sizes = compressor.compressed_sizes(texts, threads or default_threads())
+    known.update({hashes[i]: int(size) for i, size in zip(missing, sizes, strict=True)})
+    scores = frame.select("id", "content_hash", "n_bytes").with_columns(
+        compressed_bytes=pl.Series([known[content] for content in hashes], dtype=pl.Int64),
+        compressor=pl.lit(settings_key(compressor)),
+    )
+    scores = scores.with_columns(ratio=pl.col("n_bytes") / pl.col("compressed_bytes"))
+    return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), len(missing)
+
+
+def _utf8(texts: pl.Series, positions: Sequence[int] | None) -> list[bytes]:
+    """The UTF-8 bytes of ``texts`` (at ``positions``, or all), converted by polars rather than one by one."""
+    if positions is not None:
+        texts = texts.gather(list(positions))
+    return texts.cast(pl.Binary).to_list()

@@ -1,0 +1,172 @@
+"""A sharded pipeline: compression scores partitioned by content-hash shard, and hierarchical ZIP over the shards."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from entropy_assets.compression import make_compressor
+from entropy_assets.dagster import SelectionPipeline
+from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.scoring import score_samples, shard_keys, shard_of
+
+from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph, settings
+
+TRAINING = dg.AssetKey(["t", "training_run"])
+
+SHARDS = 4
+
+
+def sharded(data_dir: Path, **overrides: object) -> SelectionPipeline:
+    values: dict[str, object] = {"methods": ("zip", "zip_hierarchical", "random"), "shards": SHARDS, **overrides}
+    return settings(data_dir, **values)
+
+
+def score_shards(graph: Graph) -> dict[str, dict[str, object]]:
+    """Materialize every shard of the scores, one run each (as a backfill does); their metadata by shard."""
+    return {shard: graph.metadata(graph.run([SCORES], shard), SCORES) for shard in shard_keys(SHARDS)}
+
+
+def append_document(data_dir: Path, text: str) -> None:
+    with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"text": text}) + "\n")
+
+
+def test_shards_score_the_whole_pool_as_one_run_would(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = Graph(sharded(data_dir), tmp_path / "store", instance)
+        graph.run([RAW])
+        pool_meta = graph.metadata(graph.run([POOL]), POOL)
+        assert sorted(pool_meta["shard_fingerprints"]) == shard_keys(SHARDS)
+        scores = score_shards(graph)
+        assert sum(int(m["dagster/row_count"]) for m in scores.values()) == 800
+        assert all(m["rescored"] == m["dagster/row_count"] > 100 for m in scores.values())
+
+        pool = pl.read_parquet(tmp_path / "store" / str(pool_meta["file"]))
+        stored = pl.concat([pl.read_parquet(tmp_path / "store" / str(m["file"])) for m in scores.values()])
+        whole, _ = score_samples(pool.select("id", "content_hash", "n_bytes", "text"), make_compressor("zstd"))
+        assert stored.sort("id").equals(whole.sort("id"))
+        for shard, metadata in scores.items():  # each shard holds exactly its own samples
+            frame = pl.read_parquet(tmp_path / "store" / str(metadata["file"]))
+            assert set(shard_of(frame["content_hash"], SHARDS)) == {shard_keys(SHARDS).index(shard)}
+
+
+def test_a_data_change_rescores_only_the_shards_it_touched(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = Graph(sharded(data_dir), tmp_path / "store", instance)
+        graph.run([RAW, POOL])
+        first = score_shards(graph)
+
+        append_document(data_dir, "A new document about content-hash shards and what they rescore.")
+        graph.run([RAW, POOL])
+        second = score_shards(graph)
+        changed = {shard for shard in first if first[shard]["version"] != second[shard]["version"]}
+        assert len(changed) == 1
+        (shard,) = changed
+        assert second[shard]["rescored"] == 1 and second[shard]["reused"] == first[shard]["dagster/row_count"]
+        for other in set(first) - changed:  # untouched shards reuse their stored file whole
+            assert second[other]["rescored"] == 0 and second[other]["file"] == first[other]["file"]
+
+
+def test_subsets_select_over_every_shard_and_hierarchical_zip_stays_close(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        graph = Graph(sharded(data_dir), tmp_path / "store", instance)
+        graph.run([RAW, POOL])
+        score_shards(graph)
+        ratios = {}
+        for method in ("zip", "zip_hierarchical", "random"):
+            metadata = graph.metadata(graph.run([SUBSET], method), SUBSET)
+            assert metadata["size"] == 60
+            ratios[method] = metadata["compression_ratio_zlib9"]
+            provenance = pl.read_parquet(str(metadata["path"]))
+            assert provenance["id"].n_unique() == 60
+        assert ratios["zip_hierarchical"] < ratios["random"]
+        assert ratios["zip_hierarchical"] < ratios["zip"] * 1.1
+        hierarchical = graph.metadata(graph.run([SUBSET], "zip_hierarchical"), SUBSET)
+        assert hierarchical["config"]["shards"] == SHARDS
+
+
+def test_a_subset_refuses_scores_of_older_data_and_names_the_shard(data_dir: Path, tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        store = tmp_path / "store"
+        graph = Graph(sharded(data_dir), store, instance)
+        graph.run([RAW, POOL])
+        score_shards(graph)
+        append_document(data_dir, "Another new document, which lands in exactly one shard.")
+        graph.run([RAW, POOL])
+        result = graph.run([SUBSET], "random", raise_on_error=False)
+        assert not result.success
+        error = str(result.get_step_failure_events()[0].step_failure_data.error)
+        assert "shard(s)" in error and "are not scored for pool version" in error
+        assert not (store / "t" / "selected_subset").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"shards": 0}, "shards must be 1..4096"),
+        ({"shards": 1, "methods": ("zip_hierarchical",)}, "zip_hierarchical needs shards of 2 or more"),
+        ({"shards": 2, "methods": ("zip_hierarchical",), "hierarchical_oversample": 0.5}, "oversample must be >= 1"),
+    ],
+)
+def test_bad_shard_settings_are_rejected(data_dir: Path, overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(data_dir, **overrides)
+
+
+def test_the_scores_are_partitioned_only_when_sharded(data_dir: Path) -> None:
+    from entropy_assets.dagster import selection_pipeline_defs
+
+    plain = selection_pipeline_defs(settings(data_dir)).resolve_asset_graph().get(SCORES)
+    split = selection_pipeline_defs(sharded(data_dir)).resolve_asset_graph().get(SCORES)
+    assert plain.partitions_def is None
+    assert split.partitions_def.get_partition_keys() == shard_keys(SHARDS)
+
+
+def test_a_sensor_rescores_only_the_changed_shard_then_reselects(data_dir: Path, tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"first_epoch_loss": 3.0, "eval_loss": 2.5}))
+    training = TrainingSettings(backend="file", metrics_path=str(metrics), eval_samples=0)
+    pipeline = sharded(data_dir, methods=("zip_hierarchical", "random"), training=training)
+    with dg.instance_for_test() as instance:
+        graph = Graph(pipeline, tmp_path / "store", instance)
+        (sensor,) = [s for s in graph.defs.sensors or [] if s.name == "t_rescore_shards"]
+
+        def sensed() -> dict[str, set[str]]:
+            """What the sensor requests now: partitions by asset."""
+            context = dg.build_sensor_context(instance=instance, definitions=graph.defs)
+            requested: dict[str, set[str]] = {}
+            for request in sensor.evaluate_tick(context).run_requests or []:
+                requested.setdefault(str(request.job_name), set()).add(str(request.partition_key))
+            return requested
+
+        first_pool = graph.metadata(graph.run([RAW, POOL]), POOL)
+        assert sensed() == {"t_score_shards": set(shard_keys(SHARDS))}  # a first pool: every shard
+        score_shards(graph)
+        assert sensed() == {}  # subsets never made are left alone
+        for method in ("zip_hierarchical", "random"):
+            graph.run([SUBSET, TRAINING], method)
+        assert sensed() == {}
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance)
+        assert tick.total_requested == 0
+
+        append_document(data_dir, "A document that arrives after the first selection.")
+        graph.run([RAW])
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=tick.cursor)
+        assert tick.get_num_requested(POOL) == 1
+        pool = graph.metadata(graph.run([POOL]), POOL)
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=tick.cursor)
+        assert tick.total_requested == 0  # the shards and the subsets are the sensor's to request
+
+        old, new = first_pool["shard_fingerprints"], pool["shard_fingerprints"]
+        (changed,) = [shard for shard in new if new[shard] != old[shard]]
+        assert sensed() == {"t_score_shards": {changed}}
+        assert graph.metadata(graph.run([SCORES], changed), SCORES)["rescored"] == 1
+        assert sensed() == {"t_select_subsets": {"zip_hierarchical", "random"}}
+        for method in ("zip_hierarchical", "random"):
+            graph.run([SUBSET], method)
+        assert sensed() == {}
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=tick.cursor)
+        assert tick.get_requested_partitions(TRAINING) == {"zip_hierarchical", "random"}
