@@ -31,12 +31,13 @@ def copy_raw_files(raw_dir: Path, folder: Path) -> Path:
     return folder
 
 
-def pipeline_settings(data_dir: str) -> SelectionPipeline:
-    """Small budgets and ZIP stages, so that a run takes seconds; no sensors."""
+def pipeline_settings(data_dir: str, shards: int = 1) -> SelectionPipeline:
+    """Small budgets and ZIP stages, so that a run takes seconds; no sensors. Sharded, ZIP is hierarchical."""
     return SelectionPipeline(
         name=NAME,
         paths=[data_dir],
-        methods=("zip", "random"),
+        methods=("zip_hierarchical" if shards > 1 else "zip", "random"),
+        shards=shards,
         budgets=(BUDGET,),
         k1=200,
         k2=40,
@@ -45,21 +46,39 @@ def pipeline_settings(data_dir: str) -> SelectionPipeline:
     )
 
 
-def selection_job(data_dir: str, storage_dir: str, executor: str) -> dg.JobDefinition:
-    """pool -> compression_scores -> selected_subset on the executor called ``executor`` (see ``executor_named``)."""
-    defs = selection_pipeline_defs(pipeline_settings(data_dir), storage=EntropyStorage(base_path=storage_dir))
-    job = dg.define_asset_job(JOB_NAME, selection=[POOL, SCORES, SUBSET])
+def selection_job(data_dir: str, storage_dir: str, executor: str, shards: int = 1) -> dg.JobDefinition:
+    """pool -> compression_scores -> selected_subset on the executor called ``executor`` (see ``executor_named``).
+    Sharded, the job holds pool and the scores' shards only: subsets are partitioned otherwise (``subset_job``)."""
+    return _job(data_dir, storage_dir, executor, shards, [POOL, SCORES] if shards > 1 else [POOL, SCORES, SUBSET])
+
+
+def subset_job(data_dir: str, storage_dir: str, executor: str, shards: int = 1) -> dg.JobDefinition:
+    """selected_subset alone, for a sharded pipeline."""
+    return _job(data_dir, storage_dir, executor, shards, [SUBSET])
+
+
+def _job(data_dir: str, storage_dir: str, executor: str, shards: int, keys: list[dg.AssetKey]) -> dg.JobDefinition:
+    settings = pipeline_settings(data_dir, shards)
+    defs = selection_pipeline_defs(settings, storage=EntropyStorage(base_path=storage_dir))
+    job = dg.define_asset_job(JOB_NAME, selection=keys)
     return dg.Definitions(
         assets=defs.assets, resources=defs.resources, jobs=[job], executor=executor_named(executor)
     ).resolve_job_def(JOB_NAME)
 
 
-def reconstructable_selection_job(data_dir: str, storage_dir: str, executor: str) -> dg.ReconstructableJob:
-    """``selection_job`` as a job that a worker process rebuilds by importing this module."""
+def reconstructable_selection_job(
+    data_dir: str, storage_dir: str, executor: str, shards: int = 1, *, subsets: bool = False
+) -> dg.ReconstructableJob:
+    """``selection_job`` (or ``subset_job``) as a job that a worker process rebuilds by importing this module."""
     return dg.build_reconstructable_job(
         __name__,
-        selection_job.__name__,
-        reconstructable_kwargs={"data_dir": data_dir, "storage_dir": storage_dir, "executor": executor},
+        (subset_job if subsets else selection_job).__name__,
+        reconstructable_kwargs={
+            "data_dir": data_dir,
+            "storage_dir": storage_dir,
+            "executor": executor,
+            "shards": shards,
+        },
         reconstructor_working_directory=str(Path(__file__).resolve().parents[1]),
     )
 

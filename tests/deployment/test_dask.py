@@ -60,3 +60,32 @@ def test_the_graph_materializes_on_a_dask_cluster(raw_dir: Path, tmp_path: Path,
             provenance = pl.read_parquet(store / subset["file"])
             assert provenance.height == BUDGET and provenance["id"].n_unique() == BUDGET
             assert len(Path(subset["export"]).read_text(encoding="utf-8").splitlines()) == BUDGET
+
+
+def test_sharded_scores_and_hierarchical_zip_run_on_a_dask_cluster(
+    raw_dir: Path, tmp_path: Path, scheduler_address: str
+) -> None:
+    """Each shard of the scores is a run of its own; hierarchical ZIP selects inside a (daemonic) dask worker."""
+    data = copy_raw_files(raw_dir, tmp_path / "data")
+    store = tmp_path / "store"
+    run_config = yaml.safe_load((DEPLOY / "dask" / "existing_cluster.yaml").read_text())
+    run_config["execution"]["config"]["cluster"]["existing"]["address"] = scheduler_address
+    scores_job = reconstructable_selection_job(str(data), str(store), "dask", shards=2)
+    subsets_job = reconstructable_selection_job(str(data), str(store), "dask", shards=2, subsets=True)
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        events = run_selection(scores_job, instance, [POOL, SCORES], "0", run_config=run_config)
+        events += run_selection(scores_job, instance, [SCORES], "1", run_config=run_config)
+        for method in ("zip_hierarchical", "random"):
+            events += run_selection(subsets_job, instance, [SUBSET], method, run_config=run_config)
+        steps = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+        assert len(steps) == 5 and all(e.pid != os.getpid() for e in steps)
+
+        shards = [latest_output(instance, SCORES, shard) for shard in ("0", "1")]
+        assert sum(pl.read_parquet(store / s["file"]).height for s in shards if s) == sum(RAW_FILES.values())
+        for method in ("zip_hierarchical", "random"):
+            subset = latest_output(instance, SUBSET, method)
+            assert subset is not None and pl.read_parquet(store / subset["file"]).height == BUDGET
+        hierarchical = latest_output(instance, SUBSET, "zip_hierarchical")
+        assert hierarchical is not None and hierarchical["config"]["shards"] == 2
+        assert hierarchical["config"]["processes"] == 1  # a dask worker is daemonic: no child processes
