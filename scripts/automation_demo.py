@@ -1,13 +1,14 @@
 """Re-selection with nobody clicking: start ``dagster dev`` on a temporary home, edit a data file, and time the
 re-selection that follows on its own.
 
-``python scripts/automation_demo.py [--port 3313] [--timeout 600]``
+``python scripts/automation_demo.py [--port 3313] [--timeout 600] [--shards N]``
 
 The pipeline (ZIP and random on the bundled sample, 100 samples, 20 training steps each) is materialized once
 first: ``AutomationCondition.eager()`` requests nothing on its first evaluation, so automation starts from a
 materialized graph. Then ``dagster dev`` runs the daemon, whose sensors (running by default) observe the raw data
 every 5 s and evaluate the automation conditions. The script appends records to a data file and polls the
-instance until new materializations of every asset have landed, and prints when each arrived.
+instance until new materializations of every asset have landed, and prints when each arrived. With ``--shards``,
+the pipeline is sharded (ZIP is then ``zip_hierarchical``) and the script also prints which shards were rescored.
 """
 
 import argparse
@@ -28,8 +29,9 @@ from entropy_assets.dagster.training import TrainingSettings
 
 defs = selection_pipeline_defs(
     SelectionPipeline(
-        name="demo", paths=[{data!r}], methods=("zip", "random"), budgets=(100,), k1=300, k2=40, k3=20,
+        name="demo", paths=[{data!r}], methods=({zip!r}, "random"), budgets=(100,), k1=300, k2=40, k3=20,
         training=TrainingSettings(backend="builtin", steps=20, eval_samples=50), observe_interval_seconds=5,
+        shards={shards},
     ),
     storage=EntropyStorage(base_path={store!r}),
 )
@@ -51,12 +53,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3313)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the re-selection")
+    parser.add_argument("--shards", type=int, default=1, help="content-hash shards of the scores (1: unsharded)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="entropy_automation_"))
     home, data = folder / "home", folder / "data"
     home.mkdir()
     shutil.copytree(ROOT / "dagster_project" / "data" / "sample", data, ignore=shutil.ignore_patterns("*.md"))
-    (folder / "defs.py").write_text(DEFS.format(data=str(data), store=str(folder / "store")), encoding="utf-8")
+    method = "zip_hierarchical" if args.shards > 1 else "zip"
+    defs_code = DEFS.format(data=str(data), store=str(folder / "store"), zip=method, shards=args.shards)
+    (folder / "defs.py").write_text(defs_code, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
 
     import dagster as dg
@@ -102,6 +107,14 @@ def main() -> int:
         subsets = instance.fetch_materializations(dg.AssetKey(["demo", "selected_subset"]), limit=10).records
         partitions = sorted({r.partition_key for r in subsets if r.timestamp > edited})
         print(f"re-selected {', '.join(partitions)} and retrained; whole graph in {max(arrived.values()):.1f} s")
+        if args.shards > 1:
+            scores = instance.fetch_materializations(dg.AssetKey(["demo", "compression_scores"]), limit=100).records
+            runs = {
+                r.partition_key: r.asset_materialization.metadata["rescored"].value
+                for r in scores
+                if r.timestamp > edited
+            }
+            print(f"shards scored again: {runs or 'none'} (of {args.shards}; the others were not run)")
         return 0
     finally:
         os.killpg(server.pid, signal.SIGTERM)

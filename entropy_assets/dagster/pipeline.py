@@ -322,7 +322,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
 
     @dg.asset(
         name="selected_subset",
-        deps=[pool, compression_scores],
+        # Every subset reads every shard of the scores.
+        deps=[pool, dg.AssetDep(compression_scores, partition_mapping=dg.AllPartitionMapping())],
         partitions_def=settings.partitions,
         code_version=SUBSET_CODE_VERSION,
         kinds={"polars", "parquet"},

@@ -123,6 +123,9 @@ def test_the_scores_are_partitioned_only_when_sharded(data_dir: Path) -> None:
     split = selection_pipeline_defs(sharded(data_dir)).resolve_asset_graph().get(SCORES)
     assert plain.partitions_def is None
     assert split.partitions_def.get_partition_keys() == shard_keys(SHARDS)
+    # Subsets by method and budget read every shard: the graph's partition mappings are valid.
+    graph = selection_pipeline_defs(sharded(data_dir, budgets=(30, 60))).resolve_asset_graph()
+    graph.validate_partitions()
 
 
 def test_a_sensor_rescores_only_the_changed_shard_then_reselects(data_dir: Path, tmp_path: Path) -> None:
