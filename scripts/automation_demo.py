@@ -114,7 +114,7 @@ def main() -> int:
                 for r in scores
                 if r.timestamp > edited
             }
-            print(f"shards scored again: {runs or 'none'} (of {args.shards}; the others were not run)")
+            print(f"shards run again, with samples rescored: {runs or 'none'} (of {args.shards} shards)")
         return 0
     finally:
         os.killpg(server.pid, signal.SIGTERM)
