@@ -13,6 +13,7 @@ from entropy_assets.scoring import (
     shard_fingerprints,
     shard_keys,
     shard_of,
+    write_shard_ordered,
 )
 from entropy_assets.sources import load_pool, pool_from_records
 
@@ -60,6 +61,12 @@ def test_read_shard_returns_exactly_the_rows_of_its_shard(pool: pl.DataFrame, tm
         assert frame.columns == ["id", "content_hash", "n_bytes", "text"]
         assert frame["id"].to_list() == pool["id"].filter(pl.Series(shards == index)).to_list()
     assert sum(frame.height for frame in read) == pool.height
+
+    ordered = tmp_path / "ordered.parquet"
+    write_shard_ordered(pool, 5, ordered)
+    assert pl.read_parquet(ordered)["shard"].is_sorted()
+    for index in range(5):  # the shard-ordered copy gives each shard the same rows, in the same order
+        assert read_shard(ordered, index, 5).equals(read[index])
 
 
 def test_scores_reuse_stored_sizes_by_content(pool: pl.DataFrame) -> None:

@@ -26,6 +26,7 @@ from entropy_assets.scoring import (
     score_samples,
     shard_fingerprints,
     shard_keys,
+    write_shard_ordered,
 )
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
@@ -239,8 +240,18 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         path = entropy_storage.write_version(loaded.frame, name, "pool", f"{version}.parquet")
         report = loaded.report
         shards: dict[str, Any] = {}
-        if settings.shards > 1:
-            shards = {"shard_fingerprints": dg.MetadataValue.json(shard_fingerprints(loaded.frame, settings.shards))}
+        if settings.shards > 1:  # scoring reads its shard from a copy of the pool ordered by shard
+            count = settings.shards
+            ordered = entropy_storage.write_once(
+                lambda local: write_shard_ordered(loaded.frame, count, local),
+                name,
+                "pool",
+                f"{version}.shards{count}.parquet",
+            )
+            shards = {
+                "shard_file": entropy_storage.relative(ordered),
+                "shard_fingerprints": dg.MetadataValue.json(shard_fingerprints(loaded.frame, count)),
+            }
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
@@ -299,7 +310,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
                 scores, rescored = entropy_storage.read_parquet(*folder, f"{version}.parquet"), 0
             else:
                 index = shard_keys(settings.shards).index(partition)
-                frame = read_shard(str(entropy_storage.path(pool_output["file"])), index, settings.shards)
+                source = pool_output.get("shard_file", pool_output["file"])
+                frame = read_shard(str(entropy_storage.path(source)), index, settings.shards)
                 scores, rescored = score_samples(frame, compressor, previous)
             path = entropy_storage.write_version(scores, *folder, f"{version}.parquet")
             shard = {"shard": partition, "shard_fingerprint": fingerprint, "shards": settings.shards}

@@ -50,6 +50,11 @@ class EntropyStorage(dg.ConfigurableResource):
         target = self.path(*parts)
         return target if target.exists() else self.write_parquet(frame, *parts)
 
+    def write_once(self, write: Callable[[Path], object], *parts: str) -> UPath:
+        """Store a versioned file that ``write(local_path)`` makes, atomically, unless it exists already."""
+        target = self.path(*parts)
+        return target if target.exists() else self._write(lambda local: write_atomically(local, write), *parts)
+
     def relative(self, path: UPath) -> str:
         """``path`` relative to the base path, as recorded in metadata (``file``): outputs stay readable when the
         storage is moved or copied."""

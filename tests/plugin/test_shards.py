@@ -40,6 +40,8 @@ def test_shards_score_the_whole_pool_as_one_run_would(data_dir: Path, tmp_path: 
         graph.run([RAW])
         pool_meta = graph.metadata(graph.run([POOL]), POOL)
         assert sorted(pool_meta["shard_fingerprints"]) == shard_keys(SHARDS)
+        ordered = pl.read_parquet(tmp_path / "store" / str(pool_meta["shard_file"]))
+        assert ordered.height == 800 and ordered["shard"].is_sorted()
         scores = score_shards(graph)
         assert sum(int(m["dagster/row_count"]) for m in scores.values()) == 800
         assert all(m["rescored"] == m["dagster/row_count"] > 100 for m in scores.values())
