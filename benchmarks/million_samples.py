@@ -18,7 +18,8 @@ Each phase runs in a fresh process, so that its peak memory (max RSS) is its own
 3. selection: ``hierarchical_zip_select`` of 50,000 (K1=10000, K2=200, K3=100) over ``--shards`` shards in one
    process per core, and the zlib-9 ratio of the chosen set beside a random set of the same size.
 
-Usage: ``python benchmarks/million_samples.py [--samples N] [--shards S] [--workdir DIR] [--repeat R] [--skip-selection]``
+Usage: ``python benchmarks/million_samples.py [--samples N] [--shards S] [--workdir DIR] [--repeat R]
+[--skip-selection]``
 """
 
 from __future__ import annotations
