@@ -36,7 +36,7 @@ from entropy_assets.sources import SourceError, data_version, file_hashes, load_
 
 from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
 from .law import LawSettings, build_law_defs
-from .shards import pool_scores, scores_version, shard_fingerprint, shard_sensor
+from .shards import pool_fingerprints, pool_scores, scores_version, shard_sensor
 from .storage import EntropyStorage, latest_output
 from .training import TrainingSettings, build_training_asset, holdout_mask
 
@@ -130,6 +130,11 @@ class SelectionPipeline:
         return str(key), self.budgets[0]
 
     @property
+    def scores_settings_hash(self) -> str:
+        """What names the compressor settings in the scores' versions."""
+        return compressor_settings_hash(make_compressor(self.compressor, self.level))
+
+    @property
     def shard_partitions(self) -> dg.StaticPartitionsDefinition | None:
         """The partitions of ``compression_scores``: one per shard, or None when the pool is one shard."""
         return dg.StaticPartitionsDefinition(shard_keys(self.shards)) if self.shards > 1 else None
@@ -184,8 +189,9 @@ def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStor
         ]
         if settings.shards > 1:
             keys = (dg.AssetKey([settings.name, n]) for n in ("pool", "compression_scores", "selected_subset"))
-            settings_hash = compressor_settings_hash(make_compressor(settings.compressor, settings.level))
-            sensors.append(shard_sensor(settings.name, tuple(keys), settings.partitions, settings_hash, interval))
+            sensors.append(
+                shard_sensor(settings.name, tuple(keys), settings.partitions, settings.scores_settings_hash, interval)
+            )
     if settings.refresh_cron:
         schedules.append(refresh_schedule(settings.name, settings.refresh_cron, raw_key))
     return dg.Definitions(assets=build_assets(settings), resources=resources, sensors=sensors, schedules=schedules)
@@ -200,6 +206,9 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     common: dict[str, Any] = {"key_prefix": prefix, "group_name": name, "tags": dict(settings.tags)}
     if settings.automation:
         common["automation_condition"] = eager()
+
+    # Sharded, a sensor requests the shards a new pool changed, then the subsets (see shards.py).
+    sensor_driven = {**common, "automation_condition": None} if settings.shards > 1 else common
 
     @dg.observable_source_asset(
         name="raw_data",
@@ -285,25 +294,26 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
             if settings.shards > 1
             else ""
         ),
-        # Sharded, a sensor requests only the shards a new pool changed (see shards.py).
-        **{**common, **({"automation_condition": None} if settings.shards > 1 else {})},
+        **sensor_driven,
     )
     def compression_scores(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         pool_output = latest_output(context.instance, pool_key)
         compressor = make_compressor(settings.compressor, settings.level)
         settings_hash = compressor_settings_hash(compressor)
         partition = context.partition_key if settings.shards > 1 else None
-        previous_output = latest_output(context.instance, scores_key, partition, required=False)
-        previous = _stored(entropy_storage, previous_output)
+
+        def previous() -> pl.DataFrame | None:  # the partition's last stored scores, read only when scoring
+            return _stored(entropy_storage, latest_output(context.instance, scores_key, partition, required=False))
+
         started = time.perf_counter()
         if partition is None:
             frame = entropy_storage.read_parquet(pool_output["file"])
-            scores, rescored = score_samples(frame, compressor, previous)
+            scores, rescored = score_samples(frame, compressor, previous())
             version = f"{pool_output['version']}.{settings_hash}"
             path = entropy_storage.write_version(scores, name, "compression_scores", f"{version}.parquet")
             shard: dict[str, Any] = {}
         else:
-            fingerprint = shard_fingerprint(entropy_storage, pool_output, partition, settings.shards)
+            fingerprint = pool_fingerprints(entropy_storage, pool_output, settings.shards)[partition]
             version = scores_version(fingerprint, settings_hash)
             folder = (name, "compression_scores", partition)
             if entropy_storage.exists(*folder, f"{version}.parquet"):  # same samples, same settings: scored before
@@ -312,7 +322,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
                 index = shard_keys(settings.shards).index(partition)
                 source = pool_output.get("shard_file", pool_output["file"])
                 frame = read_shard(str(entropy_storage.path(source)), index, settings.shards)
-                scores, rescored = score_samples(frame, compressor, previous)
+                scores, rescored = score_samples(frame, compressor, previous())
             path = entropy_storage.write_version(scores, *folder, f"{version}.parquet")
             shard = {"shard": partition, "shard_fingerprint": fingerprint, "shards": settings.shards}
         seconds = time.perf_counter() - started
@@ -342,11 +352,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
         "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
         f"in its records' original form ({settings.export_suffix}), ready for a trainer.",
-        **{
-            **common,
-            # Sharded, the subsets wait for every shard's scores: the same sensor requests them.
-            **({"automation_condition": None} if settings.shards > 1 else {}),
-        },
+        **sensor_driven,
     )
     def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         method, budget = settings.partition(context.partition_key)
@@ -424,8 +430,9 @@ def _scores_for(
 ) -> tuple[pl.DataFrame, str]:
     """The scores of every sample of ``pool``, row for row, and their version; they must be of the latest pool."""
     if settings.shards > 1:
-        settings_hash = compressor_settings_hash(make_compressor(settings.compressor, settings.level))
-        return pool_scores(instance, storage, scores_key, settings.shards, settings_hash, pool_output, pool)
+        return pool_scores(
+            instance, storage, scores_key, settings.shards, settings.scores_settings_hash, pool_output, pool
+        )
     output = latest_output(instance, scores_key)
     if output.get("pool_version") != pool_output["version"]:
         raise ValueError(

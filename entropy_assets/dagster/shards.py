@@ -19,19 +19,24 @@ from entropy_assets.scoring import SCORES_SCHEMA, shard_fingerprints, shard_keys
 from .storage import EntropyStorage, latest_output
 
 
-def shard_fingerprint(storage: EntropyStorage, pool_output: dict[str, Any], shard: str, shards: int) -> str:
-    """The fingerprint of one shard of a pool, as the pool recorded it (or computed, for a pool made before
+def pool_fingerprints(storage: EntropyStorage, pool_output: dict[str, Any], shards: int) -> dict[str, str]:
+    """The fingerprint of each shard of a pool, as the pool recorded them (or computed, for a pool made before
     sharding was set)."""
     recorded = pool_output.get("shard_fingerprints")
-    if isinstance(recorded, dict) and len(recorded) == shards and shard in recorded:
-        return str(recorded[shard])
+    if isinstance(recorded, dict) and sorted(recorded) == shard_keys(shards):
+        return {shard: str(fingerprint) for shard, fingerprint in recorded.items()}
     pool = pl.scan_parquet(str(storage.path(pool_output["file"]))).select("id", "content_hash").collect()
-    return shard_fingerprints(pool, shards)[shard]
+    return shard_fingerprints(pool, shards)
 
 
 def scores_version(fingerprint: str, settings_hash: str) -> str:
     """The version of a shard's scores: its samples and the compressor settings."""
     return f"{fingerprint}.{settings_hash}"
+
+
+def scores_versions(fingerprints: dict[str, str], settings_hash: str) -> dict[str, str]:
+    """The version every shard's scores must have."""
+    return {shard: scores_version(fingerprint, settings_hash) for shard, fingerprint in fingerprints.items()}
 
 
 def stale_shards(
@@ -60,10 +65,7 @@ def pool_scores(
 ) -> tuple[pl.DataFrame, str]:
     """The scores of every sample of ``pool`` (row for row) gathered from its shards, and their version. A shard
     not yet scored for this pool (or these settings) is an error that names it."""
-    versions = {
-        shard: scores_version(shard_fingerprint(storage, pool_output, shard, shards), settings_hash)
-        for shard in shard_keys(shards)
-    }
+    versions = scores_versions(pool_fingerprints(storage, pool_output, shards), settings_hash)
     stale, current = stale_shards(instance, scores_key, versions)
     if stale:
         raise ValueError(
@@ -104,8 +106,7 @@ def shard_sensor(
         if pool_output is None or not isinstance(pool_output.get("shard_fingerprints"), dict):
             return dg.SkipReason("no sharded pool yet")
         pool_version = pool_output["version"]
-        fingerprints: dict[str, str] = pool_output["shard_fingerprints"]
-        versions = {shard: scores_version(fingerprint, settings_hash) for shard, fingerprint in fingerprints.items()}
+        versions = scores_versions(pool_output["shard_fingerprints"], settings_hash)
         stale, _ = stale_shards(context.instance, scores_key, versions)
         if stale:
             return dg.SensorResult(
