@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 from upath import UPath
 
-from .storage import materializations, metadata_values, output_base
+from .storage import EntropyStorage, materializations, metadata_values, output_base
 
 VERSIONED_ASSETS: tuple[str, ...] = ("pool", "compression_scores", "selected_subset", "training_run")
 
@@ -70,7 +70,7 @@ def prune(plan: PrunePlan) -> int:
 
 def _with_siblings(base: UPath, file: str) -> list[UPath]:
     """The file and the others written with it (exports, plots): same folder, same name up to the last suffix."""
-    target = base / file
+    target = EntropyStorage(base_path=str(base)).path(file)  # a recorded file outside the storage is refused
     prefix = target.name[: -len(target.suffix)] + "." if target.suffix else target.name
     if not target.parent.exists():
         return []

@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 from upath import UPath
 
+from entropy_assets.credentials import CREDENTIALS_ADVICE, inline_credential
 from entropy_assets.sources import write_atomically, write_records
 
 
@@ -25,12 +26,31 @@ class EntropyStorage(dg.ConfigurableResource):
     base_path: str = "entropy_assets_storage"
 
     def path(self, *parts: str) -> UPath:
-        """``base_path / parts``; parts (which may hold ``/``, as a recorded ``file`` does) may not climb out of
-        the base path."""
+        """``base_path / parts``, which must stay inside the base path: parts (which may hold ``/``, as a recorded
+        ``file`` does) may not be absolute or climb with ``..``, and locally no symbolic link on the way may lead
+        out of the base path (a write through it would land elsewhere)."""
+        self.check_base_path()
         for part in parts:
-            if part.startswith(("/", "\\")) or ".." in Path(part).parts:
+            if "\0" in part or part.startswith(("/", "\\")) or ".." in Path(part).parts:
                 raise ValueError(f"storage path part {part!r} must stay inside {self.base_path}")
-        return UPath(self.base_path).joinpath(*parts)
+        target = UPath(self.base_path).joinpath(*parts)
+        if parts and target.protocol in ("", "file", "local"):
+            root = os.path.realpath(UPath(self.base_path).path)
+            real = os.path.realpath(target.path)
+            if os.path.commonpath([root, real]) != root:
+                raise ValueError(
+                    f"storage path {'/'.join(parts)} leads to {real}, outside the storage root {root}: a symbolic "
+                    "link inside the storage points out of it; remove the link, or set base_path to where the "
+                    "outputs should go"
+                )
+        return target
+
+    def check_base_path(self) -> None:
+        """Refuse a base path that holds a credential (a URL with a password or a token): it would be shown in
+        every output's metadata. The message names the kind of credential, never its value."""
+        kind = inline_credential(self.base_path)
+        if kind is not None:
+            raise ValueError(f"EntropyStorage: base_path holds {kind}; {CREDENTIALS_ADVICE}")
 
     def write_parquet(self, frame: pl.DataFrame, *parts: str) -> UPath:
         """Store ``frame`` as parquet at ``parts``, atomically."""
