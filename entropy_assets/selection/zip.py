@@ -48,6 +48,7 @@ from entropy_assets.selection.base import (
     smallest,
     tiebreak_order,
 )
+from entropy_assets.selection.checkpoint import SelectionCheckpoint, input_fingerprint
 
 ZipMode = Literal["default", "paper"]
 ZIP_MODES: tuple[str, ...] = ("default", "paper")
@@ -115,36 +116,90 @@ class ZipConfig:
         return self.n_jobs or default_threads()
 
 
-def zip_select(pool: pl.DataFrame, config: ZipConfig, progress: Progress | None = None) -> Selection:
-    """Select from ``pool`` (a pool frame with ``id``, ``text``, ``n_bytes`` and, for paper mode, ``record``)."""
+def zip_select(
+    pool: pl.DataFrame,
+    config: ZipConfig,
+    progress: Progress | None = None,
+    *,
+    checkpoint: SelectionCheckpoint | None = None,
+) -> Selection:
+    """Select from ``pool`` (a pool frame with ``id``, ``text``, ``n_bytes`` and, for paper mode, ``record``).
+
+    With ``checkpoint``, the state is saved between rounds and a run resumes from a saved state of the same inputs
+    and settings; the selection is exactly the one an uninterrupted run makes. The caller removes the checkpoint.
+    """
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
     budget.check_fits(n_bytes)
     started = time.perf_counter()
+    ids = pool_ids(pool)
     if config.mode == "paper":
         records = [repr(json.loads(record)).encode("utf-8") for record in pool["record"].to_list()]
-        provenance = _paper_zip(records, pool_ids(pool), config, progress)
+        saver = _Saver(checkpoint, ids, records, config)
+        provenance = _paper_zip(records, ids, config, progress, saver)
     else:
-        provenance = _default_zip(pool_texts(pool), pool_ids(pool), config, budget, progress)
+        texts = pool_texts(pool)
+        saver = _Saver(checkpoint, ids, texts, config)
+        provenance = _default_zip(texts, ids, config, budget, progress, saver)
     chosen = provenance["position"].to_numpy()
+    summary: dict[str, object] = {
+        "pool_size": pool.height,
+        "selected": len(chosen),
+        "selected_bytes": int(n_bytes[chosen].sum()),
+        "rounds": int(provenance["round"].max() or 0) + 1 if len(chosen) else 0,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if checkpoint is not None:
+        summary.update(
+            resumed_from_round=checkpoint.resumed_from_round,
+            checkpoint_saves=checkpoint.saves,
+            checkpoint_seconds=round(checkpoint.save_seconds, 3),
+        )
     return Selection(
         method="zip" if config.mode == "default" else "zip_paper",
         provenance=provenance,
         config=asdict(config),
-        summary={
-            "pool_size": pool.height,
-            "selected": len(chosen),
-            "selected_bytes": int(n_bytes[chosen].sum()),
-            "rounds": int(provenance["round"].max() or 0) + 1 if len(chosen) else 0,
-            "seconds": round(time.perf_counter() - started, 3),
-        },
+        summary=summary,
     )
+
+
+_ROW_KEYS = ("position", "round", "s1", "s2", "s3", "marginal", "ratio")
+_ROW_TYPES = {"position": np.int64, "round": np.int64, "marginal": np.int64}
+
+
+class _Saver:
+    """Saves a run's state to its checkpoint (if any) and loads the state a killed run saved."""
+
+    def __init__(self, checkpoint: SelectionCheckpoint | None, ids: list[str], data: list[bytes], config: ZipConfig):
+        self.checkpoint = checkpoint
+        # Threads change no size: a run resumed with another n_jobs continues the same selection.
+        settings = {**asdict(config), "n_jobs": 0}
+        self.fingerprint = input_fingerprint(ids, data, settings) if checkpoint is not None else ""
+
+    def load(self) -> tuple[dict[str, np.ndarray], dict[str, list]] | None:
+        """The saved arrays and provenance rows, or None to start afresh."""
+        if self.checkpoint is None:
+            return None
+        state = self.checkpoint.load(self.fingerprint)
+        if state is None:
+            return None
+        rows = {key: state.pop(f"row_{key}").tolist() for key in _ROW_KEYS}
+        return state, rows
+
+    def save(self, rows: dict[str, list], state: dict[str, np.ndarray | int | float], final: bool) -> None:
+        """Save after a completed round when the checkpoint is due, and always after the last round."""
+        if self.checkpoint is None or not (final or self.checkpoint.due()):
+            return
+        arrays = {f"row_{key}": np.asarray(rows[key], dtype=_ROW_TYPES.get(key, np.float64)) for key in _ROW_KEYS}
+        self.checkpoint.save(self.fingerprint, {**arrays, **state})
 
 
 # --- paper mode -------------------------------------------------------------------------------------------
 
 
-def _paper_zip(records: list[bytes], ids: list[str], config: ZipConfig, progress: Progress | None) -> pl.DataFrame:
+def _paper_zip(
+    records: list[bytes], ids: list[str], config: ZipConfig, progress: Progress | None, saver: _Saver
+) -> pl.DataFrame:
     """The published semantics over ``repr`` of whole records, with incremental zlib-9 streams."""
     n = len(records)
     threads = config.threads
@@ -156,8 +211,14 @@ def _paper_zip(records: list[bytes], ids: list[str], config: ZipConfig, progress
     stage1 = state.copy()
     available = np.ones(n, dtype=bool)
     chosen_stream = ZlibContext(9, b"[")
-    rows: dict[str, list] = {key: [] for key in ("position", "round", "s1", "s2", "s3", "marginal", "ratio")}
+    rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
     round_index = 0
+    saved = saver.load()
+    if saved is not None:
+        arrays, rows = saved
+        round_index, state, available = int(arrays["rounds"]), arrays["state"], arrays["available"]
+        for pick in rows["position"]:  # the same appends as the interrupted run made: the same stream
+            chosen_stream.extend(records[pick] + b", ")
     while len(rows["position"]) < config.budget:
         candidates = np.flatnonzero(available)
         if len(candidates) == 0:
@@ -186,6 +247,8 @@ def _paper_zip(records: list[bytes], ids: list[str], config: ZipConfig, progress
             rows["marginal"].append(after - before)
             rows["ratio"].append((chosen_stream.raw_size - 1) / after)
         round_index += 1
+        finished = len(rows["position"]) >= config.budget or not available.any()
+        saver.save(rows, {"rounds": round_index, "state": state, "available": available}, finished)
         if progress:
             progress(len(rows["position"]))
     return provenance_frame(
@@ -224,13 +287,27 @@ def _paper_stage3(
 
 
 def _default_zip(
-    texts: list[bytes], ids: list[str], config: ZipConfig, budget: Budget, progress: Progress | None
+    texts: list[bytes],
+    ids: list[str],
+    config: ZipConfig,
+    budget: Budget,
+    progress: Progress | None,
+    saver: _Saver,
 ) -> pl.DataFrame:
     """ZIP over canonical text with a whole-set zstd window, stage 3 against chosen + picks, lazy re-scoring."""
     run = _DefaultZip(texts, config)
     selected_bytes = 0
     round_index = 0
-    while budget.remaining(len(run.rows["position"]), selected_bytes) > 0 and run.available.any():
+    saved = saver.load()
+    if saved is not None:
+        arrays, rows = saved
+        run.restore(arrays, rows)
+        round_index, selected_bytes = int(arrays["rounds"]), int(arrays["selected_bytes"])
+
+    def unfinished() -> bool:
+        return budget.remaining(len(run.rows["position"]), selected_bytes) > 0 and bool(run.available.any())
+
+    while unfinished():
         candidates = run.stage1(config.k1)
         context = run.context()
         group, group_scores = run.stage2(context, candidates, config.k2, fresh=round_index == 0)
@@ -239,6 +316,7 @@ def _default_zip(
             if budget.remaining(len(run.rows["position"]), selected_bytes) <= 0:
                 break
         round_index += 1
+        saver.save(run.rows, {**run.state(), "rounds": round_index, "selected_bytes": selected_bytes}, not unfinished())
         if progress:
             progress(len(run.rows["position"]))
     return provenance_frame(
@@ -338,9 +416,29 @@ class _DefaultZip:
         self.chosen_stream = bytearray()
         self.set_raw = 0.0
         self.set_compressed = 0.0
-        self.rows: dict[str, list] = {key: [] for key in ("position", "round", "s1", "s2", "s3", "marginal", "ratio")}
+        self.rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
         self._whole: CompressionContext | None = None
         self._whole_bytes = 0
+
+    def state(self) -> dict[str, np.ndarray | int | float]:
+        """What a resumed run needs besides the provenance rows: everything a later round reads."""
+        return {
+            "marginal": self.marginal,
+            "available": self.available,
+            "set_raw": self.set_raw,
+            "set_compressed": self.set_compressed,
+            "whole_bytes": self._whole_bytes,
+        }
+
+    def restore(self, state: dict[str, np.ndarray], rows: dict[str, list]) -> None:
+        """Continue from a saved ``state`` and its ``rows``; the contexts are rebuilt from the chosen samples."""
+        self.rows = rows
+        self.marginal = state["marginal"].astype(np.float64)
+        self.available = state["available"].astype(bool)
+        self.set_raw, self.set_compressed = float(state["set_raw"]), float(state["set_compressed"])
+        self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in rows["position"]))
+        self._whole_bytes = int(state["whole_bytes"])
+        self._whole = self.compressor.context(bytes(self.chosen_stream[: self._whole_bytes]))
 
     def context(self) -> CompressionContext:
         """The chosen set as this round's context: whole while it is small or has outgrown the last rebuild by
