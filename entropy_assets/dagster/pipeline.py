@@ -9,8 +9,9 @@ import hashlib
 import json
 import multiprocessing
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -30,6 +31,7 @@ from entropy_assets.scoring import (
 )
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
+from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
 from entropy_assets.sources import SourceError, data_version, file_hashes, load_pool
@@ -363,22 +365,26 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         # Evaluation samples are never offered to selection.
         offered = ~holdout_mask(pool, settings.training.holdout if settings.training else 0)
         frame, scores = pool.filter(offered), scores.filter(offered)
-        selection = _select(frame, config)
+        # Same inputs, settings and code give the same subset: the version names it, and is written once.
+        version = _subset_version(pool_output["version"], input_version, config)
+        folder = (name, "selected_subset", f"{method}_{budget}")
+        checkpoint = _checkpoint(entropy_storage, folder, version, config, context.log.warning)
+        selection = _select(frame, config, checkpoint)
+        resumed = int(selection.summary.get("resumed_from_round", 0))
+        if resumed:
+            context.log.info(f"resumed from round {resumed} (checkpoint {checkpoint.path if checkpoint else ''})")
         subset = selection.subset(frame)
-        stem = f"{method}_{budget}"
         # The whole selection is computed before anything is written: a failure leaves earlier files as they were.
         table = selection.provenance.join(
             frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
         )
-        # Same inputs, settings and code give the same subset: the version names it, and is written once.
-        inputs = [pool_output["version"], input_version, json.dumps(selection.config, sort_keys=True)]
-        version = hashlib.sha256("\n".join([*inputs, SUBSET_CODE_VERSION]).encode()).hexdigest()[:16]
-        folder = (name, "selected_subset", stem)
         path = entropy_storage.write_version(table, *folder, f"{version}.parquet")
         export = entropy_storage.write_records(subset, *folder, f"{version}{settings.export_suffix}")
         png = _histogram(selection, frame, scores)
         plot = entropy_storage.write_bytes(png, *folder, f"{version}.ratio_histogram.png")
         metadata = _subset_metadata(selection, subset, frame, scores)
+        if checkpoint is not None:  # the subset's files are written: nothing is left to resume
+            checkpoint.remove()
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version),
             metadata={
@@ -387,6 +393,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
                 "version": version,
                 "pool_version": pool_output["version"],
                 "pool_file": pool_output["file"],
+                "resumed_from_round": resumed,
                 "export": dg.MetadataValue.path(str(export)),
                 "plot_path": dg.MetadataValue.path(str(plot)),
                 **metadata,
@@ -405,12 +412,48 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     return assets
 
 
-def _select(frame: pl.DataFrame, config: ZipConfig | HierarchicalConfig | BaselineConfig) -> Selection:
+def _select(
+    frame: pl.DataFrame,
+    config: ZipConfig | HierarchicalConfig | BaselineConfig,
+    checkpoint: SelectionCheckpoint | None = None,
+) -> Selection:
     if isinstance(config, HierarchicalConfig):
-        return hierarchical_zip_select(frame, config)
+        return hierarchical_zip_select(frame, config, checkpoint=checkpoint)
     if isinstance(config, ZipConfig):
-        return zip_select(frame, config)
+        return zip_select(frame, config, checkpoint=checkpoint)
     return baseline_select(frame, config)
+
+
+CHECKPOINT_SECONDS = 0.0
+"""A ZIP subset saves its checkpoint after a completed round once this many seconds have passed since the last
+save (0: every round). A save at Alpaca 52K costs about 3 ms against rounds of tens of milliseconds or more."""
+
+
+def _subset_version(
+    pool_version: str, scores_version: str, config: ZipConfig | HierarchicalConfig | BaselineConfig
+) -> str:
+    """The version of a subset, known before selecting: its pool, scores, settings and code. (``asdict`` of the
+    configuration is what the selection records as its ``config``.)"""
+    inputs = [pool_version, scores_version, json.dumps(asdict(config), sort_keys=True)]
+    return hashlib.sha256("\n".join([*inputs, SUBSET_CODE_VERSION]).encode()).hexdigest()[:16]
+
+
+def _checkpoint(
+    storage: EntropyStorage,
+    folder: tuple[str, ...],
+    version: str,
+    config: ZipConfig | HierarchicalConfig | BaselineConfig,
+    warn: Callable[[str], None],
+) -> SelectionCheckpoint | None:
+    """Where a ZIP subset checkpoints its rounds: beside the subset, as ``<version>.checkpoint`` (and its parts),
+    so that a rerun after a kill resumes. Baselines are fast and keep none; nor does remote storage, where a
+    save per round would be an upload per round: a killed selection there starts again."""
+    if isinstance(config, BaselineConfig):
+        return None
+    target = storage.path(*folder, f"{version}.checkpoint")
+    if target.protocol not in ("", "file", "local"):
+        return None
+    return SelectionCheckpoint(Path(target.path), every_seconds=CHECKPOINT_SECONDS, warn=warn)
 
 
 def _stored(storage: EntropyStorage, output: dict[str, Any] | None) -> pl.DataFrame | None:
