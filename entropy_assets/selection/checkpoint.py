@@ -38,10 +38,15 @@ def input_fingerprint(ids: Iterable[str], data: Iterable[bytes], settings: Mappi
 @dataclass
 class SelectionCheckpoint:
     """Where a selection saves its state, and how often: after a completed round once ``every_seconds`` have
-    passed since the last save (0: after every round). The caller removes it once the result is stored."""
+    passed since the last save (0: after every round), and after the last round. The caller removes it once the
+    result is stored.
+
+    A save costs milliseconds (Alpaca 52K, a 1 MB file: 17 ms on a busy 2-core machine, against rounds of about
+    200 ms), so that every round would add several percent; every 2 s adds under 1% and loses at most 2 s of work.
+    """
 
     path: Path
-    every_seconds: float = 0.0
+    every_seconds: float = 2.0
     warn: Callable[[str], None] | None = None
     """Where messages about ignored checkpoints go (default: this module's logger)."""
     resumed_from_round: int = field(default=0, init=False)
