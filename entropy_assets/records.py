@@ -88,7 +88,7 @@ def canonical_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
         raise RecordError(f"record must be a JSON object, got {json_type_name(record)}")
     if fmt == "text":
         return _text_content(record)
-    renderer = _RENDERERS.get(fmt)
+    renderer = _RENDERERS.get(fmt) if isinstance(fmt, str) else None
     if renderer is None:
         raise RecordError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return render_turns(renderer(record))
@@ -97,7 +97,7 @@ def canonical_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
 def training_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
     """The text a causal language model trains on: the canonical text, except that a preference pair becomes its
     prompt followed by the chosen response (as the assistant's turn); the rejected response is left out."""
-    if fmt != "preference":
+    if fmt != "preference" or not isinstance(record, Mapping):
         return canonical_text(record, fmt)
     turns = [
         ("assistant", content) if role == "chosen" else (role, content) for role, content in _preference_turns(record)
@@ -107,6 +107,8 @@ def training_text(record: Mapping[str, Any], fmt: RecordFormat) -> str:
 
 def preference_parts(record: Mapping[str, Any]) -> tuple[str, str, str]:
     """A preference pair as (prompt, chosen response, rejected response) text, for DPO-style training."""
+    if not isinstance(record, Mapping):
+        raise RecordError(f"record must be a JSON object, got {json_type_name(record)}")
     turns = _preference_turns(record)
     roles = dict(turns[-2:])
     return render_turns(turns[:-2]), roles["chosen"], roles["rejected"]
@@ -272,7 +274,7 @@ def _turn(turn: Any, label: str) -> Turn:
     content = _content(turn[content_key], f"{label}.{content_key}")
     tool_calls = turn.get("tool_calls")
     if tool_calls:
-        content = _join_parts(content, json.dumps(tool_calls, ensure_ascii=False))
+        content = _join_parts(content, _json_text(tool_calls, f"{label}.tool_calls"))
     return normalize_role(role), content
 
 
@@ -312,10 +314,19 @@ def _tools_turns(record: Mapping[str, Any]) -> list[Turn]:
         return []
     tools = record["tools"]
     if isinstance(tools, list | Mapping):
-        tools = json.dumps(tools, ensure_ascii=False) if tools else ""
+        tools = _json_text(tools, "tools") if tools else ""
     if not isinstance(tools, str):
         raise RecordError(f"field 'tools' must be a string or a list, got {json_type_name(tools)}")
     return [] if tools.strip() in ("", "[]") else [("tools", tools)]
+
+
+def _json_text(value: Any, label: str) -> str:
+    """A field rendered as JSON text; values JSON cannot hold (too deep, cyclic, huge integers, other types) are a
+    ``RecordError`` naming the field."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RecordError(f"field '{label}' cannot be written as JSON ({type(exc).__name__}: {exc})") from exc
 
 
 def _join_parts(*parts: str) -> str:

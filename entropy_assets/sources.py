@@ -5,6 +5,10 @@ size and content hash, and the original record as JSON so that a selection can b
 Supported inputs: ``.json`` (an array of records), ``.jsonl``/``.ndjson``, gzip of either, ``.parquet``,
 ``.txt`` (one document per non-blank line), folders saved by ``datasets.Dataset.save_to_disk``, and dataset
 names that ``datasets.load_dataset`` resolves.
+
+Hostile input ends in a ``SourceError`` naming the file and the line or record, or in counted drops with
+``skip_malformed``: line formats are streamed, so a huge line costs at most ``max_record_bytes`` of memory; JSON
+nested deeper than ``MAX_JSON_DEPTH`` is malformed; a file that vanishes or changes while read is an error.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import json
 import os
 import re
 import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import polars as pl
@@ -29,6 +35,9 @@ import polars as pl
 from entropy_assets.records import RecordError, RecordFormat, canonical_text, detect_format, json_type_name
 
 __all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_FILE_BYTES",
+    "MAX_RECORD_BYTES",
     "POOL_SCHEMA",
     "SUPPORTED_SUFFIXES",
     "LoadReport",
@@ -54,6 +63,19 @@ POOL_SCHEMA = pl.Schema(
         "record": pl.String,
     }
 )
+
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+"""Default ``max_record_bytes``: a record (a line of a line format, else its JSON) larger than this is dropped as
+``too_large`` or refused. Line formats are streamed, so memory stays bounded by this, not by the file."""
+
+MAX_JSON_DEPTH = 256
+"""Records nested deeper than this many arrays/objects are malformed: deeper values would exhaust Python's
+recursion in the JSON parser and encoders, and no instruction-tuning format needs them."""
+
+MAX_JSON_FILE_BYTES = 1024 * 1024 * 1024
+"""A ``.json`` file (decompressed) larger than this is refused: one JSON document is parsed whole, which takes
+several times its size in memory, whereas ``.jsonl`` is read line by line. 1 GiB admits the largest public
+instruction sets stored as one array (ShareGPT's is about 0.7 GB)."""
 
 _FILE_KINDS: dict[str, str] = {
     ".json.gz": "json",
@@ -85,15 +107,48 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _GLOB_CHARS = frozenset("*?[")
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+_UTF8_BOM = b"\xef\xbb\xbf"
+_SKIP_CHUNK = 1024 * 1024
+_LONG_NUMBER = re.compile(r"\d{4000,}")
 
 
-def _record_json(record: Any) -> str:
-    """A record as compact JSON: orjson is about 5x faster than the standard library here; it refuses integers
-    beyond 64 bits and non-string keys, which the standard library then encodes."""
+def _encode_record(record: Any) -> tuple[bytes, bool]:
+    """A record as compact UTF-8 JSON, and whether lone surrogates in it had to be replaced by U+FFFD.
+
+    orjson is about 5x faster than the standard library here; it refuses integers beyond 64 bits, non-string keys,
+    lone surrogates and nesting past 254 levels, which the standard library then encodes once the depth is checked.
+    Raises ``RecordError`` for what cannot be JSON at all.
+    """
     try:
-        return orjson.dumps(record, default=str).decode("utf-8")
+        return orjson.dumps(record, default=str), False
     except (orjson.JSONEncodeError, TypeError):
-        return _RECORD_ENCODER.encode(record)
+        pass
+    depth = _json_depth(record)
+    if depth > MAX_JSON_DEPTH:
+        raise RecordError(f"nested deeper than {MAX_JSON_DEPTH} levels of arrays/objects")
+    try:
+        text = _RECORD_ENCODER.encode(record)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RecordError(f"cannot be stored as JSON ({type(exc).__name__}: {exc})") from exc
+    text, replaced = _SURROGATE.subn("\ufffd", text)
+    return text.encode("utf-8"), replaced > 0
+
+
+def _json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How many arrays/objects deep ``value`` nests, counted without recursion; stops once past ``limit`` (so a
+    cyclic value ends too)."""
+    if not isinstance(value, dict | list | tuple):
+        return 0
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    return deepest
 
 
 class SourceError(ValueError):
@@ -105,13 +160,14 @@ class LoadReport:
     """What loading did: records read (kept + dropped), drops by reason, repaired text, formats seen.
 
     ``formats`` counts kept records; ``invalid_utf8`` counts records whose bytes were not valid UTF-8 or whose
-    JSON held lone surrogate escapes, both replaced by U+FFFD.
+    JSON held lone surrogate escapes, both replaced by U+FFFD. ``dropped`` counts ``empty`` text, ``malformed``
+    records (skipped with ``skip_malformed``) and ``too_large`` ones (over ``max_record_bytes``, likewise).
     """
 
     files: list[str] = field(default_factory=list)
     records_read: int = 0
     records_kept: int = 0
-    dropped: dict[str, int] = field(default_factory=lambda: {"empty": 0, "malformed": 0})
+    dropped: dict[str, int] = field(default_factory=lambda: {"empty": 0, "malformed": 0, "too_large": 0})
     invalid_utf8: int = 0
     formats: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
@@ -143,9 +199,14 @@ class _Source:
 class _PoolBuilder:
     """Accumulates pool columns record by record, counting what is dropped and why."""
 
-    def __init__(self, fmt: RecordFormat | None, skip_malformed: bool) -> None:
+    def __init__(
+        self, fmt: RecordFormat | None, skip_malformed: bool, max_record_bytes: int = MAX_RECORD_BYTES
+    ) -> None:
+        if max_record_bytes < 1:
+            raise ValueError(f"max_record_bytes must be >= 1, got {max_record_bytes}")
         self.fmt = fmt
         self.skip_malformed = skip_malformed
+        self.max_record_bytes = max_record_bytes
         self.report = LoadReport()
         self._ids: list[str] = []
         self._sources: list[str] = []
@@ -167,22 +228,31 @@ class _PoolBuilder:
         repaired: bool = False,
         fmt: RecordFormat | None = None,
     ) -> None:
-        """Add one record, or count it as empty or malformed; ``line`` is its line number in a line format."""
+        """Add one record, or count it as too large, malformed or empty; ``line`` is its line number in a line
+        format."""
         report = self.report
         report.records_read += 1
-        if repaired:
-            report.invalid_utf8 += 1
         try:
+            encoded, fixed = _encode_record(record)
+            if len(encoded) > self.max_record_bytes:
+                self.too_large(_where(label, index, line), len(encoded), counted=True)
+                return
             record_fmt = fmt or self.fmt or detect_format(record)
             text = canonical_text(record, record_fmt)
         except RecordError as exc:
-            where = f"{label} record {index}" if line is None else f"{label} line {line} (record {index})"
-            self.malformed(f"{where}: {exc}", counted=True)
+            report.invalid_utf8 += int(repaired)
+            self.malformed(f"{_where(label, index, line)}: {exc}", counted=True)
             return
         if not text.strip():
+            report.invalid_utf8 += int(repaired)
             report.dropped["empty"] += 1
             return
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates in a record built in memory
+            text = _SURROGATE.sub("\ufffd", text)
+            data, fixed = text.encode("utf-8"), True
+        report.invalid_utf8 += int(repaired or fixed)
         self._ids.append(f"{name}:{index}")
         self._sources.append(label)
         self._indexes.append(index)
@@ -190,16 +260,24 @@ class _PoolBuilder:
         self._texts.append(text)
         self._sizes.append(len(data))
         self._hashes.append(hashlib.blake2b(data, digest_size=16).hexdigest())
-        self._records.append(_record_json(record))
+        self._records.append(encoded.decode("utf-8"))
         report.bytes += len(data)
 
-    def malformed(self, message: str, *, counted: bool = False) -> None:
-        """Skip (and count) a bad record when skipping is on; otherwise stop with the message."""
+    def malformed(self, message: str, *, counted: bool = False, reason: str = "malformed") -> None:
+        """Skip (and count under ``reason``) a bad record when skipping is on; otherwise stop with the message."""
         if not self.skip_malformed:
             raise SourceError(message)
         if not counted:
             self.report.records_read += 1
-        self.report.dropped["malformed"] += 1
+        self.report.dropped[reason] += 1
+
+    def too_large(self, where: str, size: int, *, counted: bool = False) -> None:
+        """Skip (and count) a record over ``max_record_bytes``, or stop with a message giving its size."""
+        self.malformed(
+            f"{where}: the record is {size:,} bytes, more than max_record_bytes={self.max_record_bytes:,}",
+            counted=counted,
+            reason="too_large",
+        )
 
     def finish(self) -> LoadedPool:
         columns = [
@@ -223,18 +301,20 @@ def load_pool(
     *,
     fmt: RecordFormat | None = None,
     skip_malformed: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> LoadedPool:
     """Load files, folders (recursively, sorted), globs or dataset names into one pool.
 
     Each record's format is detected unless ``fmt`` is given (``.txt`` lines are always text). Records with
-    empty canonical text are dropped and counted; malformed ones raise ``SourceError`` unless
-    ``skip_malformed``. A ``.json`` file that does not parse at all raises even then, since none of its
-    records can be located. Ids are ``"{name}:{index}"`` with ``name`` the file name, lengthened by parent
-    folders only where two loaded files share a name.
+    empty canonical text are dropped and counted; malformed ones, and ones over ``max_record_bytes``, raise
+    ``SourceError`` unless ``skip_malformed``. A file that cannot be read through (a ``.json`` that does not
+    parse, a corrupt gzip or parquet, one that vanishes or changes while read) raises even then, since its
+    records cannot be located or counted. Ids are ``"{name}:{index}"`` with ``name`` the file name, lengthened by
+    parent folders only where two loaded files share a name.
     """
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     sources = _dedupe(source for item in items for source in _expand(item))
-    builder = _PoolBuilder(fmt, skip_malformed)
+    builder = _PoolBuilder(fmt, skip_malformed, max_record_bytes)
     for source, name in zip(sources, _source_names(sources), strict=True):
         builder.report.files.append(source.label)
         _read_source(source, name, builder)
@@ -252,7 +332,10 @@ def data_files(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     """Every file behind ``source_files``: saved datasets' folders walked in name order."""
     files: list[Path] = []
     for path in source_files(paths):
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        try:
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot be listed ({exc.strerror or exc}); did it change while read?") from exc
     return files
 
 
@@ -261,8 +344,11 @@ def file_hashes(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     version was."""
     hashes: dict[str, str] = {}
     for file in data_files(paths):
-        with open(file, "rb") as handle:
-            hashes[str(file)] = hashlib.file_digest(handle, "sha256").hexdigest()
+        try:
+            with open(file, "rb") as handle:
+                hashes[str(file)] = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            raise SourceError(f"{file}: cannot be read for its hash ({exc.strerror or exc}); was it removed?") from exc
     return hashes
 
 
@@ -275,7 +361,11 @@ def data_version(
     digest = hashlib.sha256()
     for name, value in (hashes if hashes is not None else file_hashes(paths)).items():
         path = Path(name)
-        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise SourceError(f"{path}: vanished after it was hashed ({exc.strerror or exc})") from exc
+        digest.update(f"{path.name}\0{size}\0".encode())
         digest.update(bytes.fromhex(value))
     return digest.hexdigest()[:24]
 
@@ -286,6 +376,7 @@ def load_hf_dataset(
     *,
     fmt: RecordFormat | None = None,
     skip_malformed: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
     **kwargs: Any,
 ) -> LoadedPool:
     """Load one split of a ``save_to_disk`` folder or of anything ``datasets.load_dataset`` resolves.
@@ -302,7 +393,7 @@ def load_hf_dataset(
     else:
         source = _Source(label=name_or_path, kind="hub", split=split, hub_kwargs=kwargs)
         name = f"{name_or_path}/{split}"
-    builder = _PoolBuilder(fmt, skip_malformed)
+    builder = _PoolBuilder(fmt, skip_malformed, max_record_bytes)
     builder.report.files.append(source.label)
     _read_source(source, name, builder)
     return builder.finish()
@@ -314,9 +405,10 @@ def pool_from_records(
     *,
     fmt: RecordFormat | None = None,
     skip_malformed: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> LoadedPool:
     """Build a pool from records already in memory; ``source`` names them in ids and error messages."""
-    builder = _PoolBuilder(fmt, skip_malformed)
+    builder = _PoolBuilder(fmt, skip_malformed, max_record_bytes)
     builder.report.files.append(source)
     for index, record in enumerate(records):
         builder.add(record, name=source, label=source, index=index)
@@ -408,7 +500,11 @@ def _walk(root: Path) -> list[_Source]:
     if _is_saved_dataset(root):
         return _saved_dataset_sources(root)
     sources: list[_Source] = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+    try:
+        entries = sorted(root.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise SourceError(f"{root}: cannot be listed ({exc.strerror or exc})") from exc
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
@@ -430,8 +526,10 @@ def _saved_dataset_sources(root: Path) -> list[_Source]:
         return [_Source(label=str(root), kind="hf_disk", path=root)]
     try:
         splits = json.loads(dict_file.read_text(encoding="utf-8"))["splits"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SourceError(f"{dict_file}: not a valid dataset_dict.json ({exc})") from exc
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise SourceError(f"{dict_file}: not a valid dataset_dict.json ({type(exc).__name__}: {exc})") from exc
+    if not (isinstance(splits, list) and all(isinstance(split, str) and split for split in splits)):
+        raise SourceError(f"{dict_file}: not a valid dataset_dict.json ('splits' must be a list of split names)")
     return [_Source(label=str(root / split), kind="hf_disk", path=root / split, min_depth=2) for split in splits]
 
 
@@ -476,45 +574,141 @@ def _read_source(source: _Source, name: str, builder: _PoolBuilder) -> None:
         return
     assert source.path is not None
     if source.kind == "parquet":
-        for index, record in enumerate(_parquet_rows(source.path)):
+        for index, record in enumerate(_parquet_rows(source)):
             builder.add(record, name=name, label=label, index=index)
         return
-    data = _read_bytes(source.path, gz=source.gz)
     if source.kind == "json":
-        _read_json(data, name, label, builder)
-    elif source.kind == "jsonl":
-        _read_jsonl(data, name, label, builder)
+        _read_json(source, name, builder)
     else:
-        _read_txt(data, name, label, builder)
+        with _opened(source) as handle:
+            lines = _lines(handle, label, builder.max_record_bytes)
+            if source.kind == "jsonl":
+                _read_jsonl(lines, name, label, builder)
+            else:
+                _read_txt(lines, name, label, builder)
 
 
-def _read_bytes(path: Path, *, gz: bool) -> bytes:
+def _where(label: str, index: int, line: int | None) -> str:
+    return f"{label} record {index}" if line is None else f"{label} line {line} (record {index})"
+
+
+@contextmanager
+def _opened(source: _Source) -> Iterator[IO[bytes]]:
+    """The file (decompressed when gzip) for reading; raises ``SourceError`` if it is gone, or if its size or
+    modification time changed by the time reading ends (it was written to meanwhile)."""
+    assert source.path is not None
     try:
-        data = path.read_bytes()
-        return gzip.decompress(data) if gz else data
-    except (OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read ({exc})") from exc
+        raw = open(source.path, "rb")  # noqa: SIM115 - closed by the with-block below
+    except OSError as exc:
+        raise SourceError(f"{source.label}: cannot open ({exc.strerror or exc}); was it removed?") from exc
+    with raw:
+        before = os.fstat(raw.fileno())
+        if source.gz:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped
+        else:
+            yield raw
+        after = os.fstat(raw.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise SourceError(
+            f"{source.label}: changed while it was read ({before.st_size:,} bytes, now {after.st_size:,}); "
+            "load it again once it is written"
+        )
 
 
-def _read_json(data: bytes, name: str, label: str, builder: _PoolBuilder) -> None:
+def _lines(handle: IO[bytes], label: str, limit: int) -> Iterator[tuple[int, bytes | int]]:
+    """``(line number, bytes without the newline)`` for each line; a line over ``limit`` bytes comes as its size
+    instead, its bytes dropped while read, so memory stays bounded by ``limit`` whatever the line."""
+    line_no = 0
+    try:
+        while line := handle.readline(limit + 1):
+            line_no += 1
+            if line.endswith(b"\n"):
+                yield line_no, line[:-1]
+            elif len(line) <= limit:
+                yield line_no, line
+            else:
+                size = len(line)
+                del line
+                while chunk := handle.readline(_SKIP_CHUNK):
+                    if chunk.endswith(b"\n"):
+                        size += len(chunk) - 1
+                        break
+                    size += len(chunk)
+                yield line_no, size
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"{label} line {line_no + 1}: cannot read further ({exc})") from exc
+
+
+def _decode_line(raw: bytes, line_no: int) -> tuple[str, bool]:
+    """One line as text (a leading BOM dropped) and whether invalid UTF-8 bytes had to be replaced."""
+    if line_no == 1 and raw.startswith(_UTF8_BOM):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads``, with nesting beyond the parser's recursion and over-long numbers as ``ValueError``."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels of arrays/objects") from exc
+
+
+def _json_error(exc: ValueError) -> str:
+    """What is wrong, from a ``json.loads`` error (an over-long integer raises a plain ``ValueError``)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg}: column {exc.colno})"
+    if "integer string conversion" in str(exc):
+        return f"a number is too long to read ({str(exc).split(';')[0]})"
+    return str(exc)
+
+
+def _read_json(source: _Source, name: str, builder: _PoolBuilder) -> None:
+    label = source.label
+    with _opened(source) as handle:
+        size = 0 if source.gz else os.fstat(handle.fileno()).st_size
+        try:
+            data = handle.read(MAX_JSON_FILE_BYTES + 1) if size <= MAX_JSON_FILE_BYTES else b""
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SourceError(f"{label}: cannot read ({exc})") from exc
+    if max(size, len(data)) > MAX_JSON_FILE_BYTES:
+        raise SourceError(
+            f"{label}: larger than {MAX_JSON_FILE_BYTES:,} bytes; a .json file is parsed whole, so store this "
+            "data as .jsonl (one record per line), which is read line by line"
+        )
     text, repaired = _decode(data)
+    del data
     if not text.strip():
         return
     try:
-        parsed = json.loads(text)
+        parsed = _parse_json(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            _read_jsonl(data, name, label, builder)
+            with _opened(source) as handle:
+                _read_jsonl(_lines(handle, label, builder.max_record_bytes), name, label, builder)
             return
         raise SourceError(f"{label} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from exc
+    except ValueError as exc:
+        number = _LONG_NUMBER.search(text)
+        where = f"{label} line {text.count(chr(10), 0, number.start()) + 1}" if number else label
+        raise SourceError(f"{where}: {_json_error(exc)}") from exc
     records = _json_records(parsed, label)
     fix_surrogates = _LONE_SURROGATE_ESCAPE.search(text) is not None
+    del text, parsed
     for index, record in enumerate(records):
         fixed = False
-        if fix_surrogates:
-            record, fixed = _replace_surrogates(record)
-        if repaired and not fixed:
-            fixed = "\ufffd" in _RECORD_ENCODER.encode(record)
+        try:
+            if fix_surrogates:
+                record, fixed = _replace_surrogates(record)
+            if repaired and not fixed:
+                fixed = "\ufffd" in _RECORD_ENCODER.encode(record)
+        except (RecordError, RecursionError, ValueError) as exc:
+            builder.malformed(f"{_where(label, index, None)}: {exc}")
+            continue
         builder.add(record, name=name, label=label, index=index, repaired=fixed)
 
 
@@ -533,36 +727,44 @@ def _json_records(parsed: Any, label: str) -> list[Any]:
             return parsed[arrays[0]]
         raise SourceError(
             f"{label}: expected a JSON array of records or an object holding one array, "
-            f"got an object with keys {sorted(parsed)}"
+            f"got an object with keys {sorted(parsed)[:20]}"
         )
     raise SourceError(f"{label}: expected a JSON array of records, got {json_type_name(parsed)}")
 
 
-def _read_jsonl(data: bytes, name: str, label: str, builder: _PoolBuilder) -> None:
+def _read_jsonl(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
     index = 0
-    for line_no, (line, repaired) in enumerate(_decoded_lines(data), start=1):
+    for line_no, raw in lines:
+        if isinstance(raw, int):
+            builder.too_large(_where(label, index, line_no), raw)
+            index += 1
+            continue
+        line, repaired = _decode_line(raw, line_no)
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            builder.malformed(f"{label} line {line_no}: not valid JSON ({exc.msg}: column {exc.colno})")
+            record = _parse_json(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"expected a JSON object, got {json_type_name(record)}")
+            if _LONE_SURROGATE_ESCAPE.search(line):
+                record, fixed = _replace_surrogates(record)
+                repaired = repaired or fixed
+        except ValueError as exc:  # RecordError too
+            builder.malformed(f"{label} line {line_no}: {_json_error(exc)}")
             index += 1
             continue
-        if not isinstance(record, dict):
-            builder.malformed(f"{label} line {line_no}: expected a JSON object, got {json_type_name(record)}")
-            index += 1
-            continue
-        if _LONE_SURROGATE_ESCAPE.search(line):
-            record, fixed = _replace_surrogates(record)
-            repaired = repaired or fixed
         builder.add(record, name=name, label=label, index=index, line=line_no, repaired=repaired)
         index += 1
 
 
-def _read_txt(data: bytes, name: str, label: str, builder: _PoolBuilder) -> None:
+def _read_txt(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
     index = 0
-    for line_no, (line, repaired) in enumerate(_decoded_lines(data), start=1):
+    for line_no, raw in lines:
+        if isinstance(raw, int):
+            builder.too_large(_where(label, index, line_no), raw)
+            index += 1
+            continue
+        line, repaired = _decode_line(raw, line_no)
         if not line.strip():
             continue
         document = line.removesuffix("\r")
@@ -587,40 +789,42 @@ def _decode(data: bytes) -> tuple[str, bool]:
     return text.removeprefix("\ufeff"), repaired
 
 
-def _decoded_lines(data: bytes) -> Iterator[tuple[str, bool]]:
-    """Lines of the file with, per line, whether its bytes needed replacing; only bad files pay per line."""
-    text, repaired = _decode(data)
-    if not repaired:
-        for line in text.split("\n"):
-            yield line, False
-        return
-    for i, raw in enumerate(data.split(b"\n")):
-        line, bad = _decode(raw)
-        yield (line if i else line.removeprefix("\ufeff")), bad
-
-
-def _replace_surrogates(value: Any) -> tuple[Any, bool]:
-    """Replace lone UTF-16 surrogates (from ``\\udXXX`` escapes) with U+FFFD; they cannot be encoded."""
+def _replace_surrogates(value: Any, depth: int = 1) -> tuple[Any, bool]:
+    """Replace lone UTF-16 surrogates (from ``\\udXXX`` escapes) in strings and keys with U+FFFD; they cannot be
+    encoded. Raises ``RecordError`` past ``MAX_JSON_DEPTH`` rather than recursing further."""
     if isinstance(value, str):
         if _SURROGATE.search(value):
             return _SURROGATE.sub("\ufffd", value), True
         return value, False
+    if not isinstance(value, list | dict):
+        return value, False
+    if depth > MAX_JSON_DEPTH:
+        raise RecordError(f"nested deeper than {MAX_JSON_DEPTH} levels of arrays/objects")
+    changed = False
     if isinstance(value, list):
-        items = [_replace_surrogates(item) for item in value]
-        return [item for item, _ in items], any(changed for _, changed in items)
-    if isinstance(value, dict):
-        pairs = {key: _replace_surrogates(item) for key, item in value.items()}
-        return {key: item for key, (item, _) in pairs.items()}, any(changed for _, changed in pairs.values())
-    return value, False
+        items: list[Any] = []
+        for item in value:
+            new, fixed = _replace_surrogates(item, depth + 1)
+            items.append(new)
+            changed = changed or fixed
+        return items, changed
+    pairs: dict[Any, Any] = {}
+    for key, item in value.items():
+        new_key, key_fixed = _replace_surrogates(key, depth)
+        new, fixed = _replace_surrogates(item, depth + 1)
+        pairs[new_key] = new
+        changed = changed or fixed or key_fixed
+    return pairs, changed
 
 
-def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+def _parquet_rows(source: _Source) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception as exc:
-        raise SourceError(f"{path}: not a readable parquet file ({exc})") from exc
+    with _opened(source) as handle:
+        try:
+            return pq.read_table(handle).to_pylist()
+        except Exception as exc:  # pyarrow raises many types (ArrowInvalid, OSError, ...) for bad files
+            raise SourceError(f"{source.label}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
 
 
 def _dataset_rows(source: _Source) -> list[dict[str, Any]]:
@@ -639,10 +843,13 @@ def _dataset_rows(source: _Source) -> list[dict[str, Any]]:
                 f"{source.label}: not a local path, and datasets.load_dataset could not load split "
                 f"{source.split!r} of it ({type(exc).__name__}: {exc})"
             ) from exc
-    if isinstance(loaded, datasets.Dataset):
-        return loaded.to_list()
-    if isinstance(loaded, datasets.IterableDataset):
-        return list(loaded)
+    try:
+        if isinstance(loaded, datasets.Dataset):
+            return loaded.to_list()
+        if isinstance(loaded, datasets.IterableDataset):
+            return list(loaded)
+    except Exception as exc:  # arrow files damaged after loading their metadata
+        raise SourceError(f"{source.label}: rows cannot be read ({type(exc).__name__}: {exc})") from exc
     raise SourceError(f"{source.label}: holds several splits ({', '.join(loaded)}); name one")
 
 

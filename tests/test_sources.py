@@ -75,7 +75,7 @@ def test_each_real_file_loads_every_record_in_its_format(raw_dir: Path, file_nam
     assert pool.frame.height == count
     assert report.records_read == report.records_kept == count
     assert report.formats == {fmt: count}
-    assert report.dropped == {"empty": 0, "malformed": 0}
+    assert report.dropped == {"empty": 0, "malformed": 0, "too_large": 0}
     assert report.invalid_utf8 == 0
     assert report.files == [str(raw_dir / file_name)]
     assert pool.frame["id"].to_list()[:2] == [f"{file_name}:0", f"{file_name}:1"]
@@ -159,7 +159,7 @@ def test_forced_format_applies_to_every_record(fixture_dir: Path) -> None:
         load_pool(fixture_dir / "mixed_formats.jsonl", fmt="text")
     pool = load_pool(fixture_dir / "mixed_formats.jsonl", fmt="text", skip_malformed=True)
     assert pool.frame["index"].to_list() == [6]
-    assert pool.report.dropped == {"empty": 0, "malformed": 6}
+    assert pool.report.dropped == {"empty": 0, "malformed": 6, "too_large": 0}
 
 
 def test_wiki_txt_gives_one_text_record_per_line(raw_dir: Path) -> None:
@@ -296,7 +296,7 @@ def test_bad_jsonl_lines_name_file_and_line_or_are_counted(raw_dir: Path, tmp_pa
     assert "column" in str(excinfo.value)
 
     pool = load_pool(bad, skip_malformed=True)
-    assert pool.report.dropped == {"empty": 0, "malformed": 2}
+    assert pool.report.dropped == {"empty": 0, "malformed": 2, "too_large": 0}
     assert pool.report.records_read == 80
     assert pool.report.records_kept == 78
     assert 11 not in pool.frame["index"].to_list()
@@ -327,7 +327,7 @@ def test_whitespace_only_samples_are_dropped_and_counted(raw_dir: Path, tmp_path
     path.write_text(json.dumps(records), encoding="utf-8")
 
     pool = load_pool(path)
-    assert pool.report.dropped == {"empty": 3, "malformed": 0}
+    assert pool.report.dropped == {"empty": 3, "malformed": 0, "too_large": 0}
     assert pool.report.records_read == 8
     assert pool.frame["index"].to_list() == [0, 2, 3, 4, 5]
     assert pool.report.formats == {"alpaca": 5}
@@ -413,7 +413,7 @@ def test_pool_from_records_names_ids_after_the_source() -> None:
         "files": ["memory"],
         "records_read": 3,
         "records_kept": 2,
-        "dropped": {"empty": 1, "malformed": 0},
+        "dropped": {"empty": 1, "malformed": 0, "too_large": 0},
         "invalid_utf8": 0,
         "formats": {"alpaca": 1, "text": 1},
         "bytes": 1 + len("user: p\nassistant: r"),
