@@ -1,22 +1,30 @@
 """The built-in trainer: a small byte-level decoder-only transformer trained from scratch on CPU.
 
 It measures what the Entropy Law needs from a data subset without any download: the first-epoch training loss L
-and a next-byte evaluation loss on a fixed held-out set. Runs are deterministic under ``BuiltinTrainerConfig.seed``.
+and a next-byte evaluation loss on a fixed held-out set. Runs are deterministic under ``BuiltinTrainerConfig.seed``,
+and a run given a checkpoint file resumes after a kill with exactly the losses and model of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from entropy_assets.sources import write_atomically
 from entropy_assets.training.metrics import LOSS_KINDS, RunMetrics
 
 __all__ = [
@@ -26,6 +34,7 @@ __all__ = [
     "ByteTransformer",
     "byte_stream",
     "eval_sequences",
+    "run_fingerprint",
     "train_builtin",
     "training_sequences",
 ]
@@ -37,6 +46,10 @@ VOCAB_SIZE = 257
 
 _BOS = np.array([BOS], dtype=np.int64)
 _TRAINABLE_LOSS_KINDS: tuple[str, ...] = ("causal_lm", "causal_lm_prompt_chosen")
+_CHECKPOINT_FORMAT = 1
+_UNFINGERPRINTED: tuple[str, ...] = ("checkpoint_every",)
+"""Config fields that do not change a run's results, so that changing them keeps its checkpoint usable."""
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,8 @@ class BuiltinTrainerConfig:
     threads: int = 2
     warmup_steps: int = 10
     """Steps of linear learning-rate warmup from ``learning_rate / warmup_steps``; 0 for none."""
+    checkpoint_every: int = 50
+    """Steps between checkpoints, when ``train_builtin`` is given a checkpoint file; it does not change the run."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -201,11 +216,23 @@ def train_builtin(
     config: BuiltinTrainerConfig = BuiltinTrainerConfig(),
     on_step: Callable[[int, float], None] | None = None,
     loss_kind: str = "causal_lm",
+    *,
+    checkpoint: Path | None = None,
+    keep_checkpoint: bool = False,
+    on_resume: Callable[[int], None] | None = None,
+    logger: logging.Logger | None = None,
 ) -> RunMetrics:
     """Train a fresh ``ByteTransformer`` on ``train_texts`` and return its losses: L is the mean step loss over the
     first pass through the training sequences, Z the next-byte loss (nats per token) on ``eval_sequences``.
 
     ``on_step(step, loss)`` is called after every optimizer step, with ``step`` counting from 1.
+
+    With a ``checkpoint`` file, the run's state is saved there atomically every ``config.checkpoint_every`` steps,
+    and a run that finds a checkpoint of the same run (same config, loss kind, data and torch version) resumes from
+    it, calling ``on_resume(step)``: its losses and final model are exactly those of an uninterrupted run. A
+    checkpoint of another run, or one that cannot be read, is ignored (with a warning to ``logger``) and replaced.
+    The file is removed when the run completes, unless ``keep_checkpoint``: then it is saved at the last step too
+    and left for the caller to remove once the results are stored.
     """
     if loss_kind not in _TRAINABLE_LOSS_KINDS:
         hint = "; train DPO with an external trainer reported through Pipes" if loss_kind in LOSS_KINDS else ""
@@ -215,20 +242,44 @@ def train_builtin(
         )
     if not train_texts:
         raise ValueError(f"no training texts: one sequence needs {config.context + 1} bytes, got 0 texts")
+    log = logger or _logger
     sequences = training_sequences(train_texts, config)
     held_out = eval_sequences(eval_texts, config) if eval_texts else None
     steps_per_epoch = math.ceil(sequences.shape[0] / config.batch_size)
+    total_steps = config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch
+    fingerprint = run_fingerprint(sequences, held_out, config, loss_kind)
 
     with _reproducible(config):
-        model = ByteTransformer(config.context, config.d_model, config.layers, config.heads)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-        warmup = config.warmup_steps
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup)))
-        step_losses: list[float] = []
-        tokens = 0
+        saved = _read_checkpoint(checkpoint, fingerprint, total_steps, log) if checkpoint is not None else None
+        model, optimizer, schedule, saved = _start(config, saved, log)
+        step_losses: list[float] = list(saved["step_losses"]) if saved else []
+        tokens: int = saved["tokens"] if saved else 0
+        earlier_seconds: float = saved["seconds"] if saved else 0.0
+        if saved is not None:
+            log.info(f"resumed from step {len(step_losses)} of {total_steps} from checkpoint {checkpoint}")
+        if on_resume is not None:
+            on_resume(len(step_losses))
         started = time.perf_counter()
+
+        def save() -> None:
+            state = {
+                "format": _CHECKPOINT_FORMAT,
+                "fingerprint": fingerprint,
+                "step": len(step_losses),
+                "total_steps": total_steps,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step_losses": list(step_losses),
+                "tokens": tokens,
+                "seconds": earlier_seconds + time.perf_counter() - started,
+            }
+            write_atomically(checkpoint, lambda tmp: torch.save(state, tmp))  # type: ignore[arg-type]
+
         model.train()
-        for indices in _batches(sequences.shape[0], config):
+        # The batch order is replayed from the seed, so a resumed run skips exactly the batches already trained on.
+        for indices in itertools.islice(_batches(sequences.shape[0], config), len(step_losses), None):
             batch = sequences[indices]
             loss = _sequence_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
@@ -239,11 +290,17 @@ def train_builtin(
             value = loss.item()
             step_losses.append(value)
             tokens += batch.shape[0] * config.context
+            if checkpoint is not None and len(step_losses) % config.checkpoint_every == 0:
+                save()
             if on_step is not None:
                 on_step(len(step_losses), value)
-        seconds = time.perf_counter() - started
+        if checkpoint is not None and keep_checkpoint and len(step_losses) % config.checkpoint_every:
+            save()
+        seconds = earlier_seconds + time.perf_counter() - started
         eval_loss = _evaluate(model, held_out, config.batch_size) if held_out is not None else None
 
+    if checkpoint is not None and not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
     first_epoch = step_losses[:steps_per_epoch]
     return RunMetrics(
         first_epoch_loss=sum(first_epoch) / len(first_epoch),
@@ -254,6 +311,89 @@ def train_builtin(
         seconds=seconds,
         loss_kind=loss_kind,
     )
+
+
+def run_fingerprint(
+    sequences: torch.Tensor, held_out: torch.Tensor | None, config: BuiltinTrainerConfig, loss_kind: str
+) -> str:
+    """sha256 of what determines a run's results: the config (less ``checkpoint_every``), the loss kind, the torch
+    version and the training and evaluation sequences. A checkpoint is resumed only by a run of the same one."""
+    settings = {k: v for k, v in asdict(config).items() if k not in _UNFINGERPRINTED}
+    described = {"format": _CHECKPOINT_FORMAT, "config": settings, "loss_kind": loss_kind, "torch": torch.__version__}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8"))
+    for tensor in (sequences, held_out):
+        digest.update(b"none" if tensor is None else b"%d:" % tensor.numel())
+        if tensor is not None:
+            digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _fresh_model(
+    config: BuiltinTrainerConfig,
+) -> tuple[ByteTransformer, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """A new model (initialized from the torch random state), its AdamW optimizer and warmup schedule."""
+    model = ByteTransformer(config.context, config.d_model, config.layers, config.heads)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    warmup = config.warmup_steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup)))
+    return model, optimizer, schedule
+
+
+def _start(
+    config: BuiltinTrainerConfig, saved: dict[str, Any] | None, log: logging.Logger
+) -> tuple[ByteTransformer, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, dict[str, Any] | None]:
+    """The model, optimizer and schedule to train: fresh, or as ``saved`` left them (torch's random state too);
+    and ``saved``, or None when its state does not fit and the run starts over."""
+    model, optimizer, schedule = _fresh_model(config)
+    if saved is None:
+        return model, optimizer, schedule, None
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        torch.set_rng_state(saved["rng"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        log.warning(f"checkpoint ignored: its state does not fit this model ({exc}); starting over")
+        torch.manual_seed(config.seed)
+        return (*_fresh_model(config), None)
+    return model, optimizer, schedule, saved
+
+
+def _read_checkpoint(path: Path, fingerprint: str, total_steps: int, log: logging.Logger) -> dict[str, Any] | None:
+    """The saved state at ``path`` if it is a readable checkpoint of this run; None (with a warning saying why
+    when a file is there) otherwise."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file fails in many ways, all of them meaning "unusable"
+        log.warning(f"checkpoint {path} ignored: it cannot be read ({type(exc).__name__}: {exc}); starting over")
+        return None
+    problem = _checkpoint_problem(saved, fingerprint, total_steps)
+    if problem is not None:
+        log.warning(f"checkpoint {path} ignored: {problem}; starting over, and it will be replaced")
+        return None
+    return saved
+
+
+def _checkpoint_problem(saved: object, fingerprint: str, total_steps: int) -> str | None:
+    """Why ``saved`` cannot resume this run, or None when it can."""
+    if not isinstance(saved, dict) or saved.get("format") != _CHECKPOINT_FORMAT:
+        return f"it is not a checkpoint of format {_CHECKPOINT_FORMAT}"
+    if saved.get("fingerprint") != fingerprint:
+        return (
+            f"it belongs to another run (fingerprint {str(saved.get('fingerprint'))[:12]}, this run's "
+            f"{fingerprint[:12]}: the config, loss kind, data or torch version differ)"
+        )
+    step, losses = saved.get("step"), saved.get("step_losses")
+    if not isinstance(step, int) or not isinstance(losses, list) or len(losses) != step:
+        return "its step count and step losses disagree"
+    if not 0 < step <= total_steps:
+        return f"its step {step} is outside this run's 1..{total_steps}"
+    missing = {"model", "optimizer", "schedule", "rng", "tokens", "seconds"} - saved.keys()
+    if missing:
+        return f"it lacks {', '.join(sorted(missing))}"
+    return None
 
 
 def _evaluate(model: nn.Module, sequences: torch.Tensor, batch_size: int) -> float:

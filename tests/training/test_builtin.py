@@ -145,6 +145,7 @@ def test_training_texts_that_are_empty_or_too_short_are_rejected_with_sizes(eval
         ({"max_steps": 0}, "max_steps"),
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"layers": 1.5}, "layers"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
     ],
 )
 def test_bad_config_names_the_field(changes: dict[str, object], field: str) -> None:
