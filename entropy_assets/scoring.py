@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from .compression import Compressor, default_threads
+from .sources import SourceError
 
 SCORES_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
@@ -30,6 +31,12 @@ SCORES_SCHEMA: dict[str, pl.DataType] = {
 
 SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
 """The pool columns that scoring reads."""
+_SCORED_TYPES: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "content_hash": pl.String(),
+    "n_bytes": pl.Int64(),
+    "text": pl.String(),
+}
 
 
 def shard_keys(shards: int) -> list[str]:
@@ -80,13 +87,24 @@ def write_shard_ordered(pool: pl.DataFrame, shards: int, path: str | os.PathLike
 def read_shard(pool_file: str | os.PathLike[str], shard: int, shards: int) -> pl.DataFrame:
     """The samples of one shard, with the columns scoring needs, from a pool parquet file or (much faster) a file of
     ``write_shard_ordered``. Only the shard's rows are kept in memory: the file is scanned, filtered and collected by
-    polars' streaming engine."""
-    scan = pl.scan_parquet(pool_file)
-    if "shard" in scan.collect_schema().names():
-        scan = scan.filter(pl.col("shard") == shard)
-    else:
-        scan = scan.filter(shard_expr(shards) == shard)
-    return scan.select(SCORED_COLUMNS).collect(engine="streaming")
+    polars' streaming engine. A missing, truncated or foreign file is a ``SourceError`` naming it and the shard."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard must be in 0..{shards - 1}, got {shard}")
+    where = f"{os.fspath(pool_file)} (shard {shard} of {shards})"
+    try:
+        scan = pl.scan_parquet(pool_file)
+        names = scan.collect_schema().names()
+        missing = [name for name in SCORED_COLUMNS if name not in names]
+        if missing:
+            raise SourceError(f"{where}: not a pool file; columns {missing} are missing")
+        scan = scan.filter((pl.col("shard") if "shard" in names else shard_expr(shards)) == shard)
+        frame = scan.select(SCORED_COLUMNS).collect(engine="streaming")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise SourceError(f"{where}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    wrong = {name: dtype for name, dtype in frame.schema.items() if dtype != _SCORED_TYPES[name]}
+    if wrong:
+        raise SourceError(f"{where}: columns of the wrong type {wrong}; expected {_SCORED_TYPES}")
+    return frame
 
 
 def settings_key(compressor: Compressor) -> str:

@@ -108,7 +108,7 @@ _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _GLOB_CHARS = frozenset("*?[")
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 _UTF8_BOM = b"\xef\xbb\xbf"
-_SKIP_CHUNK = 1024 * 1024
+_LINE_CHUNK = 1024 * 1024
 _LONG_NUMBER = re.compile(r"\d{4000,}")
 
 
@@ -621,23 +621,34 @@ def _lines(handle: IO[bytes], label: str, limit: int) -> Iterator[tuple[int, byt
     instead, its bytes dropped while read, so memory stays bounded by ``limit`` whatever the line."""
     line_no = 0
     try:
-        while line := handle.readline(limit + 1):
+        while line := handle.readline(_LINE_CHUNK):
             line_no += 1
             if line.endswith(b"\n"):
-                yield line_no, line[:-1]
-            elif len(line) <= limit:
-                yield line_no, line
+                line = line[:-1]
+                yield line_no, line if len(line) <= limit else len(line)
             else:
-                size = len(line)
-                del line
-                while chunk := handle.readline(_SKIP_CHUNK):
-                    if chunk.endswith(b"\n"):
-                        size += len(chunk) - 1
-                        break
-                    size += len(chunk)
-                yield line_no, size
+                yield line_no, _rest_of_line(handle, line, limit)
     except (OSError, EOFError, zlib.error) as exc:
         raise SourceError(f"{label} line {line_no + 1}: cannot read further ({exc})") from exc
+
+
+def _rest_of_line(handle: IO[bytes], start: bytes, limit: int) -> bytes | int:
+    """A line longer than one read chunk (or the file's last line): its bytes, or its size once it passes
+    ``limit``; chunks are kept only while the line may still fit."""
+    parts: list[bytes] | None = [start]
+    size = len(start)
+    chunk = start
+    while not chunk.endswith(b"\n") and (chunk := handle.readline(_LINE_CHUNK)):
+        size += len(chunk)
+        if parts is not None:
+            parts.append(chunk)
+            if size > limit + 1:
+                parts = None
+    if chunk.endswith(b"\n"):
+        size -= 1
+    if parts is None or size > limit:
+        return size
+    return b"".join(parts)[:size]
 
 
 def _decode_line(raw: bytes, line_no: int) -> tuple[str, bool]:
