@@ -6,9 +6,9 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import polars as pl
@@ -23,6 +23,9 @@ from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
 
 from .storage import EntropyStorage, latest_output
 
+if TYPE_CHECKING:
+    from entropy_assets.training.builtin import BuiltinTrainerConfig
+
 BACKENDS: tuple[str, ...] = ("builtin", "transformers", "pipes", "file")
 
 
@@ -32,6 +35,10 @@ class TrainingSettings:
 
     Methods train at equal compute by default: every run takes ``steps`` optimizer steps, whatever its subset's
     size (the first-epoch loss L is the mean over the first pass; a small subset is seen more than once).
+
+    The ``builtin`` backend checkpoints every ``builtin["checkpoint_every"]`` steps (50 by default), and a killed
+    run of a partition resumes when it is run again on the same subset; ``transformers`` and ``pipes`` runs start
+    over.
     """
 
     backend: str = "builtin"
@@ -117,10 +124,17 @@ def build_training_asset(
         subset = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
         train_texts, loss_kind = _training_texts(subset)
         eval_texts = _eval_texts(pool, training)
+        folder = (name, "training_run", f"{method}_{budget}")
+        checkpoint, resumed_from = None, 0
         if training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
             metrics = _train_dpo(context, training, subset, _eval_frame(pool, training))
-        elif training.backend in ("builtin", "transformers"):
-            metrics = _train_causal_lm(context, training, train_texts, eval_texts, loss_kind)
+        elif training.backend == "builtin":
+            checkpoint = _checkpoint_path(
+                context, entropy_storage, folder, str(selected["version"]), training, loss_kind
+            )
+            metrics, resumed_from = _train_builtin(context, training, train_texts, eval_texts, loss_kind, checkpoint)
+        elif training.backend == "transformers":
+            metrics = _train_transformers(context, training, train_texts, eval_texts, loss_kind)
         elif training.backend == "pipes":
             metrics = _train_pipes(context, pipes_subprocess_client, training, train_texts, eval_texts, method, budget)
         else:
@@ -128,9 +142,11 @@ def build_training_asset(
         ratio = make_compressor("zlib", 9).ratio(join_samples([t.encode("utf-8") for t in train_texts]))
         curve = loss_curve_png(metrics.step_losses, f"{method}, budget {budget}: training loss")
         # Each run is kept under the subset version it trained on and its own run id: nothing is overwritten.
-        folder, stem = (name, "training_run", f"{method}_{budget}"), f"{selected['version']}.{context.run_id[:8]}"
+        stem = f"{selected['version']}.{context.run_id[:8]}"
         entropy_storage.write_bytes(curve, *folder, f"{stem}.loss_curve.png")
         path = entropy_storage.write_bytes(json.dumps(metrics.to_dict()).encode("utf-8"), *folder, f"{stem}.json")
+        if checkpoint is not None:  # only now that the results are stored
+            _remove_checkpoints(context, checkpoint)
         performance = metrics.performance(training.score)
         return dg.MaterializeResult(
             metadata={
@@ -146,6 +162,7 @@ def build_training_asset(
                 "steps": metrics.steps,
                 "tokens": metrics.tokens,
                 "seconds": round(metrics.seconds, 3),
+                "resumed_from_step": resumed_from,
                 "tokens_per_second": round(metrics.tokens_per_second, 1),
                 "subset_compression_ratio_zlib9": round(ratio, 4),
                 "subset_samples": len(train_texts),
@@ -205,25 +222,84 @@ def _subset_version(subset: pl.DataFrame) -> str:
     return hashlib.sha256("\n".join(subset["content_hash"].to_list()).encode()).hexdigest()[:24]
 
 
-def _train_causal_lm(
+def _train_transformers(
     context: AssetExecutionContext,
     training: TrainingSettings,
     train_texts: list[str],
     eval_texts: list[str],
     loss_kind: str,
 ) -> RunMetrics:
-    """Next-token training by the built-in trainer or a transformers model (torch and transformers are optional
-    extras, imported only here)."""
-    if training.backend == "builtin":
-        from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin
-
-        config = BuiltinTrainerConfig(**_trainer_settings(training, training.builtin))
-        return train_builtin(train_texts, eval_texts, config, on_step=_step_logger(context), loss_kind=loss_kind)
+    """Next-token training of a transformers model (torch and transformers are optional extras, imported only
+    here). It is not checkpointed: a killed run starts over."""
     from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
 
     settings = _trainer_settings(training, training.transformers)
     model_config = TransformersTrainerConfig(model=training.model, **settings)
     return train_transformers(train_texts, eval_texts, model_config, on_step=_step_logger(context), loss_kind=loss_kind)
+
+
+def _train_builtin(
+    context: AssetExecutionContext,
+    training: TrainingSettings,
+    train_texts: list[str],
+    eval_texts: list[str],
+    loss_kind: str,
+    checkpoint: Path,
+) -> tuple[RunMetrics, int]:
+    """The built-in trainer's run, resumed from ``checkpoint`` when a killed run of the same subset and settings
+    left one; the metrics and the step it resumed from (0 when fresh). The checkpoint is kept for the caller."""
+    from entropy_assets.training.builtin import train_builtin
+
+    resumed: list[int] = []
+    metrics = train_builtin(
+        train_texts,
+        eval_texts,
+        _builtin_config(training),
+        on_step=_step_logger(context),
+        loss_kind=loss_kind,
+        checkpoint=checkpoint,
+        keep_checkpoint=True,
+        on_resume=resumed.append,
+        logger=context.log,
+    )
+    return metrics, resumed[0] if resumed else 0
+
+
+def _builtin_config(training: TrainingSettings) -> "BuiltinTrainerConfig":
+    from entropy_assets.training.builtin import BuiltinTrainerConfig
+
+    return BuiltinTrainerConfig(**_trainer_settings(training, training.builtin))
+
+
+def _checkpoint_path(
+    context: AssetExecutionContext,
+    storage: EntropyStorage,
+    folder: tuple[str, ...],
+    subset_version: str,
+    training: TrainingSettings,
+    loss_kind: str,
+) -> Path:
+    """Where a built-in run of this partition checkpoints: beside its results, named by the subset version and a
+    hash of the settings that shape the run, so that only a rerun on the same subset resumes. A remote storage
+    gets a folder of the local temporary directory instead (a rerun on the same machine resumes)."""
+    settings = {k: v for k, v in asdict(_builtin_config(training)).items() if k != "checkpoint_every"}
+    described = {"config": settings, "loss_kind": loss_kind, "eval": [list(training.eval_paths), training.holdout]}
+    key = hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+    target = storage.path(*folder, f"{subset_version}.{key}.checkpoint.pt")
+    if target.protocol in ("", "file", "local"):
+        return Path(target.path)
+    base = hashlib.sha256(storage.base_path.encode("utf-8")).hexdigest()[:12]
+    local = Path(tempfile.gettempdir(), "entropy_assets_checkpoints", base, *folder, target.name)
+    context.log.info(f"storage {storage.base_path} is remote: the training checkpoint is kept locally at {local}")
+    return local
+
+
+def _remove_checkpoints(context: AssetExecutionContext, checkpoint: Path) -> None:
+    """Remove the finished run's checkpoint and those that killed runs of the partition's older subsets left."""
+    for path in sorted(checkpoint.parent.glob("*.checkpoint.pt")):
+        path.unlink(missing_ok=True)
+        if path != checkpoint:
+            context.log.info(f"removed the stale checkpoint {path.name} of an unfinished run on another subset")
 
 
 def _trainer_settings(training: TrainingSettings, overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""A ``training_run`` materialization killed by SIGKILL part way leaves every earlier output as it was, and run
+again it resumes from its last checkpoint and ends with the losses of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from entropy_assets.dagster import SelectionPipeline
+from entropy_assets.dagster.training import TrainingSettings
+
+from .test_pipeline import SUBSET, Graph, files, settings
+
+TRAINING = dg.AssetKey(["t", "training_run"])
+TESTS = Path(__file__).resolve().parents[1]
+STEPS = 150
+BUILTIN = {"context": 64, "d_model": 32, "layers": 1, "heads": 2, "batch_size": 8, "checkpoint_every": 20, "threads": 1}
+
+CHILD = (
+    "import sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "from plugin.test_interrupted_training import materialize_training\n"
+    "materialize_training(sys.argv[2])\n"
+)
+
+
+def pipeline(data_dir: Path) -> SelectionPipeline:
+    return settings(data_dir, training=TrainingSettings(steps=STEPS, eval_samples=50, builtin=BUILTIN))
+
+
+def materialize_training(arguments: str) -> None:
+    """What the child process runs: the zip partition's training run, against the test's instance and storage."""
+    given = json.loads(arguments)
+    with dg.DagsterInstance.from_config(given["home"]) as instance:
+        Graph(pipeline(Path(given["data"])), Path(given["store"]), instance).run([TRAINING], "zip")
+
+
+def stored_losses(metadata: dict[str, object]) -> list[float]:
+    return json.loads(Path(str(metadata["path"])).read_text(encoding="utf-8"))["step_losses"]
+
+
+def test_a_training_run_killed_midway_loses_nothing_and_resumes_from_its_checkpoint(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    home, store = tmp_path / "dagster_home", tmp_path / "store"
+    home.mkdir()
+    partition = store / "t" / "training_run" / "zip_60"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        graph = Graph(pipeline(data_dir), store, instance)
+        graph.refresh()
+        graph.run([SUBSET], "zip")
+        graph.run([SUBSET], "random")
+        uninterrupted = graph.metadata(graph.run([TRAINING], "zip"), TRAINING)
+        assert uninterrupted["resumed_from_step"] == 0 and uninterrupted["steps"] == STEPS
+        assert not list(partition.glob("*.checkpoint.pt"))  # removed once the results were stored
+        before = files(store)
+
+        arguments = json.dumps({"home": str(home), "data": str(data_dir), "store": str(store)})
+        process = subprocess.Popen([sys.executable, "-c", CHILD, str(TESTS), arguments])
+        try:
+            deadline = time.monotonic() + 50
+            while not list(partition.glob("*.checkpoint.pt")):
+                assert process.poll() is None, "the child run ended before it was killed"
+                assert time.monotonic() < deadline, "the child run wrote no checkpoint within 50 s"
+                time.sleep(0.05)
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait()
+        assert process.returncode == -signal.SIGKILL
+
+        after = files(store)
+        assert {name: after.get(name) for name in before} == before  # every earlier output, byte for byte
+        (checkpoint,) = partition.glob("*.checkpoint.pt")
+        left = set(after) - set(before) - {str(checkpoint.relative_to(store))}
+        assert all(Path(name).name.startswith(".") and name.endswith(".tmp") for name in left), left
+        for name in before:
+            if name.endswith(".parquet"):
+                assert pl.read_parquet(store / name).height > 0
+            elif name.endswith(".json"):
+                assert len(json.loads((store / name).read_text(encoding="utf-8"))["step_losses"]) == STEPS
+
+        result = graph.run([TRAINING], "zip")
+        resumed = graph.metadata(result, TRAINING)
+        step = int(str(resumed["resumed_from_step"]))
+        assert 0 < step < STEPS and step % BUILTIN["checkpoint_every"] == 0
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        assert any(f"resumed from step {step} of {STEPS}" in message for message in messages)
+        assert stored_losses(resumed) == stored_losses(uninterrupted)
+        assert resumed["eval_loss"] == uninterrupted["eval_loss"]
+        assert resumed["first_epoch_loss"] == uninterrupted["first_epoch_loss"]
+        assert not list(partition.glob("*.checkpoint.pt"))
+        assert {name: files(store).get(name) for name in before} == before
