@@ -9,7 +9,7 @@ import hashlib
 import json
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,11 +368,9 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         # Same inputs, settings and code give the same subset: the version names it, and is written once.
         version = _subset_version(pool_output["version"], input_version, config)
         folder = (name, "selected_subset", f"{method}_{budget}")
-        checkpoint = _checkpoint(entropy_storage, folder, version, config, context.log.warning)
+        checkpoint = _checkpoint(entropy_storage, folder, version, config, context)
         selection = _select(frame, config, checkpoint)
         resumed = int(selection.summary.get("resumed_from_round", 0))
-        if resumed:
-            context.log.info(f"resumed from round {resumed} (checkpoint {checkpoint.path if checkpoint else ''})")
         subset = selection.subset(frame)
         # The whole selection is computed before anything is written: a failure leaves earlier files as they were.
         table = selection.provenance.join(
@@ -443,17 +441,17 @@ def _checkpoint(
     folder: tuple[str, ...],
     version: str,
     config: ZipConfig | HierarchicalConfig | BaselineConfig,
-    warn: Callable[[str], None],
+    context: AssetExecutionContext,
 ) -> SelectionCheckpoint | None:
     """Where a ZIP subset checkpoints its rounds: beside the subset, as ``<version>.checkpoint`` (and its parts),
-    so that a rerun after a kill resumes. Baselines are fast and keep none; nor does remote storage, where a
-    save per round would be an upload per round: a killed selection there starts again."""
+    so that a rerun after a kill resumes (and logs ``resumed from round N``). Baselines are fast and keep none;
+    nor does remote storage, where a save would be an upload: a killed selection there starts again."""
     if isinstance(config, BaselineConfig):
         return None
     target = storage.path(*folder, f"{version}.checkpoint")
     if target.protocol not in ("", "file", "local"):
         return None
-    return SelectionCheckpoint(Path(target.path), every_seconds=CHECKPOINT_SECONDS, warn=warn)
+    return SelectionCheckpoint(Path(target.path), CHECKPOINT_SECONDS, warn=context.log.warning, info=context.log.info)
 
 
 def _stored(storage: EntropyStorage, output: dict[str, Any] | None) -> pl.DataFrame | None:

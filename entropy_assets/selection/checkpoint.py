@@ -49,6 +49,8 @@ class SelectionCheckpoint:
     every_seconds: float = 2.0
     warn: Callable[[str], None] | None = None
     """Where messages about ignored checkpoints go (default: this module's logger)."""
+    info: Callable[[str], None] | None = None
+    """Where the message of a resumed run goes (default: this module's logger)."""
     resumed_from_round: int = field(default=0, init=False)
     """The rounds the last ``load`` found completed (0 when it found none)."""
     saves: int = field(default=0, init=False)
@@ -60,7 +62,9 @@ class SelectionCheckpoint:
 
     def part(self, name: str) -> SelectionCheckpoint:
         """A checkpoint beside this one for a part of the run (a shard, a final pass), removed with it."""
-        return SelectionCheckpoint(self.path.with_name(f"{self.path.name}.{name}"), self.every_seconds, self.warn)
+        return SelectionCheckpoint(
+            self.path.with_name(f"{self.path.name}.{name}"), self.every_seconds, self.warn, self.info
+        )
 
     def load(self, fingerprint: str) -> dict[str, np.ndarray] | None:
         """The saved state, or None when there is none, it cannot be read or it is of other inputs."""
@@ -80,7 +84,7 @@ class SelectionCheckpoint:
             self._warn(f"checkpoint {self.path} is of other inputs or settings; ignoring it and starting afresh")
             return None
         self.resumed_from_round = rounds
-        _log.info("resuming from checkpoint %s after round %d", self.path, rounds)
+        (self.info or _log.info)(f"resumed from round {rounds} (checkpoint {self.path})")
         return state
 
     def due(self) -> bool:
