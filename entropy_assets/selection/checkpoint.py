@@ -7,6 +7,7 @@ another pool or other settings is ignored with a message, as is one that cannot 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -21,6 +22,9 @@ from entropy_assets.sources import write_atomically
 
 CHECKPOINT_FORMAT = 1
 """Bumped whenever what a checkpoint holds changes: a checkpoint of another format is ignored."""
+
+_STALE_TEMPORARY_SECONDS = 3600
+"""A temporary file of a save older than this was left by a killed process, never one still writing."""
 
 _log = logging.getLogger(__name__)
 
@@ -108,13 +112,19 @@ class SelectionCheckpoint:
         self.save_seconds += time.perf_counter() - started
 
     def remove(self) -> None:
-        """Delete the checkpoint, its parts and any temporary files a killed save left."""
+        """Delete the checkpoint, its parts, and temporary files that a save killed over an hour ago left (a
+        younger one may be another process's save in progress, of the same partition run twice at once)."""
         folder, name = self.path.parent, self.path.name
         if not folder.is_dir():
             return
+        stale = time.time() - _STALE_TEMPORARY_SECONDS
         for entry in folder.iterdir():
-            if entry.name == name or entry.name.startswith((f"{name}.", f".{name}.")):
+            if entry.name == name or entry.name.startswith(f"{name}."):
                 entry.unlink(missing_ok=True)
+            elif entry.name.startswith(f".{name}.") and entry.name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < stale:
+                        entry.unlink()
 
     def _warn(self, message: str) -> None:
         (self.warn or _log.warning)(message)

@@ -3,6 +3,8 @@ and checkpoints of other inputs, or unreadable ones, are ignored with a message.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,10 +155,13 @@ def test_saves_wait_for_the_interval_but_the_last_round_is_always_saved(alpaca: 
     again = zip_select(alpaca, config, checkpoint=SelectionCheckpoint(checkpoint.path))
     assert again.summary["resumed_from_round"] == selection.summary["rounds"]
     assert_frame_equal(again.provenance, selection.provenance)
-    (tmp_path / ".zip.checkpoint.abc.tmp").write_bytes(b"left by a killed save")
+    killed_save = tmp_path / ".zip.checkpoint.abc.tmp"
+    killed_save.write_bytes(b"left by a save killed two hours ago")
+    os.utime(killed_save, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / ".zip.checkpoint.def.tmp").write_bytes(b"another process saving now")
     (tmp_path / "zip.checkpointer").write_bytes(b"someone else's")
     checkpoint.remove()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["zip.checkpointer"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".zip.checkpoint.def.tmp", "zip.checkpointer"]
 
 
 def test_hierarchical_zip_recomputes_no_finished_shard_after_a_kill(
