@@ -20,6 +20,7 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from entropy_assets.compression import join_samples, make_compressor
+from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.scoring import (
     compressor_settings_hash,
@@ -90,6 +91,7 @@ class SelectionPipeline:
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise ValueError(f"pipeline name {self.name!r} must be a Python identifier (it names an asset group)")
+        refuse_inline_credentials(asdict(self), f"pipeline {self.name!r}")  # settings show in the UI and metadata
         if not self.paths:
             raise ValueError(f"pipeline {self.name!r} needs at least one data path")
         unknown = [m for m in self.methods if m not in METHODS]
@@ -371,6 +373,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         checkpoint = _checkpoint(entropy_storage, folder, version, config, context)
         selection = _select(frame, config, checkpoint)
         resumed = int(selection.summary.get("resumed_from_round", 0))
+        if selection.summary.get("shards_resumed"):
+            context.log.info(f"{selection.summary['shards_resumed']} shards' winners read from their checkpoints")
         subset = selection.subset(frame)
         # The whole selection is computed before anything is written: a failure leaves earlier files as they were.
         table = selection.provenance.join(

@@ -120,3 +120,10 @@ def test_the_hub_token_reaches_the_trainer_but_no_metadata_log_or_file(
     assert hub_token not in printed.out + printed.err
     assert files_holding(hub_token, home, store) == []
     assert files_holding("someorg/private-dataset", home)  # the search does look inside the event log
+
+
+def test_the_python_factory_refuses_a_credential_in_training_settings(data_dir: Path, hub_token: str) -> None:
+    command = ["python", "train.py", "--token", hub_token]
+    with pytest.raises(ValueError, match=r"pipeline 't': setting training\.command\[3\]") as error:
+        settings(data_dir, training=TrainingSettings(backend="pipes", command=command))
+    assert hub_token not in str(error.value)
