@@ -6,14 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from entropy_assets.dagster import SelectionPipeline
-from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.dagster import EntropyStorage, SelectionPipeline
+from entropy_assets.dagster.training import TrainingSettings, _checkpoint_path
 
 from .test_pipeline import SUBSET, Graph, files, settings
 
@@ -86,6 +88,9 @@ def test_a_training_run_killed_midway_loses_nothing_and_resumes_from_its_checkpo
             elif name.endswith(".json"):
                 assert len(json.loads((store / name).read_text(encoding="utf-8"))["step_losses"]) == STEPS
 
+        stale = partition / "0123456789abcdef.000000000000.checkpoint.pt"  # as a killed run on an older subset left
+        stale.write_bytes(b"not a checkpoint of this subset")
+
         result = graph.run([TRAINING], "zip")
         resumed = graph.metadata(result, TRAINING)
         step = int(str(resumed["resumed_from_step"]))
@@ -95,5 +100,26 @@ def test_a_training_run_killed_midway_loses_nothing_and_resumes_from_its_checkpo
         assert stored_losses(resumed) == stored_losses(uninterrupted)
         assert resumed["eval_loss"] == uninterrupted["eval_loss"]
         assert resumed["first_epoch_loss"] == uninterrupted["first_epoch_loss"]
-        assert not list(partition.glob("*.checkpoint.pt"))
+        assert not list(partition.glob("*.checkpoint.pt"))  # its own and the stale one
+        assert any("removed the stale checkpoint 0123456789abcdef" in message for message in messages)
         assert {name: files(store).get(name) for name in before} == before
+
+
+def test_checkpoints_are_named_by_subset_and_settings_and_kept_locally_for_a_remote_store(tmp_path: Path) -> None:
+    context = dg.build_asset_context()
+    local = EntropyStorage(base_path=str(tmp_path / "store"))
+    folder = ("t", "training_run", "zip_60")
+    training = TrainingSettings(steps=STEPS, builtin=BUILTIN)
+    path = _checkpoint_path(context, local, folder, "v1", training, "causal_lm")
+    assert path.parent == tmp_path / "store" / "t" / "training_run" / "zip_60"
+    assert path.name.startswith("v1.") and path.name.endswith(".checkpoint.pt")
+    assert _checkpoint_path(context, local, folder, "v2", training, "causal_lm") != path
+    assert _checkpoint_path(context, local, folder, "v1", replace(training, seed=1), "causal_lm") != path
+    assert _checkpoint_path(context, local, folder, "v1", training, "causal_lm_prompt_chosen") != path
+    every = replace(training, builtin={**BUILTIN, "checkpoint_every": 7})  # changes nothing the run computes
+    assert _checkpoint_path(context, local, folder, "v1", every, "causal_lm") == path
+
+    remote = _checkpoint_path(
+        context, EntropyStorage(base_path="memory://bucket/x"), folder, "v1", training, "causal_lm"
+    )
+    assert remote.is_relative_to(tempfile.gettempdir()) and remote.name == path.name
