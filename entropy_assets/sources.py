@@ -40,6 +40,7 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "POOL_SCHEMA",
     "SUPPORTED_SUFFIXES",
+    "WRITABLE_SUFFIXES",
     "LoadReport",
     "LoadedPool",
     "SourceError",
@@ -89,7 +90,7 @@ _FILE_KINDS: dict[str, str] = {
     ".txt": "txt",
 }
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(_FILE_KINDS)
-_WRITABLE_SUFFIXES: tuple[str, ...] = (
+WRITABLE_SUFFIXES: tuple[str, ...] = (
     ".json.gz",
     ".jsonl.gz",
     ".ndjson.gz",
@@ -422,9 +423,9 @@ def write_records(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     write leaves any existing file untouched.
     """
     path = Path(path)
-    suffix = _suffix(path.name, _WRITABLE_SUFFIXES)
+    suffix = _suffix(path.name, WRITABLE_SUFFIXES)
     if suffix is None:
-        raise SourceError(f"{path}: cannot write records as this file type; use one of {', '.join(_WRITABLE_SUFFIXES)}")
+        raise SourceError(f"{path}: cannot write records as this file type; use one of {', '.join(WRITABLE_SUFFIXES)}")
     if "record" not in frame.columns:
         raise SourceError(f"{path}: the frame has no 'record' column to write back")
     records = frame.get_column("record")
@@ -603,17 +604,28 @@ def _opened(source: _Source) -> Iterator[IO[bytes]]:
         raise SourceError(f"{source.label}: cannot open ({exc.strerror or exc}); was it removed?") from exc
     with raw:
         before = os.fstat(raw.fileno())
-        if source.gz:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield unzipped
-        else:
-            yield raw
-        after = os.fstat(raw.fileno())
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise SourceError(
-            f"{source.label}: changed while it was read ({before.st_size:,} bytes, now {after.st_size:,}); "
-            "load it again once it is written"
-        )
+
+        def changed() -> SourceError | None:
+            after = os.fstat(raw.fileno())
+            if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
+                return None
+            return SourceError(
+                f"{source.label}: changed while it was read ({before.st_size:,} bytes, now {after.st_size:,}); "
+                "load it again once it is written"
+            )
+
+        try:
+            if source.gz:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                    yield unzipped
+            else:
+                yield raw
+        except SourceError as error:  # a half-written last line, say: the change is the cause to report
+            if (change := changed()) is not None:
+                raise change from error
+            raise
+        if (change := changed()) is not None:
+            raise change
 
 
 def _lines(handle: IO[bytes], label: str, limit: int) -> Iterator[tuple[int, bytes | int]]:

@@ -484,6 +484,28 @@ def test_file_changed_while_read_is_a_source_error(
         load_pool(path)
 
 
+def test_half_a_line_appended_while_read_is_reported_as_a_change_not_as_bad_json(
+    raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer caught mid-append leaves an unterminated last line: the cause to report is the change."""
+    path = tmp_path / "appending.jsonl"
+    path.write_bytes((raw_dir / "pretrain_c4_demo.jsonl").read_bytes() * 3)  # past the first 1 MiB read
+    detect = sources.detect_format
+    calls: list[Any] = []
+
+    def detect_and_start_appending(record: Any) -> Any:
+        if not calls:
+            with open(path, "ab") as out:
+                out.write(b'{"text": "half of a rec')
+        calls.append(record)
+        return detect(record)
+
+    monkeypatch.setattr(sources, "detect_format", detect_and_start_appending)
+    with pytest.raises(SourceError, match=r"appending\.jsonl: changed while it was read") as error:
+        load_pool(path)
+    assert "not valid JSON" in str(error.value.__cause__)
+
+
 def test_file_removed_between_listing_and_hashing_is_a_source_error(
     raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,7 +35,7 @@ from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseli
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
-from entropy_assets.sources import SourceError, data_version, file_hashes, load_pool
+from entropy_assets.sources import WRITABLE_SUFFIXES, SourceError, data_version, file_hashes, load_pool
 
 from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
 from .law import LawSettings, build_law_defs
@@ -94,6 +94,11 @@ class SelectionPipeline:
         refuse_inline_credentials(asdict(self), f"pipeline {self.name!r}")  # settings show in the UI and metadata
         if not self.paths:
             raise ValueError(f"pipeline {self.name!r} needs at least one data path")
+        if self.export_suffix not in WRITABLE_SUFFIXES:  # it ends the exported file's name in the storage
+            raise ValueError(
+                f"pipeline {self.name!r}: export_suffix must be one of {', '.join(WRITABLE_SUFFIXES)}, "
+                f"got {self.export_suffix!r}"
+            )
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ValueError(f"pipeline {self.name!r}: methods {unknown or '[]'} not in {', '.join(METHODS)}")

@@ -226,6 +226,8 @@ def test_the_bundled_code_location_loads() -> None:
         ({"budgets": ()}, "budgets"),
         ({"k1": 10, "k2": 40}, "k1 >= k2 >= k3"),
         ({"name": "has space"}, "identifier"),
+        ({"export_suffix": "/../../outside.jsonl"}, "export_suffix must be one of"),
+        ({"export_suffix": ".txt"}, "export_suffix must be one of"),
     ],
 )
 def test_bad_settings_are_rejected_when_the_pipeline_is_defined(data_dir: Path, overrides, message) -> None:
