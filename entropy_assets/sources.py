@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -909,8 +910,16 @@ def _write_text(path: Path, chunks: Iterable[str], *, gz: bool) -> None:
             out.writelines(chunks)
 
 
+STALE_TEMPORARY_SECONDS = 3600
+"""A temporary file of ``write_atomically`` untouched this long was left by a killed writer; the next write of
+the same file removes it. A live writer touches its file far more often; one hour leaves slow disks room."""
+
+
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write`` on a temporary file beside ``path`` and rename it into place; on failure remove it."""
+    """Run ``write`` on a temporary file beside ``path`` and rename it into place; on failure remove it.
+
+    A writer killed outright (SIGKILL, a lost machine) cannot remove its temporary file; the next successful write
+    of ``path`` removes those older than ``STALE_TEMPORARY_SECONDS``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -925,4 +934,15 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _remove_stale_temporaries(path)
     return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except FileNotFoundError:  # another writer removed it first
+            continue

@@ -550,3 +550,17 @@ def test_read_pool_rejects_a_non_pool_file(tmp_path: Path) -> None:
         read_pool(tmp_path / "other.parquet")
     with pytest.raises(SourceError, match="no such pool file"):
         read_pool(tmp_path / "absent.parquet")
+
+
+def test_a_write_removes_temporaries_that_killed_writers_left_and_keeps_live_ones(tmp_path: Path) -> None:
+    target = tmp_path / "pool.parquet"
+    stale, live = tmp_path / ".pool.parquet.abc123.tmp", tmp_path / ".pool.parquet.def456.tmp"
+    other = tmp_path / ".scores.parquet.abc123.tmp"  # another file's: not this write's business
+    for path in (stale, live, other):
+        path.write_bytes(b"half a parquet file")
+    old = os.stat(stale).st_mtime - sources.STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    sources.write_atomically(target, lambda tmp: tmp.write_bytes(b"whole"))
+    assert target.read_bytes() == b"whole"
+    assert not stale.exists() and live.exists() and other.exists()
