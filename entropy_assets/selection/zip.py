@@ -14,6 +14,9 @@ Two modes:
   scores stage 3 against the chosen set plus the round's most recent picks, returns the group's unpicked
   candidates to the pool, and re-scores lazily: a candidate's last measured size is an upper bound on its size
   against a larger context, so candidates whose bound cannot reach the round's best are not recompressed.
+
+Either mode can save its state between rounds to a ``SelectionCheckpoint``: a run killed mid-way resumes from
+its last saved round and makes exactly the selection of an uninterrupted run.
 """
 
 from __future__ import annotations
