@@ -45,8 +45,9 @@ class SelectionCheckpoint:
     passed since the last save (0: after every round), and after the last round. The caller removes it once the
     result is stored.
 
-    A save costs milliseconds (Alpaca 52K, a 1 MB file: 17 ms on a busy 2-core machine, against rounds of about
-    200 ms), so that every round would add several percent; every 2 s adds under 1% and loses at most 2 s of work.
+    A save of Alpaca 52K's state (1 MB, synced) takes 7 ms (up to 25 ms on a busy machine) against rounds of about
+    100 ms: ZIP of 10,000 saving every round took 13% longer; every 2 s, 5 saves, no difference beyond the noise
+    (``benchmarks/selection_resume.py``). A kill then loses at most 2 s of work.
     """
 
     path: Path
