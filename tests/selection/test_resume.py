@@ -97,15 +97,16 @@ def test_a_run_resumes_between_rebuilds_of_the_whole_set_context(
     provenance, snapshots = saved_after_each_round(alpaca, config, path)
     assert_frame_equal(provenance, uninterrupted.provenance)
     texts = alpaca["text"].to_list()
-    split_rounds = []
+    split_next, rebuild_next = [], []  # rounds after which the next round keeps the last whole-set context, or not
     for after, snapshot in enumerate(snapshots, start=1):
         path.write_bytes(snapshot)
         with np.load(path) as saved:
             chosen = sum(len(texts[p].encode()) + len(SET_SEPARATOR) for p in saved["row_position"])
-            if 20_000 < int(saved["whole_bytes"]) < chosen:
-                split_rounds.append(after)
-    assert len(split_rounds) >= 5
-    for after in (split_rounds[0], split_rounds[-1]):
+            whole = int(saved["whole_bytes"])
+        if whole > 20_000:
+            (split_next if chosen <= whole * (1 + zip_module._CONTEXT_GROWTH) else rebuild_next).append(after)
+    assert len(split_next) >= 5 and len(rebuild_next) >= 2
+    for after in (split_next[0], split_next[len(split_next) // 2], rebuild_next[0]):
         path.write_bytes(snapshots[after - 1])
         resumed = zip_select(alpaca, config, checkpoint=SelectionCheckpoint(path))
         assert resumed.summary["resumed_from_round"] == after
