@@ -494,6 +494,8 @@ def _expand_existing(path: Path, *, explicit: bool) -> list[_Source]:
         if explicit:
             raise SourceError(f"{path}: unsupported file type; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
         return []
+    if not path.is_file():  # opening a named pipe waits for a writer: it would hang the load
+        raise SourceError(f"{path}: not a regular file (a named pipe, socket or device); data must be in files")
     return [_Source(label=str(path), kind=_FILE_KINDS[suffix], path=path, gz=suffix.endswith(".gz"))]
 
 

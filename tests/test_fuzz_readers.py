@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -624,3 +625,13 @@ def test_metrics_files_with_wrong_types_name_the_file_and_field(tmp_path: Path) 
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbfloss\r\n2.0\r\n4.0\r\n")
     assert load_metrics_file(bom).first_epoch_loss == 3.0
+
+
+def test_a_named_pipe_among_the_data_files_is_refused_instead_of_waiting_forever(raw_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(raw_dir / "pretrain_c4_demo.jsonl", tmp_path)
+    os.mkfifo(tmp_path / "stream.jsonl")
+    for paths in (tmp_path, tmp_path / "stream.jsonl"):
+        with pytest.raises(SourceError, match=r"stream\.jsonl: not a regular file \(a named pipe"):
+            load_pool(paths)
+        with pytest.raises(SourceError, match=r"stream\.jsonl: not a regular file"):
+            file_hashes(paths)

@@ -18,13 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from entropy_assets.sources import write_atomically
+from entropy_assets.sources import STALE_TEMPORARY_SECONDS, write_atomically
 
 CHECKPOINT_FORMAT = 1
 """Bumped whenever what a checkpoint holds changes: a checkpoint of another format is ignored."""
-
-_STALE_TEMPORARY_SECONDS = 3600
-"""A temporary file of a save older than this was left by a killed process, never one still writing."""
 
 _log = logging.getLogger(__name__)
 
@@ -118,7 +115,7 @@ class SelectionCheckpoint:
         folder, name = self.path.parent, self.path.name
         if not folder.is_dir():
             return
-        stale = time.time() - _STALE_TEMPORARY_SECONDS
+        stale = time.time() - STALE_TEMPORARY_SECONDS
         for entry in folder.iterdir():
             if entry.name == name or entry.name.startswith(f"{name}."):
                 entry.unlink(missing_ok=True)
