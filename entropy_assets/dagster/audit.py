@@ -12,12 +12,11 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-from upath import UPath
 
 from entropy_assets.entropy_law import data_versions
 
 from .law import law_points
-from .storage import materializations, metadata_values, output_base
+from .storage import EntropyStorage, materializations, metadata_values, output_base
 
 
 class AuditError(ValueError):
@@ -191,7 +190,10 @@ def _read(values: dict[str, Any], field: str) -> pl.DataFrame:
     base = output_base(values)
     if base is None or field not in values:
         raise AuditError(f"this materialization predates versioned outputs: it has no {field!r}")
-    target = UPath(base) / str(values[field])
+    try:  # a recorded file may not lead out of the storage it was written to
+        target = EntropyStorage(base_path=base).path(str(values[field]))
+    except ValueError as error:
+        raise AuditError(f"recorded {field} {values[field]!r}: {error}") from error
     if not target.exists():
         raise AuditError(f"{target} is gone: was it pruned?")
     with target.open("rb") as handle:

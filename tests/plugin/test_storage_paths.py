@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from entropy_assets.dagster import EntropyStorage
+from entropy_assets.dagster.audit import AuditError, audit_run
 from entropy_assets.dagster.retention import plan_prune
 
 from .test_pipeline import POOL, SCORES, Graph, settings
@@ -69,3 +70,25 @@ def test_prune_refuses_to_delete_a_recorded_file_outside_the_storage(tmp_path: P
         with pytest.raises(ValueError, match="must stay inside"):
             plan_prune(instance, "t", keep=1)
     assert victim.read_bytes() == b"keep me"
+
+
+def test_an_audit_refuses_a_recorded_file_outside_the_storage(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.parquet"
+    pl.DataFrame({"rank": [0], "id": ["x:0"], "source": ["x"], "content_hash": ["00"]}).write_parquet(outside)
+    store = tmp_path / "store"
+    store.mkdir()
+    training = dg.AssetKey(["t", "training_run"])
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                training,
+                metadata={
+                    "file": "t/training_run/run.json",
+                    "path": str(store / "t/training_run/run.json"),
+                    "subset_file": "../outside.parquet",
+                    "raw_data_version": "forged",
+                },
+            )
+        )
+        with pytest.raises(AuditError, match=r"recorded subset_file '\.\./outside\.parquet'.*must stay inside"):
+            audit_run(instance, "t")
