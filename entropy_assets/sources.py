@@ -758,16 +758,25 @@ def _json_records(parsed: Any, label: str) -> list[Any]:
     raise SourceError(f"{label}: expected a JSON array of records, got {json_type_name(parsed)}")
 
 
-def _read_jsonl(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
+def _record_lines(
+    lines: Iterable[tuple[int, bytes | int]], label: str, builder: _PoolBuilder
+) -> Iterator[tuple[int, int, str, bool]]:
+    """``(record index, line number, text, whether bytes were replaced)`` of each non-blank line of a line format;
+    a line over the size limit is counted as too large here, and takes its record index all the same."""
     index = 0
     for line_no, raw in lines:
         if isinstance(raw, int):
             builder.too_large(_where(label, index, line_no), raw)
-            index += 1
-            continue
-        line, repaired = _decode_line(raw, line_no)
-        if not line.strip():
-            continue
+        else:
+            line, repaired = _decode_line(raw, line_no)
+            if not line.strip():
+                continue
+            yield index, line_no, line, repaired
+        index += 1
+
+
+def _read_jsonl(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
+    for index, line_no, line, repaired in _record_lines(lines, label, builder):
         try:
             record = _parse_json(line)
             if not isinstance(record, dict):
@@ -777,22 +786,12 @@ def _read_jsonl(lines: Iterable[tuple[int, bytes | int]], name: str, label: str,
                 repaired = repaired or fixed
         except ValueError as exc:  # RecordError too
             builder.malformed(f"{label} line {line_no}: {_json_error(exc)}")
-            index += 1
             continue
         builder.add(record, name=name, label=label, index=index, line=line_no, repaired=repaired)
-        index += 1
 
 
 def _read_txt(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
-    index = 0
-    for line_no, raw in lines:
-        if isinstance(raw, int):
-            builder.too_large(_where(label, index, line_no), raw)
-            index += 1
-            continue
-        line, repaired = _decode_line(raw, line_no)
-        if not line.strip():
-            continue
+    for index, line_no, line, repaired in _record_lines(lines, label, builder):
         document = line.removesuffix("\r")
         builder.add(
             {"text": document},
@@ -803,7 +802,6 @@ def _read_txt(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, b
             repaired=repaired,
             fmt="text",
         )
-        index += 1
 
 
 def _decode(data: bytes) -> tuple[str, bool]:
