@@ -28,8 +28,6 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from entropy_assets.credentials import refuse_inline_credentials
-
 from .law import LawSettings
 from .pipeline import SelectionPipeline, selection_pipeline_defs
 from .storage import EntropyStorage
@@ -111,7 +109,6 @@ class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        refuse_inline_credentials(self.model_dump(), f"component {self.name!r}")
         root = context.project_root
         storage = EntropyStorage(base_path=_resolve(root, self.storage_path))
         return selection_pipeline_defs(self.settings(root), storage=storage)

@@ -184,6 +184,7 @@ class SelectionPipeline:
 def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStorage | None = None) -> dg.Definitions:
     """The assets of ``settings`` as Definitions, with the storage resource (a local folder by default)."""
     storage = storage or EntropyStorage()
+    storage.check_base_path()  # the settings' own credentials are refused by SelectionPipeline itself
     resources: dict[str, Any] = {"entropy_storage": storage}
     if settings.training is not None:
         resources["pipes_subprocess_client"] = dg.PipesSubprocessClient()

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from entropy_assets.credentials import inline_credential, refuse_inline_credentials
-from entropy_assets.dagster import EntropyStorage, SelectionPipelineComponent
+from entropy_assets.dagster import EntropyStorage, SelectionPipelineComponent, selection_pipeline_defs
 from entropy_assets.dagster.training import TrainingSettings
 
 from .test_pipeline import POOL, RAW, SUBSET, Graph, settings
@@ -87,11 +87,13 @@ def test_the_component_refuses_a_credential_before_building_anything(tmp_path: P
     assert "pa55word" not in str(error.value)
 
 
-def test_a_storage_url_with_a_password_is_refused_without_showing_it() -> None:
+def test_a_storage_url_with_a_password_is_refused_without_showing_it(data_dir: Path) -> None:
     storage = EntropyStorage(base_path="s3://AKIAEXAMPLE:wJalrXUtnFEMIK7MDENG@bucket/prefix")
     with pytest.raises(ValueError, match="base_path holds a password in the URL") as error:
         storage.path("t", "pool")
     assert "wJalrXUtnFEMIK7MDENG" not in str(error.value)
+    with pytest.raises(ValueError, match="base_path holds a password in the URL"):  # already when defined
+        selection_pipeline_defs(settings(data_dir), storage=storage)
 
 
 def test_the_hub_token_reaches_the_trainer_but_no_metadata_log_or_file(
