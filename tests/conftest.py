@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +54,25 @@ def tiny_model(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def sigkill_when(process: subprocess.Popen[Any], ready: Callable[[], bool], *, within: float, what: str) -> None:
+    """Poll ``ready`` until it holds, then SIGKILL ``process`` and reap it. Fails if the process ends first or if
+    ``within`` seconds pass; the process never outlives the call."""
+    deadline = time.monotonic() + within
+    try:
+        while not ready():
+            assert process.poll() is None, f"the child ended before {what}"
+            assert time.monotonic() < deadline, f"no {what} within {within:.0f} s"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(scope="session")
+def kill_when() -> Callable[..., None]:
+    """``sigkill_when``, for tests that kill a child process at a chosen point of its work."""
+    return sigkill_when

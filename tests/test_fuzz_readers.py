@@ -464,23 +464,27 @@ def test_file_removed_between_listing_and_reading_is_a_source_error(
         monkeypatch.undo()
 
 
+def append_after_the_first_record(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -> None:
+    """Make the next load append ``data`` to ``path`` once its first record has been read, as a writer would."""
+    detect = sources.detect_format
+    calls: list[Any] = []
+
+    def detect_and_append(record: Any) -> Any:
+        if not calls:
+            with open(path, "ab") as out:
+                out.write(data)
+        calls.append(record)
+        return detect(record)
+
+    monkeypatch.setattr(sources, "detect_format", detect_and_append)
+
+
 def test_file_changed_while_read_is_a_source_error(
     raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "growing.jsonl"
     path.write_bytes((raw_dir / "pretrain_c4_demo.jsonl").read_bytes())
-    detect = sources.detect_format
-
-    def detect_and_append(record: Any) -> Any:
-        if not calls:
-            with open(path, "ab") as out:
-                out.write(b'{"text": "appended"}\n')
-        calls.append(record)
-        return detect(record)
-
-    calls: list[Any] = []
-
-    monkeypatch.setattr(sources, "detect_format", detect_and_append)
+    append_after_the_first_record(monkeypatch, path, b'{"text": "appended"}\n')
     with pytest.raises(SourceError, match=r"growing\.jsonl: changed while it was read \(747,189 bytes, now 747,210\)"):
         load_pool(path)
 
@@ -491,17 +495,7 @@ def test_half_a_line_appended_while_read_is_reported_as_a_change_not_as_bad_json
     """A writer caught mid-append leaves an unterminated last line: the cause to report is the change."""
     path = tmp_path / "appending.jsonl"
     path.write_bytes((raw_dir / "pretrain_c4_demo.jsonl").read_bytes() * 3)  # past the first 1 MiB read
-    detect = sources.detect_format
-    calls: list[Any] = []
-
-    def detect_and_start_appending(record: Any) -> Any:
-        if not calls:
-            with open(path, "ab") as out:
-                out.write(b'{"text": "half of a rec')
-        calls.append(record)
-        return detect(record)
-
-    monkeypatch.setattr(sources, "detect_format", detect_and_start_appending)
+    append_after_the_first_record(monkeypatch, path, b'{"text": "half of a rec')
     with pytest.raises(SourceError, match=r"appending\.jsonl: changed while it was read") as error:
         load_pool(path)
     assert "not valid JSON" in str(error.value.__cause__)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -87,20 +86,12 @@ class Child:
         [line] = [line for line in out.splitlines() if line.startswith(METADATA)]
         return json.loads(line[len(METADATA) :]), err
 
-    def kill_after_saved_round(self, folder: Path, after: int) -> tuple[int, str]:
+    def kill_after_saved_round(self, folder: Path, after: int, kill_when: Callable[..., None]) -> tuple[int, str]:
         """SIGKILL the materialization once its checkpoint holds more than ``after`` rounds; the rounds it holds,
         and the run's log until then."""
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "the selection finished before it could be killed"
-            rounds = saved_rounds(folder)
-            if rounds > after:
-                os.kill(self.process.pid, signal.SIGKILL)
-                _, err = self.process.communicate(timeout=30)
-                assert self.process.returncode == -signal.SIGKILL
-                return saved_rounds(folder), err  # a save may have landed between the look and the kill
-            time.sleep(0.02)
-        raise AssertionError("no checkpoint appeared within 90 s")
+        kill_when(self.process, lambda: saved_rounds(folder) > after, within=90, what=f"a checkpoint past {after}")
+        _, err = self.process.communicate(timeout=30)
+        return saved_rounds(folder), err  # a save may have landed between the look and the kill
 
 
 def saved_rounds(folder: Path) -> int:
@@ -115,14 +106,11 @@ def saved_rounds(folder: Path) -> int:
         return 0
 
 
-def snapshot(storage: Path) -> dict[str, bytes]:
-    """Every stored file's bytes, by path relative to the storage."""
-    return {str(p.relative_to(storage)): p.read_bytes() for p in sorted(storage.rglob("*")) if p.is_file()}
-
-
 def test_a_killed_zip_selection_keeps_earlier_outputs_and_resumes_to_the_same_subset(
-    raw_dir: Path, tmp_path: Path
+    raw_dir: Path, tmp_path: Path, kill_when: Callable[..., None]
 ) -> None:
+    from .test_pipeline import files  # here: this file is also the child's script, outside the package
+
     data_dir, storage, home = tmp_path / "data", tmp_path / "store", tmp_path / "home"
     data_dir.mkdir()
     home.mkdir()
@@ -132,17 +120,17 @@ def test_a_killed_zip_selection_keeps_earlier_outputs_and_resumes_to_the_same_su
         materialize(data_dir, storage, instance, [RAW])
         materialize(data_dir, storage, instance, [POOL, SCORES])
         materialize(data_dir, storage, instance, [SUBSET], "random")
-    before = snapshot(storage)
+    before = files(storage)
     zip_folder = storage / "t" / "selected_subset" / f"zip_{BUDGET}"
 
     # Killed once in the first run, once more in the run that resumes it.
-    first, log = Child(data_dir, storage, home, "zip").kill_after_saved_round(zip_folder, 15)
+    first, log = Child(data_dir, storage, home, "zip").kill_after_saved_round(zip_folder, 15, kill_when)
     assert "resumed from round" not in log
-    second, log = Child(data_dir, storage, home, "zip").kill_after_saved_round(zip_folder, first + 30)
+    second, log = Child(data_dir, storage, home, "zip").kill_after_saved_round(zip_folder, first + 30, kill_when)
     assert f"resumed from round {first} " in log
     assert 15 < first < second < BUDGET // 10
 
-    after = snapshot(storage)
+    after = files(storage)
     assert {name: after[name] for name in before} == before  # pool, scores and the random subset, byte for byte
     killed = {name for name in after if name not in before}
     # Only the checkpoint (and temporary files of a save the kill interrupted) exist for the killed subset.
@@ -168,7 +156,7 @@ def test_a_killed_zip_selection_keeps_earlier_outputs_and_resumes_to_the_same_su
     assert metadata["size"] == BUDGET
     # The checkpoint is removed once the subset is written (a save the kill interrupted may leave a temporary file).
     assert [p.name for p in zip_folder.glob("*checkpoint*") if not p.name.startswith(".")] == []
-    assert {name: p for name, p in snapshot(storage).items() if name in before} == before
+    assert {name: p for name, p in files(storage).items() if name in before} == before
 
     # The resumed subset is the one an uninterrupted run selects.
     with dg.DagsterInstance.from_config(str(home)) as instance:

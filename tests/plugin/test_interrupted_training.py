@@ -2,12 +2,10 @@
 again it resumes from its last checkpoint and ends with the losses of an uninterrupted run."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,7 +46,7 @@ def stored_losses(metadata: dict[str, object]) -> list[float]:
 
 
 def test_a_training_run_killed_midway_loses_nothing_and_resumes_from_its_checkpoint(
-    data_dir: Path, tmp_path: Path
+    data_dir: Path, tmp_path: Path, kill_when: Callable[..., None]
 ) -> None:
     home, store = tmp_path / "dagster_home", tmp_path / "store"
     home.mkdir()
@@ -65,17 +63,7 @@ def test_a_training_run_killed_midway_loses_nothing_and_resumes_from_its_checkpo
 
         arguments = json.dumps({"home": str(home), "data": str(data_dir), "store": str(store)})
         process = subprocess.Popen([sys.executable, "-c", CHILD, str(TESTS), arguments])
-        try:
-            deadline = time.monotonic() + 50
-            while not list(partition.glob("*.checkpoint.pt")):
-                assert process.poll() is None, "the child run ended before it was killed"
-                assert time.monotonic() < deadline, "the child run wrote no checkpoint within 50 s"
-                time.sleep(0.05)
-            os.kill(process.pid, signal.SIGKILL)
-        finally:
-            process.kill()
-            process.wait()
-        assert process.returncode == -signal.SIGKILL
+        kill_when(process, lambda: bool(list(partition.glob("*.checkpoint.pt"))), within=50, what="a checkpoint")
 
         after = files(store)
         assert {name: after.get(name) for name in before} == before  # every earlier output, byte for byte

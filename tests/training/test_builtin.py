@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
-from entropy_assets.sources import load_pool
 from entropy_assets.training.builtin import (
     BOS,
     BuiltinTrainerConfig,
@@ -19,21 +17,6 @@ from entropy_assets.training.builtin import (
 )
 
 TINY = BuiltinTrainerConfig(context=64, d_model=32, layers=1, heads=2, batch_size=8, eval_sequences=16, max_steps=20)
-
-
-@pytest.fixture(scope="module")
-def alpaca(raw_dir: Path) -> list[str]:
-    return load_pool(raw_dir / "alpaca52k_en_part02_03252-06382.json").frame["text"].to_list()
-
-
-@pytest.fixture(scope="module")
-def train_texts(alpaca: list[str]) -> list[str]:
-    return alpaca[:40]
-
-
-@pytest.fixture(scope="module")
-def eval_texts(alpaca: list[str]) -> list[str]:
-    return alpaca[-40:]
 
 
 def _stream_bytes(texts: list[str]) -> int:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from entropy_assets.sources import load_pool
 from entropy_assets.training.builtin import BuiltinTrainerConfig, train_builtin
 from entropy_assets.training.metrics import RunMetrics
 
@@ -50,21 +47,6 @@ class Messages(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(f"{record.levelname} {record.getMessage()}")
-
-
-@pytest.fixture(scope="module")
-def alpaca(raw_dir: Path) -> list[str]:
-    return load_pool(raw_dir / "alpaca52k_en_part02_03252-06382.json").frame["text"].to_list()
-
-
-@pytest.fixture(scope="module")
-def train_texts(alpaca: list[str]) -> list[str]:
-    return alpaca[:40]
-
-
-@pytest.fixture(scope="module")
-def eval_texts(alpaca: list[str]) -> list[str]:
-    return alpaca[-40:]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +107,7 @@ def test_a_run_interrupted_and_run_again_ends_exactly_like_an_uninterrupted_one(
 
 
 def test_a_run_killed_twice_by_sigkill_resumes_from_its_last_checkpoint_each_time(
-    train_texts: list[str], eval_texts: list[str], tmp_path: Path
+    train_texts: list[str], eval_texts: list[str], tmp_path: Path, kill_when: Callable[..., None]
 ) -> None:
     config = replace(TINY, max_steps=120)
     checkpoint = tmp_path / "run.checkpoint.pt"
@@ -149,17 +131,12 @@ def test_a_run_killed_twice_by_sigkill_resumes_from_its_last_checkpoint_each_tim
     for _ in range(2):
         before = saved_step(checkpoint) if checkpoint.exists() else 0
         process = subprocess.Popen([sys.executable, "-c", child, str(spec)])
-        try:
-            deadline = time.monotonic() + 60
-            while not (checkpoint.exists() and saved_step(checkpoint) > before):
-                assert process.poll() is None, "the child ended before it was killed"
-                assert time.monotonic() < deadline, "no new checkpoint within 60 s"
-                time.sleep(0.05)
-            os.kill(process.pid, signal.SIGKILL)
-        finally:
-            process.kill()
-            process.wait()
-        assert process.returncode == -signal.SIGKILL
+        kill_when(
+            process,
+            lambda before=before: checkpoint.exists() and saved_step(checkpoint) > before,
+            within=60,
+            what="a new checkpoint",
+        )
         killed_at.append(saved_step(checkpoint))  # loadable: never torn
     assert 0 < killed_at[0] < killed_at[1] < 120
 

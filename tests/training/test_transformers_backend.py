@@ -7,13 +7,12 @@ import pytest
 
 transformers = pytest.importorskip("transformers")
 
-from entropy_assets.sources import load_pool  # noqa: E402
 from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def texts(raw_dir: Path) -> list[str]:
-    return load_pool(raw_dir / "alpaca52k_en_part02_03252-06382.json").frame["text"].to_list()[:300]
+def texts(alpaca: list[str]) -> list[str]:
+    return alpaca[:300]
 
 
 def test_fine_tuning_a_tiny_model_records_falling_losses(texts: list[str], tiny_model: Path) -> None:
