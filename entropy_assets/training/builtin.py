@@ -247,7 +247,7 @@ def train_builtin(
     held_out = eval_sequences(eval_texts, config) if eval_texts else None
     steps_per_epoch = math.ceil(sequences.shape[0] / config.batch_size)
     total_steps = config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch
-    fingerprint = run_fingerprint(sequences, held_out, config, loss_kind)
+    fingerprint = run_fingerprint(sequences, held_out, config, loss_kind) if checkpoint is not None else ""
 
     with _reproducible(config):
         saved = _read_checkpoint(checkpoint, fingerprint, total_steps, log) if checkpoint is not None else None
