@@ -11,7 +11,6 @@ import multiprocessing
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -459,10 +458,10 @@ def _checkpoint(
     nor does remote storage, where a save would be an upload: a killed selection there starts again."""
     if isinstance(config, BaselineConfig):
         return None
-    target = storage.path(*folder, f"{version}.checkpoint")
-    if target.protocol not in ("", "file", "local"):
+    target = storage.local_path(*folder, f"{version}.checkpoint")
+    if target is None:
         return None
-    return SelectionCheckpoint(Path(target.path), CHECKPOINT_SECONDS, warn=context.log.warning, info=context.log.info)
+    return SelectionCheckpoint(target, CHECKPOINT_SECONDS, warn=context.log.warning, info=context.log.info)
 
 
 def _stored(storage: EntropyStorage, output: dict[str, Any] | None) -> pl.DataFrame | None:

@@ -34,7 +34,7 @@ class EntropyStorage(dg.ConfigurableResource):
             if "\0" in part or part.startswith(("/", "\\")) or ".." in Path(part).parts:
                 raise ValueError(f"storage path part {part!r} must stay inside {self.base_path}")
         target = UPath(self.base_path).joinpath(*parts)
-        if parts and target.protocol in ("", "file", "local"):
+        if parts and _is_local(target):
             root = os.path.realpath(UPath(self.base_path).path)
             real = os.path.realpath(target.path)
             if os.path.commonpath([root, real]) != root:
@@ -75,6 +75,11 @@ class EntropyStorage(dg.ConfigurableResource):
         target = self.path(*parts)
         return target if target.exists() else self._write(lambda local: write_atomically(local, write), *parts)
 
+    def local_path(self, *parts: str) -> Path | None:
+        """``path(*parts)`` as a local file path, or None when the storage is a remote store."""
+        target = self.path(*parts)
+        return Path(target.path) if _is_local(target) else None
+
     def relative(self, path: UPath) -> str:
         """``path`` relative to the base path, as recorded in metadata (``file``): outputs stay readable when the
         storage is moved or copied."""
@@ -92,7 +97,7 @@ class EntropyStorage(dg.ConfigurableResource):
     def _write(self, write_local: Callable[[Path], object], *parts: str) -> UPath:
         """Run ``write_local`` (itself atomic) on the local target, or on a local file then uploaded."""
         target = self.path(*parts)
-        if target.protocol in ("", "file", "local"):
+        if _is_local(target):
             write_local(Path(target.path))
             return target
         # Remote stores: write a local file whole, upload it under a temporary name, and move it into place.
@@ -103,6 +108,10 @@ class EntropyStorage(dg.ConfigurableResource):
             target.fs.put_file(str(local), staging.path)
             target.fs.mv(staging.path, target.path)
         return target
+
+
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
 
 
 def latest_output(

@@ -285,11 +285,12 @@ def _checkpoint_path(
     settings = {k: v for k, v in asdict(_builtin_config(training)).items() if k != "checkpoint_every"}
     described = {"config": settings, "loss_kind": loss_kind, "eval": [list(training.eval_paths), training.holdout]}
     key = hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()[:12]
-    target = storage.path(*folder, f"{subset_version}.{key}.checkpoint.pt")
-    if target.protocol in ("", "file", "local"):
-        return Path(target.path)
+    name = f"{subset_version}.{key}.checkpoint.pt"
+    target = storage.local_path(*folder, name)
+    if target is not None:
+        return target
     base = hashlib.sha256(storage.base_path.encode("utf-8")).hexdigest()[:12]
-    local = Path(tempfile.gettempdir(), "entropy_assets_checkpoints", base, *folder, target.name)
+    local = Path(tempfile.gettempdir(), "entropy_assets_checkpoints", base, *folder, name)
     context.log.info(f"storage {storage.base_path} is remote: the training checkpoint is kept locally at {local}")
     return local
 
