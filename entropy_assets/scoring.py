@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from .compression import Compressor, default_threads
-from .sources import SourceError
+from .sources import POOL_SCHEMA, SourceError
 
 SCORES_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
@@ -31,12 +31,7 @@ SCORES_SCHEMA: dict[str, pl.DataType] = {
 
 SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
 """The pool columns that scoring reads."""
-_SCORED_TYPES: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "content_hash": pl.String(),
-    "n_bytes": pl.Int64(),
-    "text": pl.String(),
-}
+_SCORED_TYPES: dict[str, pl.DataType] = {name: POOL_SCHEMA[name] for name in SCORED_COLUMNS}
 
 
 def shard_keys(shards: int) -> list[str]:
