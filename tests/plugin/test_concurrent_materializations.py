@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from entropy_assets.dagster import SelectionPipeline
+from entropy_assets.dagster.storage import materializations, metadata_values
 from entropy_assets.sources import data_version, load_pool
 
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph
@@ -60,12 +61,7 @@ class Home:
     def outputs(self, key: dg.AssetKey, partition: str | None = None) -> list[dict[str, Any]]:
         """Metadata of every materialization of ``key`` (and ``partition``), oldest first."""
         with self.instance() as instance:
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
-                limit=100,
-                ascending=True,
-            ).records
-        return [{k: v.value for k, v in r.asset_materialization.metadata.items()} for r in records]
+            return [metadata_values(record) for record in materializations(instance, key, partition)]
 
 
 def finish_all(children: list[subprocess.Popen[str]]) -> None:
