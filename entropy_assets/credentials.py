@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["CREDENTIALS_ADVICE", "CREDENTIAL_VARIABLES", "inline_credential", "refuse_inline_credentials"]
+__all__ = ["CREDENTIAL_VARIABLES", "inline_credential", "refuse_inline_credentials"]
 
 CREDENTIAL_VARIABLES: tuple[str, ...] = (
     "HF_TOKEN",
@@ -45,7 +45,7 @@ _SECRET_QUERY_NAMES = frozenset(
 )
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
 _MIN_SECRET_LENGTH = 8
-CREDENTIALS_ADVICE = (
+_ADVICE = (
     "settings are shown in the Dagster UI and kept with every run, so credentials must come from environment "
     "variables: HF_TOKEN for the Hugging Face Hub, the store's own variables (AWS_ACCESS_KEY_ID, ...) for fsspec URLs"
 )
@@ -79,7 +79,7 @@ def refuse_inline_credentials(settings: Mapping[str, Any], owner: str) -> None:
     for where, value in _strings(settings, ""):
         kind = inline_credential(value)
         if kind is not None:
-            raise ValueError(f"{owner}: setting {where} holds {kind}; {CREDENTIALS_ADVICE}")
+            raise ValueError(f"{owner}: setting {where} holds {kind}; {_ADVICE}")
 
 
 def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:

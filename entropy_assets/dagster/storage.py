@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 from upath import UPath
 
-from entropy_assets.credentials import CREDENTIALS_ADVICE, inline_credential
+from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.sources import write_atomically, write_records
 
 
@@ -48,9 +48,7 @@ class EntropyStorage(dg.ConfigurableResource):
     def check_base_path(self) -> None:
         """Refuse a base path that holds a credential (a URL with a password or a token): it would be shown in
         every output's metadata. The message names the kind of credential, never its value."""
-        kind = inline_credential(self.base_path)
-        if kind is not None:
-            raise ValueError(f"EntropyStorage: base_path holds {kind}; {CREDENTIALS_ADVICE}")
+        refuse_inline_credentials({"base_path": self.base_path}, "EntropyStorage")
 
     def write_parquet(self, frame: pl.DataFrame, *parts: str) -> UPath:
         """Store ``frame`` as parquet at ``parts``, atomically."""
