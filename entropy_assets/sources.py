@@ -463,7 +463,7 @@ def read_pool(path: str | os.PathLike[str]) -> pl.DataFrame:
         raise SourceError(f"{path}: no such pool file")
     try:
         frame = pl.read_parquet(path)
-    except Exception as exc:
+    except (Exception, pl.exceptions.PanicException) as exc:  # polars panics on some damaged files
         raise SourceError(f"{path}: not a readable parquet file ({exc})") from exc
     missing = [name for name in POOL_SCHEMA if name not in frame.columns]
     if missing:

@@ -550,6 +550,21 @@ def test_read_shard_of_missing_foreign_or_mistyped_files_is_a_source_error(tmp_p
         read_shard(not_hex, 2, 2)
 
 
+def test_read_shard_of_a_real_pool_with_one_damaged_hash_is_a_source_error(raw_dir: Path, tmp_path: Path) -> None:
+    """A byte mutation CI's fuzzing met: one hash with a control character made polars 1.44 panic in its parquet
+    decoder (``PanicException``, a ``BaseException``) instead of raising its ``ComputeError``."""
+    pool = load_pool(raw_dir / "llamafactory_glaive_toolcall_en_demo.json").frame
+    damaged_hash = pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("9b\x0181cf3")).otherwise(pl.col("content_hash"))
+    damaged = tmp_path / "damaged_hash.parquet"
+    pool.with_columns(content_hash=damaged_hash).write_parquet(damaged)
+    for shard in range(4):
+        with pytest.raises(SourceError, match=rf"damaged_hash\.parquet \(shard {shard} of 4\): cannot be read"):
+            read_shard(damaged, shard, 4)
+    intact = tmp_path / "intact.parquet"
+    write_pool(pool, intact)
+    assert sum(read_shard(intact, shard, 4).height for shard in range(4)) == pool.height
+
+
 # --- training.metrics.load_metrics_file ------------------------------------------------------------------------
 
 metric_fields = st.fixed_dictionaries(
