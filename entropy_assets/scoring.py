@@ -97,9 +97,9 @@ def read_shard(pool_file: str | os.PathLike[str], shard: int, shards: int) -> pl
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise SourceError(f"{where}: cannot be read ({type(exc).__name__}: {exc})") from exc
     except pl.exceptions.PanicException as exc:
-        # polars 1.44 panics, instead of raising its ComputeError, when the shard filter meets a content hash that is
-        # not hex inside the parquet decoder (a damaged pool file). The panic is confined to the query.
-        raise SourceError(f"{where}: cannot be read (content_hash is not hex: {str(exc)[:300]})") from exc
+        # Seen with polars 1.44: the shard filter, run inside the parquet decoder, panics instead of raising its
+        # ComputeError on a content hash that is not hex (a damaged pool file). The panic is confined to the query.
+        raise SourceError(f"{where}: cannot be read (polars panicked: {str(exc)[:300]})") from exc
     wrong = {name: dtype for name, dtype in frame.schema.items() if dtype != _SCORED_TYPES[name]}
     if wrong:
         raise SourceError(f"{where}: columns of the wrong type {wrong}; expected {_SCORED_TYPES}")
