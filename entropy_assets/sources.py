@@ -111,6 +111,9 @@ _GLOB_CHARS = frozenset("*?[")
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 _UTF8_BOM = b"\xef\xbb\xbf"
 _LINE_CHUNK = 1024 * 1024
+_Line = tuple[int, bytes | int, bool]
+"""A line of a line format: its number, its bytes (or its size, when over the limit), whether a newline ended it."""
+_UNFINISHED = "the file was cut short, or is still being written"
 _LONG_NUMBER = re.compile(r"\d{4000,}")
 
 
@@ -631,25 +634,26 @@ def _opened(source: _Source) -> Iterator[IO[bytes]]:
             raise change
 
 
-def _lines(handle: IO[bytes], label: str, limit: int) -> Iterator[tuple[int, bytes | int]]:
-    """``(line number, bytes without the newline)`` for each line; a line over ``limit`` bytes comes as its size
-    instead, its bytes dropped while read, so memory stays bounded by ``limit`` whatever the line."""
+def _lines(handle: IO[bytes], label: str, limit: int) -> Iterator[_Line]:
+    """``(line number, bytes without the newline, whether a newline ended it)`` for each line (only the last may
+    lack one); a line over ``limit`` bytes comes as its size instead, its bytes dropped while read, so memory stays
+    bounded by ``limit`` whatever the line."""
     line_no = 0
     try:
         while line := handle.readline(_LINE_CHUNK):
             line_no += 1
             if line.endswith(b"\n"):
                 line = line[:-1]
-                yield line_no, line if len(line) <= limit else len(line)
+                yield line_no, line if len(line) <= limit else len(line), True
             else:
-                yield line_no, _rest_of_line(handle, line, limit)
+                yield line_no, *_rest_of_line(handle, line, limit)
     except (OSError, EOFError, zlib.error) as exc:
         raise SourceError(f"{label} line {line_no + 1}: cannot read further ({exc})") from exc
 
 
-def _rest_of_line(handle: IO[bytes], start: bytes, limit: int) -> bytes | int:
+def _rest_of_line(handle: IO[bytes], start: bytes, limit: int) -> tuple[bytes | int, bool]:
     """A line longer than one read chunk (or the file's last line): its bytes, or its size once it passes
-    ``limit``; chunks are kept only while the line may still fit."""
+    ``limit``, and whether a newline ended it; chunks are kept only while the line may still fit."""
     parts: list[bytes] | None = [start]
     size = len(start)
     chunk = start
@@ -659,11 +663,12 @@ def _rest_of_line(handle: IO[bytes], start: bytes, limit: int) -> bytes | int:
             parts.append(chunk)
             if size > limit + 1:
                 parts = None
-    if chunk.endswith(b"\n"):
+    ended = chunk.endswith(b"\n")
+    if ended:
         size -= 1
     if parts is None or size > limit:
-        return size
-    return b"".join(parts)[:size]
+        return size, ended
+    return b"".join(parts)[:size], ended
 
 
 def _decode_line(raw: bytes, line_no: int) -> tuple[str, bool]:
@@ -759,24 +764,25 @@ def _json_records(parsed: Any, label: str) -> list[Any]:
 
 
 def _record_lines(
-    lines: Iterable[tuple[int, bytes | int]], label: str, builder: _PoolBuilder
-) -> Iterator[tuple[int, int, str, bool]]:
-    """``(record index, line number, text, whether bytes were replaced)`` of each non-blank line of a line format;
-    a line over the size limit is counted as too large here, and takes its record index all the same."""
+    lines: Iterable[_Line], label: str, builder: _PoolBuilder
+) -> Iterator[tuple[int, int, str, bool, bool]]:
+    """``(record index, line number, text, whether bytes were replaced, whether a newline ended it)`` of each
+    non-blank line of a line format; a line over the size limit is counted as too large here, and takes its record
+    index all the same."""
     index = 0
-    for line_no, raw in lines:
+    for line_no, raw, ended in lines:
         if isinstance(raw, int):
             builder.too_large(_where(label, index, line_no), raw)
         else:
             line, repaired = _decode_line(raw, line_no)
             if not line.strip():
                 continue
-            yield index, line_no, line, repaired
+            yield index, line_no, line, repaired, ended
         index += 1
 
 
-def _read_jsonl(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
-    for index, line_no, line, repaired in _record_lines(lines, label, builder):
+def _read_jsonl(lines: Iterable[_Line], name: str, label: str, builder: _PoolBuilder) -> None:
+    for index, line_no, line, repaired, ended in _record_lines(lines, label, builder):
         try:
             record = _parse_json(line)
             if not isinstance(record, dict):
@@ -785,13 +791,14 @@ def _read_jsonl(lines: Iterable[tuple[int, bytes | int]], name: str, label: str,
                 record, fixed = _replace_surrogates(record)
                 repaired = repaired or fixed
         except ValueError as exc:  # RecordError too
-            builder.malformed(f"{label} line {line_no}: {_json_error(exc)}")
+            unfinished = "" if ended else f"; it is the last line, with no newline: {_UNFINISHED}"
+            builder.malformed(f"{label} line {line_no}: {_json_error(exc)}{unfinished}")
             continue
         builder.add(record, name=name, label=label, index=index, line=line_no, repaired=repaired)
 
 
-def _read_txt(lines: Iterable[tuple[int, bytes | int]], name: str, label: str, builder: _PoolBuilder) -> None:
-    for index, line_no, line, repaired in _record_lines(lines, label, builder):
+def _read_txt(lines: Iterable[_Line], name: str, label: str, builder: _PoolBuilder) -> None:
+    for index, line_no, line, repaired, _ended in _record_lines(lines, label, builder):
         document = line.removesuffix("\r")
         builder.add(
             {"text": document},

@@ -479,6 +479,22 @@ def append_after_the_first_record(monkeypatch: pytest.MonkeyPatch, path: Path, d
     monkeypatch.setattr(sources, "detect_format", detect_and_append)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_an_unfinished_last_record_is_named_as_such(raw_dir: Path, tmp_path: Path, suffix: str) -> None:
+    """A file that ends inside a record (a cut download, or a writer not done) says so; a bad line before the end,
+    or a last record that is whole without its newline, does not."""
+    real = (raw_dir / "pretrain_c4_demo.jsonl").read_bytes()
+    unfinished = _write(tmp_path, f"unfinished{suffix}", real + b'{"text": "half of a rec')
+    with pytest.raises(SourceError, match=r"line 301: not valid JSON .*; it is the last line, with no newline: the "):
+        load_pool(unfinished)
+    middle = _write(tmp_path, f"middle{suffix}", b'{"text": "half of a rec\n' + real)
+    with pytest.raises(SourceError, match=r"line 1: not valid JSON") as error:
+        load_pool(middle)
+    assert "last line" not in str(error.value)
+    whole = _write(tmp_path, f"whole{suffix}", real + b'{"text": "the last record, whole"}')
+    assert load_pool(whole).frame["text"][-1] == "the last record, whole"
+
+
 def test_file_changed_while_read_is_a_source_error(
     raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

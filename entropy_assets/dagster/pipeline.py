@@ -249,12 +249,12 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     )
     def pool(entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         version = data_version(settings.paths)
-        loaded = load_pool(settings.paths, skip_malformed=settings.skip_malformed)
-        if data_version(settings.paths) != version:  # the file would be stored under a version it is not
-            raise SourceError(
-                f"the raw data at {', '.join(settings.paths)} changed while it was being read; nothing was "
-                "written: materialize again once it has settled"
-            )
+        try:
+            loaded = load_pool(settings.paths, skip_malformed=settings.skip_malformed)
+        except SourceError as error:  # a half-written record, say: if the data moved meanwhile, that is the cause
+            _check_unchanged(settings.paths, version, cause=error)
+            raise
+        _check_unchanged(settings.paths, version)  # else the pool would be stored under a version it is not
         path = entropy_storage.write_version(loaded.frame, name, "pool", f"{version}.parquet")
         report = loaded.report
         shards: dict[str, Any] = {}
@@ -462,6 +462,15 @@ def _checkpoint(
     if target is None:
         return None
     return SelectionCheckpoint(target, CHECKPOINT_SECONDS, warn=context.log.warning, info=context.log.info)
+
+
+def _check_unchanged(paths: Sequence[str], version: str, *, cause: SourceError | None = None) -> None:
+    """Raise if the raw data at ``paths`` is no longer at ``version``: it changed while it was being read."""
+    if data_version(paths) != version:
+        raise SourceError(
+            f"the raw data at {', '.join(paths)} changed while it was being read; nothing was written: materialize "
+            "again once it has settled"
+        ) from cause
 
 
 def _stored(storage: EntropyStorage, output: dict[str, Any] | None) -> pl.DataFrame | None:

@@ -287,3 +287,34 @@ def test_a_file_changing_while_the_pool_is_read_fails_without_writing(
         assert not result.success
         assert "changed while it was being read" in str(result.get_step_failure_events()[0].step_failure_data.error)
         assert not (tmp_path / "store" / "t" / "pool").exists()
+
+
+def test_a_pool_load_failing_on_a_record_then_finished_reports_the_change(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer paused between the two halves of a record: the load fails on the half record, and by then the
+    record is whole. The change is the cause to report, with the load's error behind it."""
+    target = data_dir / "pretrain_c4_demo.jsonl"
+    record = json.dumps({"text": "a record written in two parts"}) + "\n"
+    with dg.instance_for_test() as instance:
+        graph = Graph(settings(data_dir), tmp_path / "store", instance)
+        graph.run([RAW])
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(record[:20])
+        original = pipeline_module.load_pool
+
+        def load_then_finish_the_record(*args: object, **kwargs: object) -> object:
+            try:
+                return original(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                with open(target, "a", encoding="utf-8") as handle:
+                    handle.write(record[20:])
+
+        monkeypatch.setattr(pipeline_module, "load_pool", load_then_finish_the_record)
+        result = graph.run([POOL], raise_on_error=False)
+        assert not result.success
+        error = result.get_step_failure_events()[0].step_failure_data.error
+        change = error.cause if error is not None else None  # Dagster's own error wraps the asset's
+        assert change is not None and "changed while it was being read" in change.message
+        assert change.cause is not None and "it is the last line, with no newline" in change.cause.message
+        assert not (tmp_path / "store" / "t" / "pool").exists()
