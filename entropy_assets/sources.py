@@ -113,7 +113,6 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _LINE_CHUNK = 1024 * 1024
 _Line = tuple[int, bytes | int, bool]
 """A line of a line format: its number, its bytes (or its size, when over the limit), whether a newline ended it."""
-_UNFINISHED = "the file was cut short, or is still being written"
 _LONG_NUMBER = re.compile(r"\d{4000,}")
 
 
@@ -791,8 +790,12 @@ def _read_jsonl(lines: Iterable[_Line], name: str, label: str, builder: _PoolBui
                 record, fixed = _replace_surrogates(record)
                 repaired = repaired or fixed
         except ValueError as exc:  # RecordError too
-            unfinished = "" if ended else f"; it is the last line, with no newline: {_UNFINISHED}"
-            builder.malformed(f"{label} line {line_no}: {_json_error(exc)}{unfinished}")
+            problem = f"{label} line {line_no}: {_json_error(exc)}"
+            if not ended:
+                problem += (
+                    "; it is the last line, with no newline: was the file cut short, or is it still being written?"
+                )
+            builder.malformed(problem)
             continue
         builder.add(record, name=name, label=label, index=index, line=line_no, repaired=repaired)
 

@@ -485,7 +485,7 @@ def test_an_unfinished_last_record_is_named_as_such(raw_dir: Path, tmp_path: Pat
     or a last record that is whole without its newline, does not."""
     real = (raw_dir / "pretrain_c4_demo.jsonl").read_bytes()
     unfinished = _write(tmp_path, f"unfinished{suffix}", real + b'{"text": "half of a rec')
-    with pytest.raises(SourceError, match=r"line 301: not valid JSON .*; it is the last line, with no newline: the "):
+    with pytest.raises(SourceError, match=r"line 301: not valid JSON .*; it is the last line, with no newline: was "):
         load_pool(unfinished)
     middle = _write(tmp_path, f"middle{suffix}", b'{"text": "half of a rec\n' + real)
     with pytest.raises(SourceError, match=r"line 1: not valid JSON") as error:
