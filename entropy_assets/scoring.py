@@ -2,13 +2,12 @@
 
 A shard is a range of content hashes: a sample's shard depends on its content alone, so it is stable as the pool
 grows, every copy of a content lands in the same shard, and a data change touches only the shards of the samples
-that changed. A shard's fingerprint hashes its content hashes: an unchanged fingerprint means its scores need not
-be computed again.
+that changed. A shard's fingerprint (``entropy_assets.versions.shard_fingerprints``) hashes its content hashes: an
+unchanged fingerprint means its scores need not be computed again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -53,21 +52,6 @@ def shard_of(content_hashes: pl.Series, shards: int) -> np.ndarray:
     return frame.select(shard_expr(shards)).to_series().to_numpy().astype(np.int64)
 
 
-def shard_fingerprints(pool: pl.DataFrame, shards: int) -> dict[str, str]:
-    """Each shard's fingerprint (16 hex digits): a hash of its samples' ids and content hashes, in pool order. Equal
-    fingerprints mean equal scores, row for row."""
-    keys = shard_keys(shards)
-    fingerprints = {key: hashlib.sha256() for key in keys}
-    grouped = (
-        pool.select(shard=shard_expr(shards), row=pl.concat_str("id", "content_hash", separator="\t"))
-        .group_by("shard", maintain_order=True)
-        .agg("row")
-    )
-    for shard, rows in grouped.iter_rows():
-        fingerprints[keys[shard]].update("\n".join(rows).encode())
-    return {key: digest.hexdigest()[:16] for key, digest in fingerprints.items()}
-
-
 SHARD_ROW_GROUP = 8192
 """Rows per row group of a shard-ordered file: a shard's read decodes at most two row groups of other shards."""
 
@@ -109,11 +93,6 @@ def read_shard(pool_file: str | os.PathLike[str], shard: int, shards: int) -> pl
 def settings_key(compressor: Compressor) -> str:
     """The compressor's settings as the string stored in the scores' ``compressor`` column."""
     return json.dumps(compressor.describe(), sort_keys=True)
-
-
-def compressor_settings_hash(compressor: Compressor) -> str:
-    """8 hex digits that name the compressor's settings in versions and file names."""
-    return hashlib.sha256(settings_key(compressor).encode()).hexdigest()[:8]
 
 
 def reusable_scores(previous: pl.DataFrame | None, compressor: Compressor) -> pl.DataFrame | None:

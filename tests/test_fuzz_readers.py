@@ -28,20 +28,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import entropy_assets.sources as sources
+import entropy_assets.sources.builder as builder_module
+import entropy_assets.sources.pool as pool_module
+import entropy_assets.sources.readers as readers_module
+import entropy_assets.versions as versions_module
 from entropy_assets.records import FORMATS, RecordError, canonical_text, detect_format, preference_parts, training_text
 from entropy_assets.scoring import read_shard, write_shard_ordered
 from entropy_assets.sources import (
     MAX_JSON_DEPTH,
     MAX_RECORD_BYTES,
     SourceError,
-    data_version,
-    file_hashes,
     load_pool,
     pool_from_records,
     read_pool,
     write_pool,
 )
 from entropy_assets.training.metrics import MetricsError, load_metrics_file
+from entropy_assets.versions import data_version, file_hashes
 
 FUZZ = settings(
     derandomize=True,
@@ -329,7 +332,7 @@ def test_record_over_max_record_bytes_names_file_line_and_size(tmp_path: Path) -
 def test_json_file_over_the_size_limit_is_refused_with_advice_to_use_jsonl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "MAX_JSON_FILE_BYTES", 1000)
+    monkeypatch.setattr(readers_module, "MAX_JSON_FILE_BYTES", 1000)
     path = tmp_path / "big.json"
     path.write_text(json.dumps([{"text": "a" * 100}] * 20))
     for target in (path, _write(tmp_path, "big.json.gz", path.read_bytes())):
@@ -452,13 +455,13 @@ def test_file_removed_between_listing_and_reading_is_a_source_error(
     for name in ("gone.jsonl", "gone.json", "gone.parquet"):
         path = tmp_path / name
         path.write_text('{"text": "a"}\n')
-        listed = sources._source_names
+        listed = pool_module.source_names
 
         def list_then_remove(found: Any, listed: Any = listed, path: Path = path) -> list[str]:
             path.unlink()
             return listed(found)
 
-        monkeypatch.setattr(sources, "_source_names", list_then_remove)
+        monkeypatch.setattr(pool_module, "source_names", list_then_remove)
         with pytest.raises(SourceError, match=rf"{name}: cannot open \(No such file or directory\)"):
             load_pool(path)
         monkeypatch.undo()
@@ -466,7 +469,7 @@ def test_file_removed_between_listing_and_reading_is_a_source_error(
 
 def append_after_the_first_record(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -> None:
     """Make the next load append ``data`` to ``path`` once its first record has been read, as a writer would."""
-    detect = sources.detect_format
+    detect = builder_module.detect_format
     calls: list[Any] = []
 
     def detect_and_append(record: Any) -> Any:
@@ -476,7 +479,7 @@ def append_after_the_first_record(monkeypatch: pytest.MonkeyPatch, path: Path, d
         calls.append(record)
         return detect(record)
 
-    monkeypatch.setattr(sources, "detect_format", detect_and_append)
+    monkeypatch.setattr(builder_module, "detect_format", detect_and_append)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
@@ -525,7 +528,7 @@ def test_file_removed_between_listing_and_hashing_is_a_source_error(
     hashes = file_hashes(tmp_path)
     listed = sources.data_files(tmp_path)
     path.unlink()
-    monkeypatch.setattr(sources, "data_files", lambda paths: listed)
+    monkeypatch.setattr(versions_module, "data_files", lambda paths: listed)
     with pytest.raises(SourceError, match=r"data\.jsonl: cannot be read for its hash \(No such file"):
         file_hashes(tmp_path)
     with pytest.raises(SourceError, match=r"data\.jsonl: vanished after it was hashed"):

@@ -7,15 +7,9 @@ import polars as pl
 import pytest
 
 from entropy_assets.compression import make_compressor
-from entropy_assets.scoring import (
-    read_shard,
-    score_samples,
-    shard_fingerprints,
-    shard_keys,
-    shard_of,
-    write_shard_ordered,
-)
+from entropy_assets.scoring import read_shard, score_samples, shard_keys, shard_of, write_shard_ordered
 from entropy_assets.sources import load_pool, pool_from_records
+from entropy_assets.versions import shard_fingerprints
 
 
 @pytest.fixture(scope="module")

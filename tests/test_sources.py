@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 import entropy_assets.sources as sources
+import entropy_assets.sources.atomic as atomic
 from entropy_assets.sources import (
     POOL_SCHEMA,
     LoadReport,
@@ -475,7 +476,7 @@ def test_failed_rename_leaves_the_old_file_intact(
     def refuse(src: Any, dst: Any) -> None:
         raise OSError("rename refused")
 
-    monkeypatch.setattr(sources.os, "replace", refuse)
+    monkeypatch.setattr(atomic.os, "replace", refuse)
     with pytest.raises(OSError, match="rename refused"):
         write_records(frame, path)
     assert path.read_text(encoding="utf-8") == '{"text": "old selection"}\n'
@@ -493,7 +494,7 @@ def test_failure_after_partial_write_leaves_the_old_file_intact(
         written.append(os.fstat(fd).st_size)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sources.os, "fsync", disk_full)
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_records(frame, path)
     assert written and written[0] > 1000

@@ -7,13 +7,13 @@ been materialized once (``materialize_all``, or the UI) before changes flow on t
 sensors: ``dagster dev`` starts one, production runs ``dagster-daemon run``.
 """
 
-import hashlib
 import json
 from collections.abc import Sequence
 
 import dagster as dg
 
-from entropy_assets.sources import SourceError, data_files, data_version
+from entropy_assets.sources import SourceError
+from entropy_assets.versions import data_version, files_signature
 
 
 def eager() -> dg.AutomationCondition:
@@ -24,13 +24,6 @@ def eager() -> dg.AutomationCondition:
 def eager_past_checks() -> dg.AutomationCondition:
     """``eager()``, but only once every blocking check upstream has passed: a refresh stops at risky data."""
     return dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-
-
-def files_signature(paths: Sequence[str]) -> str:
-    """A cheap fingerprint of the files at ``paths`` (names, sizes, modification times): when it is unchanged the
-    sensor skips hashing their content."""
-    entries = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in data_files(paths)]
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
 def observation_sensor(

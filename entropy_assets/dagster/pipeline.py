@@ -21,20 +21,14 @@ from dagster import AssetExecutionContext
 from entropy_assets.compression import join_samples, make_compressor
 from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.plots import ratio_histogram_png
-from entropy_assets.scoring import (
-    compressor_settings_hash,
-    read_shard,
-    score_samples,
-    shard_fingerprints,
-    shard_keys,
-    write_shard_ordered,
-)
+from entropy_assets.scoring import read_shard, score_samples, shard_keys, write_shard_ordered
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
-from entropy_assets.sources import WRITABLE_SUFFIXES, SourceError, data_version, file_hashes, load_pool
+from entropy_assets.sources import WRITABLE_SUFFIXES, SourceError, load_pool
+from entropy_assets.versions import compressor_settings_hash, data_version, file_hashes, shard_fingerprints
 
 from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
 from .law import LawSettings, build_law_defs

@@ -14,7 +14,8 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from entropy_assets.scoring import SCORES_SCHEMA, shard_fingerprints, shard_keys
+from entropy_assets.scoring import SCORES_SCHEMA, shard_keys
+from entropy_assets.versions import shard_fingerprints
 
 from .storage import EntropyStorage, latest_output
 

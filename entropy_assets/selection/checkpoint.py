@@ -8,13 +8,11 @@ another pool or other settings is ignored with a message, as is one that cannot 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,16 +22,6 @@ CHECKPOINT_FORMAT = 1
 """Bumped whenever what a checkpoint holds changes: a checkpoint of another format is ignored."""
 
 _log = logging.getLogger(__name__)
-
-
-def input_fingerprint(ids: Iterable[str], data: Iterable[bytes], settings: Mapping[str, Any]) -> str:
-    """A hash of the samples (ids and the bytes a method reads, in pool order) and of the settings."""
-    digest = hashlib.sha256(repr(sorted(settings.items())).encode())
-    for sample_id, sample in zip(ids, data, strict=True):
-        encoded = sample_id.encode()
-        digest.update(len(encoded).to_bytes(8, "little") + encoded + len(sample).to_bytes(8, "little"))
-        digest.update(sample)
-    return digest.hexdigest()
 
 
 @dataclass

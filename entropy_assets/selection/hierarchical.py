@@ -21,9 +21,10 @@ import polars as pl
 
 from entropy_assets.compression import default_threads
 from entropy_assets.scoring import shard_of
+from entropy_assets.versions import input_fingerprint
 
 from .base import Selection
-from .checkpoint import SelectionCheckpoint, input_fingerprint
+from .checkpoint import SelectionCheckpoint
 from .zip import ZipConfig, zip_select
 
 

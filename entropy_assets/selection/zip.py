@@ -51,7 +51,8 @@ from entropy_assets.selection.base import (
     smallest,
     tiebreak_order,
 )
-from entropy_assets.selection.checkpoint import SelectionCheckpoint, input_fingerprint
+from entropy_assets.selection.checkpoint import SelectionCheckpoint
+from entropy_assets.versions import input_fingerprint
 
 ZipMode = Literal["default", "paper"]
 ZIP_MODES: tuple[str, ...] = ("default", "paper")

@@ -7,9 +7,7 @@ and a run given a checkpoint file resumes after a kill with exactly the losses a
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import math
 import time
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from entropy_assets import versions
 from entropy_assets.sources import write_atomically
 from entropy_assets.training.metrics import LOSS_KINDS, RunMetrics
 
@@ -320,12 +319,8 @@ def run_fingerprint(
     version and the training and evaluation sequences. A checkpoint is resumed only by a run of the same one."""
     settings = {k: v for k, v in asdict(config).items() if k not in _UNFINGERPRINTED}
     described = {"format": _CHECKPOINT_FORMAT, "config": settings, "loss_kind": loss_kind, "torch": torch.__version__}
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8"))
-    for tensor in (sequences, held_out):
-        digest.update(b"none" if tensor is None else b"%d:" % tensor.numel())
-        if tensor is not None:
-            digest.update(tensor.contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    arrays = [None if tensor is None else tensor.contiguous().numpy() for tensor in (sequences, held_out)]
+    return versions.run_fingerprint(described, arrays)
 
 
 def _fresh_model(

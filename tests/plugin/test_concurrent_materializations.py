@@ -17,7 +17,8 @@ import pytest
 
 from entropy_assets.dagster import SelectionPipeline
 from entropy_assets.dagster.storage import materializations, metadata_values
-from entropy_assets.sources import data_version, load_pool
+from entropy_assets.sources import load_pool
+from entropy_assets.versions import data_version
 
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph
 
