@@ -21,12 +21,11 @@ from tqdm import tqdm
 
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
 from entropy_assets.records import FORMATS
-from entropy_assets.selection.base import BUDGET_UNITS, Selection
-from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
-from entropy_assets.selection.zip import ZIP_MODES, ZipConfig, zip_select
+from entropy_assets.selection import methods
+from entropy_assets.selection.base import BUDGET_UNITS
+from entropy_assets.selection.methods import METHODS, SelectionOptions, method_config
+from entropy_assets.selection.zip import ZIP_MODES, ZipConfig
 from entropy_assets.sources import LoadedPool, SourceError, load_pool, write_atomically, write_records
-
-METHODS: tuple[str, ...] = ("zip", *BASELINES)
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, **options: Any) -> None:
@@ -63,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--k3", type=int, default=100, help="stage 3: samples chosen per round")
     _flag(select, "n_jobs", type=int, default=0, help="compression threads (default: all cores)")
     select.add_argument("--mode", choices=ZIP_MODES, default="default", help="ZIP semantics (paper: as published)")
-    select.add_argument("--method", choices=METHODS, default="zip")
+    select.add_argument("--method", choices=METHODS, default="zip", help="(zip with --mode paper is zip_paper)")
     select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--shards", type=int, default=8, help="zip_hierarchical: content-hash shards (default: 8)")
     select.add_argument("--provenance", help="also write per-sample provenance to this parquet file")
     _add_compressor_options(select, default=None)
     _add_input_options(select)
@@ -113,34 +113,24 @@ def _load(args: argparse.Namespace) -> LoadedPool:
 
 
 def _run_select(args: argparse.Namespace) -> dict[str, Any]:
-    # Settings are validated before any data is read.
-    if args.method == "zip":
-        compressor = args.compressor or ("zlib" if args.mode == "paper" else "zstd")
-        config: ZipConfig | BaselineConfig = ZipConfig(
-            budget=args.budget,
-            k1=args.k1,
-            k2=args.k2,
-            k3=args.k3,
-            mode=args.mode,
-            compressor=compressor,
-            level=args.level,
-            budget_unit=args.budget_unit,
-            seed=args.seed,
-            n_jobs=args.n_jobs,
-        )
-    else:
-        config = BaselineConfig(
-            method=args.method,
-            budget=args.budget,
-            budget_unit=args.budget_unit,
-            seed=args.seed,
-            compressor=args.compressor or "zstd",
-            level=args.level,
-            n_jobs=args.n_jobs,
-        )
+    method = "zip_paper" if args.method == "zip" and args.mode == "paper" else args.method
+    if method == "zip_paper" and ((args.compressor or "zlib") != "zlib" or args.level not in (None, 9)):
+        raise ValueError("paper mode measures with zlib level 9: --compressor and --level can only be zlib and 9")
+    options = SelectionOptions(
+        budget=args.budget,
+        budget_unit=args.budget_unit,
+        k1=args.k1,
+        k2=args.k2,
+        k3=args.k3,
+        compressor=args.compressor,
+        level=args.level,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        shards=args.shards,
+    )
+    config = method_config(method, options)  # settings are validated before any data is read
     loaded = _load(args)
     pool = loaded.frame
-    selection: Selection
     if isinstance(config, ZipConfig):
         total = config.budget if config.budget_unit == "samples" else None
         with tqdm(total=total, unit="sample", desc="ZIP", disable=None, file=sys.stderr) as bar:
@@ -148,9 +138,9 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
             def progress(selected: int) -> None:
                 bar.update(selected - bar.n)
 
-            selection = zip_select(pool, config, progress)
+            selection = methods.select(pool, config, progress=progress)
     else:
-        selection = baseline_select(pool, config)
+        selection = methods.select(pool, config)
     subset = selection.subset(pool)
     written = write_records(subset, args.save_path)
     if args.provenance:

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from entropy_assets import cli
+from entropy_assets.selection import methods
 from entropy_assets.selection.base import tiebreak_order
 from entropy_assets.selection.reference import reference_zip_select
 
@@ -159,7 +160,7 @@ def test_interrupted_select_leaves_no_partial_output(capsys, monkeypatch, shareg
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "zip_select", interrupted)
+    monkeypatch.setattr(methods, "zip_select", interrupted)
     status, _, err = run(
         capsys, "select", "--data_path", str(sharegpt_pool), "--save_path", str(save), "--budget", "20"
     )

@@ -22,11 +22,10 @@ from entropy_assets.compression import join_samples, make_compressor
 from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.scoring import read_shard, score_samples, shard_keys, write_shard_ordered
+from entropy_assets.selection import methods
 from entropy_assets.selection.base import Selection
-from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
-from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
-from entropy_assets.selection.zip import ZipConfig, zip_select
+from entropy_assets.selection.methods import METHODS, SelectionConfig, SelectionOptions, method_config
 from entropy_assets.sources import WRITABLE_SUFFIXES, SourceError, load_pool
 from entropy_assets.versions import compressor_settings_hash, data_version, file_hashes, shard_fingerprints
 
@@ -35,10 +34,6 @@ from .law import LawSettings, build_law_defs
 from .shards import pool_fingerprints, pool_scores, scores_version, shard_sensor
 from .storage import EntropyStorage, latest_output
 from .training import TrainingSettings, build_training_asset, holdout_mask
-
-METHODS: tuple[str, ...] = ("zip", "zip_paper", "zip_hierarchical", *BASELINES)
-"""Selection methods a pipeline can partition by: ZIP in its two modes, ZIP within shards then over their winners
-(``zip_hierarchical``, with ``shards`` above 1), and the baselines."""
 
 SUBSET_CODE_VERSION = "selected-subset-2"
 MAX_SHARDS = 4096
@@ -98,8 +93,8 @@ class SelectionPipeline:
         if len(set(self.budgets)) != len(self.budgets) or not self.budgets:
             raise ValueError(f"pipeline {self.name!r}: budgets must be distinct and at least one")
         for budget in self.budgets:  # validates every setting before anything runs
-            self.selection_config("zip", budget)
-            self.selection_config("random", budget)
+            for method in ("zip", "random", *(m for m in self.methods if m != "zip_hierarchical")):
+                self.selection_config(method, budget)
         make_compressor(self.compressor, self.level)
         if self.observe_interval_seconds <= 0:
             raise ValueError(f"pipeline {self.name!r}: observe_interval_seconds must be positive")
@@ -141,37 +136,23 @@ class SelectionPipeline:
         """The partitions of ``compression_scores``: one per shard, or None when the pool is one shard."""
         return dg.StaticPartitionsDefinition(shard_keys(self.shards)) if self.shards > 1 else None
 
-    def selection_config(self, method: str, budget: int) -> ZipConfig | HierarchicalConfig | BaselineConfig:
+    def selection_config(self, method: str, budget: int) -> SelectionConfig:
         """The validated configuration of one method at one budget."""
-        if method == "zip_hierarchical":
-            # In a daemonic process (a dask worker, say) the shards cannot go to child processes.
-            processes = 1 if multiprocessing.current_process().daemon else 0
-            zip_config = self.selection_config("zip", budget)
-            assert isinstance(zip_config, ZipConfig)
-            return HierarchicalConfig(
-                zip=zip_config, shards=self.shards, oversample=self.hierarchical_oversample, processes=processes
-            )
-        if method in ("zip", "zip_paper"):
-            paper = method == "zip_paper"
-            return ZipConfig(
-                budget=budget,
-                k1=self.k1,
-                k2=self.k2,
-                k3=self.k3,
-                mode="paper" if paper else "default",
-                compressor="zlib" if paper else self.compressor,
-                level=None if paper else self.level,
-                budget_unit=self.budget_unit,  # type: ignore[arg-type]
-                seed=self.seed,
-            )
-        return BaselineConfig(
-            method=method,  # type: ignore[arg-type]
+        options = SelectionOptions(
             budget=budget,
             budget_unit=self.budget_unit,  # type: ignore[arg-type]
-            seed=self.seed,
+            k1=self.k1,
+            k2=self.k2,
+            k3=self.k3,
             compressor=self.compressor,
             level=self.level,
+            seed=self.seed,
+            shards=self.shards,
+            oversample=self.hierarchical_oversample,
+            # In a daemonic process (a dask worker, say) the shards cannot go to child processes.
+            processes=1 if multiprocessing.current_process().daemon else 0,
         )
+        return method_config(method, options)
 
 
 def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStorage | None = None) -> dg.Definitions:
@@ -369,8 +350,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         # Same inputs, settings and code give the same subset: the version names it, and is written once.
         version = _subset_version(pool_output["version"], input_version, config)
         folder = (name, "selected_subset", f"{method}_{budget}")
-        checkpoint = _checkpoint(entropy_storage, folder, version, config, context)
-        selection = _select(frame, config, checkpoint)
+        checkpoint = _checkpoint(entropy_storage, folder, version, method, context)
+        selection = methods.select(frame, config, checkpoint=checkpoint)
         resumed = int(selection.summary.get("resumed_from_round", 0))
         if selection.summary.get("shards_resumed"):
             context.log.info(f"{selection.summary['shards_resumed']} shards' winners read from their checkpoints")
@@ -413,18 +394,6 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
     return assets
 
 
-def _select(
-    frame: pl.DataFrame,
-    config: ZipConfig | HierarchicalConfig | BaselineConfig,
-    checkpoint: SelectionCheckpoint | None = None,
-) -> Selection:
-    if isinstance(config, HierarchicalConfig):
-        return hierarchical_zip_select(frame, config, checkpoint=checkpoint)
-    if isinstance(config, ZipConfig):
-        return zip_select(frame, config, checkpoint=checkpoint)
-    return baseline_select(frame, config)
-
-
 CHECKPOINT_SECONDS = 2.0
 """A ZIP subset saves its checkpoint after a completed round once this many seconds have passed since the last
 save: a kill loses at most this much work, and the saves cost no measurable time (every round: +13% on Alpaca
@@ -432,7 +401,7 @@ save: a kill loses at most this much work, and the saves cost no measurable time
 
 
 def _subset_version(
-    pool_version: str, scores_version: str, config: ZipConfig | HierarchicalConfig | BaselineConfig
+    pool_version: str, scores_version: str, config: SelectionConfig
 ) -> str:
     """The version of a subset, known before selecting: its pool, scores, settings and code. (``asdict`` of the
     configuration is what the selection records as its ``config``.)"""
@@ -444,13 +413,13 @@ def _checkpoint(
     storage: EntropyStorage,
     folder: tuple[str, ...],
     version: str,
-    config: ZipConfig | HierarchicalConfig | BaselineConfig,
+    method: str,
     context: AssetExecutionContext,
 ) -> SelectionCheckpoint | None:
     """Where a ZIP subset checkpoints its rounds: beside the subset, as ``<version>.checkpoint`` (and its parts),
     so that a rerun after a kill resumes (and logs ``resumed from round N``). Baselines are fast and keep none;
     nor does remote storage, where a save would be an upload: a killed selection there starts again."""
-    if isinstance(config, BaselineConfig):
+    if not methods.SELECTION_METHODS[method].checkpoints:
         return None
     target = storage.local_path(*folder, f"{version}.checkpoint")
     if target is None:

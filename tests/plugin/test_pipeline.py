@@ -14,6 +14,7 @@ from entropy_assets.dagster import (
     SelectionPipelineComponent,
     selection_pipeline_defs,
 )
+from entropy_assets.selection import methods
 
 RAW = dg.AssetKey(["t", "raw_data"])
 POOL = dg.AssetKey(["t", "pool"])
@@ -144,7 +145,7 @@ def test_a_failed_selection_leaves_the_previous_subset_intact(
         def broken(*args: object, **kwargs: object) -> None:
             raise RuntimeError("selection failed mid-way")
 
-        monkeypatch.setattr(pipeline_module, "zip_select", broken)
+        monkeypatch.setattr(methods, "zip_select", broken)
         result = graph.run([SUBSET], "zip", raise_on_error=False)
         assert not result.success
         assert files(folder) == before

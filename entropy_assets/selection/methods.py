@@ -1,0 +1,150 @@
+"""Every selection method by name, with how its configuration is made and how it runs: the one registry that the
+command line and the Dagster plugin both read.
+
+``method_config(name, options)`` validates a method's settings before any data is read; ``select(pool,
+config)`` runs whichever method the configuration belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from .base import BudgetUnit, Selection
+from .baselines import BASELINES, BaselineConfig, baseline_select
+from .checkpoint import SelectionCheckpoint
+from .hierarchical import HierarchicalConfig, hierarchical_zip_select
+from .zip import Progress, ZipConfig, zip_select
+
+SelectionConfig = ZipConfig | HierarchicalConfig | BaselineConfig
+"""The configuration of any method."""
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    """The settings every method draws its configuration from; each method reads the ones it has."""
+
+    budget: int
+    budget_unit: BudgetUnit = "samples"
+    k1: int = 10000
+    k2: int = 200
+    k3: int = 100
+    compressor: str | None = None
+    """None: the method's own default (zstd; ``zip_paper`` always measures with zlib level 9)."""
+    level: int | None = None
+    seed: int = 0
+    n_jobs: int = 0
+    """Compression threads; 0 means every available core."""
+    shards: int = 8
+    """``zip_hierarchical``: content-hash shards selected within before the final pass."""
+    oversample: float = 2.0
+    """``zip_hierarchical``: each shard keeps this many times its share of the budget."""
+    processes: int = 0
+    """``zip_hierarchical``: worker processes for the shards; 0 means one per core."""
+
+
+@dataclass(frozen=True)
+class SelectionMethod:
+    """A method's name, what it does, and how its configuration is made from the shared options."""
+
+    name: str
+    description: str
+    configure: Callable[[SelectionOptions], SelectionConfig]
+    checkpoints: bool
+    """Whether a run saves its rounds to a checkpoint and resumes after a kill (baselines are fast and keep none)."""
+
+
+def _zip(options: SelectionOptions) -> ZipConfig:
+    return ZipConfig(
+        budget=options.budget,
+        k1=options.k1,
+        k2=options.k2,
+        k3=options.k3,
+        compressor=options.compressor or "zstd",
+        level=options.level,
+        budget_unit=options.budget_unit,
+        seed=options.seed,
+        n_jobs=options.n_jobs,
+    )
+
+
+def _zip_paper(options: SelectionOptions) -> ZipConfig:
+    return ZipConfig.paper(
+        options.budget,
+        k1=options.k1,
+        k2=options.k2,
+        k3=options.k3,
+        budget_unit=options.budget_unit,
+        seed=options.seed,
+        n_jobs=options.n_jobs,
+    )
+
+
+def _zip_hierarchical(options: SelectionOptions) -> HierarchicalConfig:
+    return HierarchicalConfig(
+        zip=_zip(options), shards=options.shards, oversample=options.oversample, processes=options.processes
+    )
+
+
+def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
+    def configure(options: SelectionOptions) -> BaselineConfig:
+        return BaselineConfig(
+            method=name,  # type: ignore[arg-type]
+            budget=options.budget,
+            budget_unit=options.budget_unit,
+            seed=options.seed,
+            compressor=options.compressor or "zstd",
+            level=options.level,
+            n_jobs=options.n_jobs,
+        )
+
+    return configure
+
+
+_BASELINE_DESCRIPTIONS = {
+    "random": "a seeded random draw",
+    "ratio": "the samples of lowest per-sample compression ratio",
+    "longest": "the longest samples",
+    "dedup": "a random draw among the first copy of each distinct content",
+}
+
+SELECTION_METHODS: Mapping[str, SelectionMethod] = {
+    method.name: method
+    for method in (
+        SelectionMethod("zip", "ZIP: canonical text, zstd over the chosen set, lazy re-scoring", _zip, True),
+        SelectionMethod("zip_paper", "ZIP as published: zlib level 9 over whole records", _zip_paper, True),
+        SelectionMethod(
+            "zip_hierarchical", "ZIP within content-hash shards, then over their winners", _zip_hierarchical, True
+        ),
+        *(SelectionMethod(name, _BASELINE_DESCRIPTIONS[name], _baseline(name), False) for name in BASELINES),
+    )
+}
+"""Every method, by name."""
+
+METHODS: tuple[str, ...] = tuple(SELECTION_METHODS)
+"""The names of every method."""
+
+
+def method_config(name: str, options: SelectionOptions) -> SelectionConfig:
+    """The validated configuration of method ``name``; raises ``ValueError`` naming the bad setting."""
+    if name not in SELECTION_METHODS:
+        raise ValueError(f"unknown selection method {name!r}; expected one of {', '.join(METHODS)}")
+    return SELECTION_METHODS[name].configure(options)
+
+
+def select(
+    pool: pl.DataFrame,
+    config: SelectionConfig,
+    *,
+    progress: Progress | None = None,
+    checkpoint: SelectionCheckpoint | None = None,
+) -> Selection:
+    """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round, and
+    ``checkpoint`` (ignored by baselines) lets a killed run resume."""
+    if isinstance(config, HierarchicalConfig):
+        return hierarchical_zip_select(pool, config, checkpoint=checkpoint)
+    if isinstance(config, ZipConfig):
+        return zip_select(pool, config, progress, checkpoint=checkpoint)
+    return baseline_select(pool, config)
