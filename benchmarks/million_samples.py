@@ -49,7 +49,8 @@ import orjson
 import polars as pl
 import zstandard as zstd
 
-from entropy_assets.compression import default_threads, join_samples, make_compressor
+from entropy_assets.compression import default_threads, make_compressor
+from entropy_assets.entropy_law import law_ratio
 from entropy_assets.records import canonical_text, detect_format
 from entropy_assets.scoring import read_shard, score_samples, write_shard_ordered
 from entropy_assets.selection.baselines import BaselineConfig, baseline_select
@@ -326,9 +327,8 @@ def scoring_phase(pool_file: str, shards: int, repeat: int) -> dict[str, Any]:
 
 
 def zlib9_ratio(pool: pl.DataFrame, positions: Any) -> float:
-    """The zlib-9 compression ratio of the selected samples' canonical text, joined as one stream."""
-    texts = [t.encode("utf-8") for t in pool["text"].gather(positions).to_list()]
-    return make_compressor("zlib", 9).ratio(join_samples(texts))
+    """R, the entropy law's ratio (zlib-9) of the selected samples' canonical text."""
+    return law_ratio(pool["text"].gather(positions).to_list())
 
 
 def selection_phase(pool_file: str, shards: int, budget: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from entropy_assets.compression import join_samples, make_compressor
+from entropy_assets.entropy_law import law_ratio
 from entropy_assets.selection.base import Selection, tiebreak_order
 from entropy_assets.selection.baselines import BaselineConfig, baseline_select
 from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
@@ -43,9 +43,8 @@ ALPACA_CHUNKS = sorted(RAW.glob("alpaca52k_en_part*.json"))
 
 
 def zlib9_ratio(pool: pl.DataFrame, positions: Any) -> float:
-    """The zlib-9 compression ratio of the selected samples' canonical text, joined as one stream."""
-    texts = [t.encode("utf-8") for t in pool["text"].gather(positions).to_list()]
-    return make_compressor("zlib", 9).ratio(join_samples(texts))
+    """R, the entropy law's ratio (zlib-9) of the selected samples' canonical text."""
+    return law_ratio(pool["text"].gather(positions).to_list())
 
 
 def timed(run: Callable[[], Any], repeat: int) -> tuple[Any, list[float]]:

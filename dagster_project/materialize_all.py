@@ -6,12 +6,17 @@ are. Runs go to ``$DAGSTER_HOME`` (``.dagster_home`` in the repository when unse
 them afterwards.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+
+from entropy_assets.stages import LawResult, SubsetResult, TrainingResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,39 +73,52 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
     return subsets
 
 
-def print_table(results: dict[str, dict[str, object]]) -> None:
-    """One line per partition: the subset's size, bytes and ratio R, and its training run's L and Z."""
-    rows: dict[str, dict[str, object]] = {}
-    for key, metadata in results.items():
-        if "[" not in key:
-            continue
-        asset, partition = key.rsplit("[", 1)
-        rows.setdefault(partition.rstrip("]"), {})[asset.rsplit("/", 1)[-1]] = metadata
+@dataclass
+class Outcome:
+    """What the run made, as typed results: each subset and training run by partition, and the law."""
+
+    subsets: dict[str, SubsetResult] = field(default_factory=dict)
+    runs: dict[str, TrainingResult] = field(default_factory=dict)
+    laws: dict[str, LawResult] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, results: dict[str, dict[str, object]]) -> Outcome:
+        """The results of ``materialize_all``'s metadata, by asset and partition."""
+        outcome = cls()
+        for key, metadata in results.items():
+            asset, _, partition = key.rstrip("]").partition("[")
+            if asset.endswith("/selected_subset"):
+                outcome.subsets[partition] = SubsetResult.from_metadata(metadata)
+            elif asset.endswith("/training_run"):
+                outcome.runs[partition] = TrainingResult.from_metadata(metadata)
+            elif asset.endswith("/entropy_law"):
+                outcome.laws[asset] = LawResult.from_metadata(metadata)
+        return outcome
+
+
+def print_table(outcome: Outcome) -> None:
+    """One line per subset partition: the subset's size, bytes and ratio R, and its training run's L and Z."""
     print(f"\n{'partition':<16}{'size':>6}{'bytes':>9}{'R (zlib-9)':>12}{'L (1st epoch)':>15}{'Z (eval loss)':>15}")
-    for partition, assets in rows.items():
-        subset = assets.get("selected_subset", {})
-        run = assets.get("training_run", {})
+    for partition, subset in outcome.subsets.items():
+        run = outcome.runs.get(partition)
         values = [
-            f"{subset.get('size', ''):>6}",
-            f"{subset.get('bytes', ''):>9}",
-            f"{subset.get('compression_ratio_zlib9', ''):>12}",
-            f"{run['first_epoch_loss']:>15.4f}" if run else f"{'':>15}",
-            f"{run['performance']:>15.4f}" if run else f"{'':>15}",
+            f"{subset.size:>6}",
+            f"{subset.bytes:>9}",
+            f"{subset.ratio_zlib9:>12}",
+            f"{run.first_epoch_loss:>15.4f}" if run else f"{'':>15}",
+            f"{run.performance:>15.4f}" if run and run.performance is not None else f"{'':>15}",
         ]
         print(f"{partition:<16}{''.join(values)}")
 
 
-def print_law(results: dict[str, dict[str, object]]) -> None:
+def print_law(outcome: Outcome) -> None:
     """The entropy law's fit over every training run so far, and where its plots are."""
-    for key, metadata in results.items():
-        if not key.endswith("entropy_law"):
-            continue
-        print(f"\n{key}: {metadata['n_fitted']} of {metadata['n_points']} runs in the fit ({metadata['status']})")
-        for name in ("loss_formula", "performance_formula", "performance_plane_formula"):
-            if name in metadata:
-                r_squared = metadata[name.replace("formula", "r_squared")]
-                print(f"  {metadata[name]}   (R² {r_squared})")
-        print(f"  plots: {Path(str(metadata['path'])).parent}/*.png; notes: {metadata['notes']}")
+    for key, law in outcome.laws.items():
+        print(f"\n{key}: {law.n_fitted} of {law.n_points} runs in the fit ({law.status})")
+        for fit in (law.loss, law.performance, law.plane):
+            if fit is not None:
+                print(f"  {fit.formula}   (R² {fit.r_squared})")
+        print(f"  plots: {Path(law.path).parent}/*.png; notes: {law.notes}")
 
 
 def main() -> int:
@@ -108,13 +126,16 @@ def main() -> int:
 
     instance = _instance()
     started = time.perf_counter()
-    results = materialize_all(instance, defs())
+    outcome = Outcome.of(materialize_all(instance, defs()))
     seconds = time.perf_counter() - started
-    print_table(results)
-    print_law(results)
+    print_table(outcome)
+    print_law(outcome)
     print(f"\nmaterialized every asset and partition in {seconds:.1f} s; runs stored in {os.environ['DAGSTER_HOME']}")
-    for label, field in (("subsets, provenance and plots", "plot_path"), ("training metrics and loss curves", "steps")):
-        folders = {Path(str(m["path"])).parents[1] for m in results.values() if field in m}  # <asset>/<partition>/
+    for label, stored in (
+        ("subsets, provenance and plots", outcome.subsets.values()),
+        ("training metrics and loss curves", outcome.runs.values()),
+    ):
+        folders = {Path(result.path).parents[1] for result in stored}  # <asset>/<partition>/
         if folders:
             print(f"{label}: {', '.join(map(str, sorted(folders)))}")
     ui = f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -w workspace.yaml"

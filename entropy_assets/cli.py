@@ -20,6 +20,7 @@ import polars as pl
 from tqdm import tqdm
 
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
+from entropy_assets.entropy_law import law_ratio
 from entropy_assets.records import FORMATS
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import BUDGET_UNITS
@@ -145,14 +146,12 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
     written = write_records(subset, args.save_path)
     if args.provenance:
         write_atomically(Path(args.provenance), selection.provenance.write_parquet)
-    evaluator = make_compressor("zlib", 9)
-    texts = [t.encode("utf-8") for t in subset["text"].to_list()]
     return {
         "method": selection.method,
         "saved": str(written),
         "selected": len(selection),
         "selected_bytes": selection.summary["selected_bytes"],
-        "set_ratio_zlib9": round(evaluator.ratio(join_samples(texts)), 4),
+        "set_ratio_zlib9": round(law_ratio(subset["text"].to_list()), 4),
         "seconds": selection.summary["seconds"],
         "config": selection.config,
         "input": loaded.report.to_dict(),
@@ -270,11 +269,11 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
 
 def _fitted_methods(instance: Any, law_key: Any) -> list[str]:
     """The methods the pipeline's last ``entropy_law`` fitted (its ``law.methods`` setting); all when unknown."""
-    from entropy_assets.dagster.storage import latest_output
+    from entropy_assets.dagster.events import latest
+    from entropy_assets.stages import LawResult
 
-    values = latest_output(instance, law_key, required=False) or {}
-    value = str(values.get("fit_methods", "all"))
-    return [] if value == "all" else [m.strip() for m in value.split(",")]
+    law = latest(instance, law_key, LawResult)
+    return list(law.fit_methods) if law is not None else []
 
 
 def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None) -> str:

@@ -81,8 +81,7 @@ def build_definitions(home: Path, steps: int = 60) -> Any:
     """The pipeline on ``home/data`` with storage in ``home/storage``, plus a ``full_training`` stand-in."""
     import dagster as dg
 
-    from entropy_assets.dagster import EntropyStorage, SelectionPipeline, selection_pipeline_defs
-    from entropy_assets.dagster.training import TrainingSettings
+    from entropy_assets.dagster import EntropyStorage, SelectionPipeline, TrainingSettings, selection_pipeline_defs
 
     pipeline = SelectionPipeline(
         name="updates",
@@ -122,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
+    from entropy_assets.stages import RiskResult, TrainingResult
+
     defs = build_definitions(home, args.steps)
     assets, resources = list(defs.assets or []), dict(defs.resources or {})
     instance = dg.DagsterInstance.get()
@@ -149,14 +150,16 @@ def main(argv: list[str] | None = None) -> int:
             result = run(["selected_subset", "training_run", "full_training"], method)
             materialized = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
             metadata = {k: v.value for k, v in materialized["training_run"].materialization.metadata.items()}
+            trained = TrainingResult.from_metadata(metadata)
             (check,) = result.get_asset_check_evaluations()
-            values = {k: v.value for k, v in check.metadata.items()}
-            band = f"[{values['band_low']:.3f}, {values['band_high']:.3f}]" if "band_low" in values else "(no fit yet)"
-            residual = f"{values['residual']:+.4f}" if "residual" in values else ""
-            verdict = "passed" if check.passed else f"FAILED ({values.get('direction', '')})"
+            risk = RiskResult.from_metadata({k: v.value for k, v in check.metadata.items()}, passed=check.passed)
+            found = risk.assessment
+            band = f"[{found.band_low:.3f}, {found.band_high:.3f}]" if found else "(no fit yet)"
+            residual = f"{found.residual:+.4f}" if found else ""
+            verdict = "passed" if check.passed else f"FAILED ({found.direction if found else ''})"
             ran = "ran" if "full_training" in materialized else "blocked"
             print(
-                f"  {method:<10}{metadata['subset_compression_ratio_zlib9']:>8.4f}{metadata['first_epoch_loss']:>8.4f}"
+                f"  {method:<10}{trained.subset_ratio_zlib9:>8.4f}{trained.first_epoch_loss:>8.4f}"
                 f"  {verdict:<16}{residual:>9}  {band:<18}{ran:<14}"
             )
     run(["entropy_law"])

@@ -9,10 +9,8 @@ import tempfile
 
 import dagster as dg
 
-from entropy_assets.dagster import EntropyStorage, SelectionPipeline, selection_pipeline_defs
-from entropy_assets.dagster.training import TrainingSettings
-
-SHOWN = ("backend", "steps", "tokens", "first_epoch_loss", "eval_loss", "subset_compression_ratio_zlib9", "seconds")
+from entropy_assets.dagster import EntropyStorage, SelectionPipeline, TrainingSettings, selection_pipeline_defs
+from entropy_assets.stages import TrainingResult
 
 
 def main() -> int:
@@ -43,8 +41,16 @@ def main() -> int:
         for method in pipeline.methods:
             result = run(["selected_subset", "training_run"], method)
             event = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "training_run")
-            metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-            print(method, {k: metadata[k] for k in SHOWN})
+            trained = TrainingResult.from_metadata({k: v.value for k, v in event.materialization.metadata.items()})
+            shown = (
+                trained.backend,
+                trained.steps,
+                trained.tokens,
+                trained.first_epoch_loss,
+                trained.eval_loss,
+                trained.subset_ratio_zlib9,
+            )
+            print(method, dict(zip(("backend", "steps", "tokens", "L", "eval_loss", "R"), shown, strict=True)))
     return 0
 
 

@@ -22,10 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from entropy_assets.dagster.events import metadata_values
+from entropy_assets.stages import ScoresResult
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFS = """
-from entropy_assets.dagster import EntropyStorage, SelectionPipeline, selection_pipeline_defs
-from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.dagster import EntropyStorage, SelectionPipeline, TrainingSettings, selection_pipeline_defs
 
 defs = selection_pipeline_defs(
     SelectionPipeline(
@@ -110,7 +112,7 @@ def main() -> int:
         if args.shards > 1:
             scores = instance.fetch_materializations(dg.AssetKey(["demo", "compression_scores"]), limit=100).records
             runs = {
-                r.partition_key: r.asset_materialization.metadata["rescored"].value
+                r.partition_key: ScoresResult.from_metadata(metadata_values(r)).rescored
                 for r in scores
                 if r.timestamp > edited
             }

@@ -1,9 +1,17 @@
-"""The Dagster plugin: the selection pipeline as assets, from YAML (a component) or Python (a factory)."""
+"""The Dagster plugin: the selection pipeline as assets, from YAML (a component) or Python (a factory).
+
+Everything a user configures from Python is here: ``SelectionPipeline`` with its ``TrainingSettings`` and
+``LawSettings``, the ``EntropyStorage`` resource, ``selection_pipeline_defs``, and the executors by name.
+"""
+
+from entropy_assets.selection.methods import METHODS
+from entropy_assets.stages import LawSettings, TrainingSettings
 
 from .component import SelectionPipelineComponent
 from .executors import EXECUTORS, executor_from_env, executor_named
-from .law import LawSettings, law_points
-from .pipeline import METHODS, SelectionPipeline, build_assets, selection_pipeline_defs
+from .law import law_points
+from .pipeline import build_assets, selection_pipeline_defs
+from .settings import SelectionPipeline
 from .storage import EntropyStorage
 
 __all__ = [
@@ -13,6 +21,7 @@ __all__ = [
     "LawSettings",
     "SelectionPipeline",
     "SelectionPipelineComponent",
+    "TrainingSettings",
     "build_assets",
     "executor_from_env",
     "executor_named",

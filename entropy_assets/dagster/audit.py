@@ -14,9 +14,10 @@ import dagster as dg
 import polars as pl
 
 from entropy_assets.entropy_law import data_versions
+from entropy_assets.stages import RawDataResult, SubsetResult, TrainingResult
 
+from .events import StoredResult, all_results, written_under
 from .law import law_points
-from .storage import EntropyStorage, materializations, metadata_values, output_base
 
 
 class AuditError(ValueError):
@@ -69,31 +70,29 @@ def audit_run(
     The run is the latest ``training_run`` materialization, of ``partition`` or by Dagster ``run_id`` if given.
     """
     key = dg.AssetKey([pipeline, "training_run"])
-    records = materializations(instance, key, partition)
+    runs = all_results(instance, key, TrainingResult, partition)
     if run_id:
-        records = [r for r in records if r.run_id.startswith(run_id)]
-    if not records:
+        runs = [(record, run) for record, run in runs if record.run_id.startswith(run_id)]
+    if not runs:
         which = f" in run {run_id}" if run_id else f" of partition {partition}" if partition else ""
         raise AuditError(f"no materialization of {key.to_user_string()}{which} in this instance")
-    record = records[-1]
-    run = metadata_values(record)
-    subset = _read(run, "subset_file")
-    raw = _raw_observation(instance, pipeline, str(run["raw_data_version"]))
-    files = raw.get("files", {}) if raw else {}
+    record, run = runs[-1]
+    subset = _read(run, run.subset_file, "subset_file")
+    raw = _raw_observation(instance, pipeline, run.raw_data_version)
     facts = {
         "run_id": record.run_id,
         "partition": record.partition_key,
         "materialized": _time(record.timestamp),
-        "first_epoch_loss": run.get("first_epoch_loss"),
-        "performance": run.get("performance"),
-        "subset_ratio_zlib9": run.get("subset_compression_ratio_zlib9"),
-        "selected_subset_version": run.get("selected_subset_version"),
-        "subset_file": run.get("subset_file"),
-        "subset_content_version": run.get("subset_version"),
-        "pool_version": run.get("pool_version"),
-        "pool_file": run.get("pool_file"),
-        "raw_data_version": run.get("raw_data_version"),
-        "raw_files": files or "(no observation with this version recorded its files)",
+        "first_epoch_loss": run.first_epoch_loss,
+        "performance": _nan_if_none(run.performance),
+        "subset_ratio_zlib9": run.subset_ratio_zlib9,
+        "selected_subset_version": run.selected_subset_version,
+        "subset_file": run.subset_file,
+        "subset_content_version": run.subset_version,
+        "pool_version": run.pool_version,
+        "pool_file": run.pool_file,
+        "raw_data_version": run.raw_data_version,
+        "raw_files": (dict(raw.file_hashes) if raw else {}) or "(no observation with this version recorded its files)",
         "samples": subset.height,
     }
     rows = subset.sort("rank").select("rank", "id", "source", "content_hash").to_dicts()
@@ -108,18 +107,17 @@ def diff_subsets(
     (not in the newer pool), or ``outscored`` (in both pools, unchanged, and chosen in only one). Samples chosen
     in both whose content changed are listed too."""
     key = dg.AssetKey([pipeline, "selected_subset"])
-    versions: dict[str, dict[str, Any]] = {}
-    for record in materializations(instance, key, partition):
-        values = metadata_values(record)
-        versions.pop(str(values["version"]), None)
-        versions[str(values["version"])] = values  # ordered by their latest materialization
+    versions: dict[str, SubsetResult] = {}
+    for _record, subset in all_results(instance, key, SubsetResult, partition):
+        versions.pop(subset.version, None)
+        versions[subset.version] = subset  # ordered by their latest materialization
     names = list(versions)
     if len(names) < 2 and not (old and new):
         raise AuditError(f"{key.to_user_string()}[{partition}] has {len(names)} version(s); a diff needs two")
     old_version, new_version = _pick(names, old, -2), _pick(names, new, -1)
     before, after = versions[old_version], versions[new_version]
-    old_subset, new_subset = _read(before, "file"), _read(after, "file")
-    old_pool, new_pool = _read(before, "pool_file"), _read(after, "pool_file")
+    old_subset, new_subset = _read(before, before.file, "file"), _read(after, after.file, "file")
+    old_pool, new_pool = _read(before, before.pool_file, "pool_file"), _read(after, after.pool_file, "pool_file")
     old_hash = dict(zip(old_pool["id"], old_pool["content_hash"], strict=True))
     new_hash = dict(zip(new_pool["id"], new_pool["content_hash"], strict=True))
     old_ids, new_ids = set(old_subset["id"]), set(new_subset["id"])
@@ -145,10 +143,10 @@ def diff_subsets(
     facts = {
         "old_version": old_version,
         "new_version": new_version,
-        "old_pool_version": before.get("pool_version"),
-        "new_pool_version": after.get("pool_version"),
-        "old_ratio_zlib9": before.get("compression_ratio_zlib9"),
-        "new_ratio_zlib9": after.get("compression_ratio_zlib9"),
+        "old_pool_version": before.pool_version,
+        "new_pool_version": after.pool_version,
+        "old_ratio_zlib9": before.ratio_zlib9,
+        "new_ratio_zlib9": after.ratio_zlib9,
         "kept": len(old_ids & new_ids),
         "kept_with_changed_content": sum(r["change"] == "content changed" for r in rows),
         "added": len(new_ids - old_ids),
@@ -184,31 +182,31 @@ def pipelines(instance: dg.DagsterInstance) -> list[str]:
     return sorted(names)
 
 
-def _read(values: dict[str, Any], field: str) -> pl.DataFrame:
-    """The parquet file named by metadata ``field``, found under the storage base that ``path`` and ``file``
-    imply."""
-    base = output_base(values)
-    if base is None or field not in values:
-        raise AuditError(f"this materialization predates versioned outputs: it has no {field!r}")
-    try:  # a recorded file may not lead out of the storage it was written to
-        target = EntropyStorage(base_path=base).path(str(values[field]))
+def _read(result: StoredResult, file: str, field: str) -> pl.DataFrame:
+    """The parquet file ``file`` that ``result`` recorded (as ``field``), read from the storage the result was
+    written to; a recorded file outside that storage is refused."""
+    try:
+        target = written_under(result).path(file)
     except ValueError as error:
-        raise AuditError(f"recorded {field} {values[field]!r}: {error}") from error
+        raise AuditError(f"recorded {field} {file!r}: {error}") from error
     if not target.exists():
         raise AuditError(f"{target} is gone: was it pruned?")
     with target.open("rb") as handle:
         return pl.read_parquet(handle)
 
 
-def _raw_observation(instance: dg.DagsterInstance, pipeline: str, version: str) -> dict[str, Any] | None:
-    """The metadata of an observation of the raw data that saw ``version``."""
+def _raw_observation(instance: dg.DagsterInstance, pipeline: str, version: str) -> RawDataResult | None:
+    """An observation of the raw data that saw ``version``."""
     key = dg.AssetKey([pipeline, "raw_data"])
-    result = instance.fetch_observations(key, limit=1000)
-    for record in result.records:
+    for record in instance.fetch_observations(key, limit=1000).records:
         observation = record.asset_observation
         if observation is not None and observation.data_version == version:
-            return {k: v.value for k, v in observation.metadata.items()}
+            return RawDataResult.from_metadata({k: v.value for k, v in observation.metadata.items()})
     return None
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _pick(names: Sequence[str], wanted: str | None, default: int) -> str:

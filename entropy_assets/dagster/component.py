@@ -1,6 +1,7 @@
 """The YAML component: point it at data files and get the selection pipeline's assets, without code.
 
-In a project's ``defs/<name>/defs.yaml``::
+Its fields are ``SelectionPipeline``'s (declared once, there) and ``storage_path``. In a project's
+``defs/<name>/defs.yaml``::
 
     type: entropy_assets.dagster.SelectionPipelineComponent
     attributes:
@@ -17,96 +18,105 @@ In a project's ``defs/<name>/defs.yaml``::
       refresh_cron: "0 3 * * *"                   # besides the observation sensor (automation: true)
       shards: 16                                  # compression_scores partitioned by content-hash shard
 
-Relative ``paths`` and ``storage_path`` are resolved against the folder of the ``defs.yaml``'s project root.
+Relative ``paths`` and ``storage_path`` are resolved against the project root. ``dg scaffold defs
+entropy_assets.dagster.SelectionPipelineComponent NAME`` writes a ``defs.yaml`` that ``dg check defs`` accepts:
+the pipeline named after the folder, ``paths`` to fill in (or given with ``--json-params``), the main settings
+commented.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+import yaml
+from dagster.components.scaffold.scaffold import ScaffoldRequest, scaffold_with
+from pydantic import BaseModel, ConfigDict, Field
 
-from .law import LawSettings
-from .pipeline import SelectionPipeline, selection_pipeline_defs
+from .pipeline import selection_pipeline_defs
+from .settings import SelectionPipeline
 from .storage import EntropyStorage
-from .training import TrainingSettings
 
 
-class SelectionPipelineComponent(dg.Component, dg.Model, dg.Resolvable):
-    """Raw data -> pool -> compression scores -> selected subsets (ZIP and baselines), as one asset group."""
+class ScaffoldParams(BaseModel):
+    """What ``dg scaffold defs ... --json-params`` may set: any attribute of the component."""
 
-    name: str = Field(description="Names the asset group and prefixes the asset keys.")
-    paths: list[str] = Field(description="Files, folders or globs of records (JSON, JSONL, parquet, text).")
-    methods: list[str] = Field(
-        default=["zip", "random", "ratio", "longest", "dedup"],
-        description="Partitions of selected_subset: zip, zip_paper, zip_hierarchical (with shards), random, "
-        "ratio, longest, dedup.",
-    )
-    budgets: list[int] = Field(default=[1000], description="One or more budgets (a second partition dimension).")
-    budget_unit: str = Field(default="samples", description="samples or bytes")
-    k1: int = 10000
-    k2: int = 200
-    k3: int = 100
-    compressor: str = Field(default="zstd", description="zstd, zlib or lzma")
-    level: int | None = None
-    seed: int = 0
-    export_suffix: str = Field(default=".jsonl", description="Format of the exported subsets: .json, .jsonl, .parquet")
-    skip_malformed: bool = False
-    storage_path: str = Field(default=".entropy_storage", description="Base path of outputs (local or fsspec URL).")
-    training: dict[str, Any] | None = Field(
-        default=None,
-        description="Train on each subset: backend (builtin, pipes, file), steps, seed, command, metrics_path, "
-        "eval_samples, eval_paths, score, builtin (trainer settings).",
-    )
+    model_config = ConfigDict(extra="allow")
 
-    automation: bool = Field(
-        default=True,
-        description="Re-materialize on new data versions (an observation sensor and an automation sensor, running "
-        "by default; the daemon runs them: dagster dev, or dagster-daemon run).",
-    )
-    observe_interval_seconds: int = Field(default=30, description="How often the observation sensor checks files.")
-    refresh_cron: str | None = Field(default=None, description="A cron schedule that observes the raw data too.")
-    law: dict[str, Any] | None = Field(
-        default=None,
-        description="The entropy law and its risk check (with training): level, forms, methods, severity (error or "
-        "warn), blocking, accepted_versions.",
-    )
+    name: str | None = None
+    paths: list[str] | None = None
 
-    shards: int = Field(
-        default=1,
-        description="Content-hash shards: above 1, compression_scores is partitioned by shard (parallel runs; a data "
-        "change rescores only the shards it touched) and zip_hierarchical selects within shards.",
-    )
-    hierarchical_oversample: float = Field(
-        default=2.0, description="zip_hierarchical: each shard keeps this many times its share of the budget."
+
+_COMMENTED = (
+    ("methods", "[zip, random, ratio, longest, dedup]", "partitions of selected_subset"),
+    ("budgets", "[1000]", "several make a second partition dimension"),
+    ("k1", "10000", "ZIP's stages: candidates re-scored, kept, then chosen per round"),
+    ("k2", "200", None),
+    ("k3", "100", None),
+    ("training", "{backend: builtin, steps: 100}", "adds training_run, entropy_law and its risk check"),
+    ("shards", "1", "above 1: scores partitioned by content-hash shard; zip_hierarchical"),
+    ("refresh_cron", '"0 3 * * *"', "observe the raw data on a schedule too"),
+)
+
+
+class SelectionPipelineScaffolder(dg.Scaffolder[ScaffoldParams]):
+    """Writes a ``defs.yaml`` that loads: the pipeline named after its folder, and ``paths`` to fill in."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[ScaffoldParams]:
+        return ScaffoldParams
+
+    def scaffold(self, request: ScaffoldRequest[ScaffoldParams]) -> None:
+        if request.scaffold_format != "yaml":
+            dg.scaffold_component(request, {})
+            return
+        given = request.params.model_dump(exclude_none=True) if request.params is not None else {}
+        text = defs_yaml(request.type_name, _pipeline_name(request.target_path.name), given)
+        if request.append:
+            with open(request.target_path, "a", encoding="utf-8") as handle:
+                handle.write("---\n" + text)
+        else:
+            (request.target_path / "defs.yaml").write_text(text, encoding="utf-8")
+
+
+def defs_yaml(type_name: str, name: str, given: dict[str, Any]) -> str:
+    """A component's ``defs.yaml``: the ``given`` attributes, ``name`` and a ``paths`` placeholder where not given,
+    and the main settings, commented, with their defaults."""
+    attributes = {"name": name, "paths": [f"data/{name}"], "storage_path": ".entropy_storage", **given}
+    lines = [f"type: {type_name}", "", "attributes:"]
+    if "paths" not in given:
+        lines.append(
+            "  # Files, folders or globs of records (JSON, JSONL, parquet, text), relative to the project root."
+        )
+    dumped = yaml.safe_dump(attributes, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    lines += [f"  {line}" for line in dumped.splitlines()]
+    for key, default, about in _COMMENTED:
+        if key not in given:
+            lines.append(f"  # {key}: {default}" + (f"  # {about}" if about else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _pipeline_name(folder: str) -> str:
+    """A folder's name as a pipeline name: a Python identifier."""
+    name = re.sub(r"\W", "_", folder) or "pipeline"
+    return name if name.isidentifier() else f"pipeline_{name}"
+
+
+@scaffold_with(SelectionPipelineScaffolder)
+class SelectionPipelineComponent(SelectionPipeline, dg.Component, dg.Resolvable):
+    """Raw data -> pool -> compression scores -> selected subsets (ZIP and baselines), and with ``training``,
+    training runs and the entropy law, as one asset group."""
+
+    storage_path: str = Field(
+        default=".entropy_storage", description="Base path of outputs (a local folder or an fsspec URL)."
     )
 
     def settings(self, root: Path) -> SelectionPipeline:
         """The pipeline settings, relative paths resolved against ``root``."""
-        return SelectionPipeline(
-            name=self.name,
-            paths=[_resolve(root, p) for p in self.paths],
-            methods=tuple(self.methods),
-            budgets=tuple(self.budgets),
-            budget_unit=self.budget_unit,
-            k1=self.k1,
-            k2=self.k2,
-            k3=self.k3,
-            compressor=self.compressor,
-            level=self.level,
-            seed=self.seed,
-            export_suffix=self.export_suffix,
-            skip_malformed=self.skip_malformed,
-            training=None if self.training is None else TrainingSettings(**self.training),
-            law=None if self.law is None else LawSettings(**self.law),
-            automation=self.automation,
-            observe_interval_seconds=self.observe_interval_seconds,
-            refresh_cron=self.refresh_cron,
-            shards=self.shards,
-            hierarchical_oversample=self.hierarchical_oversample,
-        )
+        fields = {name: getattr(self, name) for name in SelectionPipeline.model_fields}
+        return SelectionPipeline(**{**fields, "paths": tuple(_resolve(root, p) for p in self.paths)})
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         root = context.project_root

@@ -5,14 +5,22 @@ Outputs are written under their versions and never overwritten, so storage grows
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 import dagster as dg
 from upath import UPath
 
-from .storage import EntropyStorage, materializations, metadata_values, output_base
+from entropy_assets.stages import PoolResult, ScoresResult, SubsetResult, TrainingResult
+from entropy_assets.storage import Storage
 
-VERSIONED_ASSETS: tuple[str, ...] = ("pool", "compression_scores", "selected_subset", "training_run")
+from .events import StoredResult, all_results, written_under
+
+VERSIONED_ASSETS: dict[str, type[PoolResult | ScoresResult | SubsetResult | TrainingResult]] = {
+    "pool": PoolResult,
+    "compression_scores": ScoresResult,
+    "selected_subset": SubsetResult,
+    "training_run": TrainingResult,
+}
+"""The assets whose outputs are versioned files, with the result their metadata holds."""
 
 
 @dataclass(frozen=True)
@@ -36,25 +44,21 @@ def plan_prune(instance: dg.DagsterInstance, pipeline: str, keep: int) -> PruneP
         raise ValueError(f"keep must be at least 1, got {keep}")
     kept: set[str] = set()
     older: set[str] = set()
-    base = ""
-    for name in VERSIONED_ASSETS:
-        by_partition: dict[str | None, list[dict[str, Any]]] = {}
-        for record in materializations(instance, dg.AssetKey([pipeline, name]), None):
-            values = metadata_values(record)
-            if (found := output_base(values)) is not None:
-                by_partition.setdefault(record.partition_key, []).append(values)
-                base = found
-        for history in by_partition.values():
-            files = list(dict.fromkeys(str(v["file"]) for v in history))  # distinct, oldest first
+    storage: Storage | None = None
+    for name, result_type in VERSIONED_ASSETS.items():
+        by_partition: dict[str | None, list[StoredResult]] = {}
+        for record, result in all_results(instance, dg.AssetKey([pipeline, name]), result_type):
+            by_partition.setdefault(record.partition_key, []).append(result)
+            storage = written_under(result)
+        for results in by_partition.values():
+            files = list(dict.fromkeys(result.file for result in results))  # distinct, oldest first
             kept.update(files[-keep:])
             older.update(files[:-keep])
-            for values in history:
-                if str(values["file"]) in files[-keep:]:
-                    kept.update(str(values[f]) for f in ("subset_file", "pool_file") if f in values)
-    if not base:
+            kept.update(file for result in results if result.file in files[-keep:] for file in result.inputs)
+    if storage is None:
         return PrunePlan((), keep, 0)
-    remove = sorted({path for file in older - kept for path in _with_siblings(UPath(base), file)}, key=str)
-    protected = {path for file in kept for path in _with_siblings(UPath(base), file)}
+    remove = sorted({path for file in older - kept for path in _with_siblings(storage, file)}, key=str)
+    protected = {path for file in kept for path in _with_siblings(storage, file)}
     return PrunePlan(tuple(p for p in remove if p not in protected), keep, len(protected))
 
 
@@ -68,9 +72,9 @@ def prune(plan: PrunePlan) -> int:
     return deleted
 
 
-def _with_siblings(base: UPath, file: str) -> list[UPath]:
+def _with_siblings(storage: Storage, file: str) -> list[UPath]:
     """The file and the others written with it (exports, plots): same folder, same name up to the last suffix."""
-    target = EntropyStorage(base_path=str(base)).path(file)  # a recorded file outside the storage is refused
+    target = storage.path(file)  # a recorded file outside the storage is refused
     prefix = target.name[: -len(target.suffix)] + "." if target.suffix else target.name
     if not target.parent.exists():
         return []

@@ -1,157 +1,23 @@
-"""Where the pipeline's files live: parquet and exported records under one base path, written atomically.
+"""The storage resource: where a pipeline's files live, configured in Dagster; the steps that assets run get its
+plain ``Storage`` (``entropy_assets.storage``) and know nothing of Dagster.
 
-Local paths by default; any fsspec location through ``universal_pathlib`` (``s3://bucket/prefix``, ...). polars is
-pinned below 2, and the assets read and write through this resource rather than dagster-polars.
+Local paths by default; any fsspec location through ``universal_pathlib``. polars is pinned below 2, and the
+assets read and write through this resource rather than dagster-polars.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 import dagster as dg
-import polars as pl
-from upath import UPath
 
-from entropy_assets.credentials import refuse_inline_credentials
-from entropy_assets.sources import write_atomically, write_records
+from entropy_assets.storage import Storage
 
 
 class EntropyStorage(dg.ConfigurableResource):
-    """The base path of a pipeline's outputs. A failed write never replaces a good file."""
+    """The base path of a pipeline's outputs (a local folder or an fsspec URL, never with a credential in it). A
+    failed write never replaces a good file."""
 
     base_path: str = "entropy_assets_storage"
 
-    def path(self, *parts: str) -> UPath:
-        """``base_path / parts``, which must stay inside the base path: parts (which may hold ``/``, as a recorded
-        ``file`` does) may not be absolute or climb with ``..``, and locally no symbolic link on the way may lead
-        out of the base path (a write through it would land elsewhere)."""
-        self.check_base_path()
-        for part in parts:
-            if "\0" in part or part.startswith(("/", "\\")) or ".." in Path(part).parts:
-                raise ValueError(f"storage path part {part!r} must stay inside {self.base_path}")
-        target = UPath(self.base_path).joinpath(*parts)
-        if parts and _is_local(target):
-            root = os.path.realpath(UPath(self.base_path).path)
-            real = os.path.realpath(target.path)
-            if os.path.commonpath([root, real]) != root:
-                raise ValueError(
-                    f"storage path {'/'.join(parts)} leads to {real}, outside the storage root {root}: a symbolic "
-                    "link inside the storage points out of it; remove the link, or set base_path to where the "
-                    "outputs should go"
-                )
-        return target
-
-    def check_base_path(self) -> None:
-        """Refuse a base path that holds a credential (a URL with a password or a token): it would be shown in
-        every output's metadata. The message names the kind of credential, never its value."""
-        refuse_inline_credentials({"base_path": self.base_path}, "EntropyStorage")
-
-    def write_parquet(self, frame: pl.DataFrame, *parts: str) -> UPath:
-        """Store ``frame`` as parquet at ``parts``, atomically."""
-        return self._write(lambda local: write_atomically(local, frame.write_parquet), *parts)
-
-    def write_records(self, frame: pl.DataFrame, *parts: str) -> UPath:
-        """Write the frame's original records (format by the file name's suffix), atomically."""
-        return self._write(lambda local: write_records(frame, local), *parts)
-
-    def write_bytes(self, data: bytes, *parts: str) -> UPath:
-        """Store ``data`` at ``parts``, atomically."""
-        return self._write(lambda local: write_atomically(local, lambda tmp: tmp.write_bytes(data)), *parts)
-
-    def write_version(self, frame: pl.DataFrame, *parts: str) -> UPath:
-        """Store ``frame`` as parquet at ``parts`` once: a versioned file names its content, so an existing one
-        is kept as it is, never rewritten."""
-        target = self.path(*parts)
-        return target if target.exists() else self.write_parquet(frame, *parts)
-
-    def write_once(self, write: Callable[[Path], object], *parts: str) -> UPath:
-        """Store a versioned file that ``write(local_path)`` makes, atomically, unless it exists already."""
-        target = self.path(*parts)
-        return target if target.exists() else self._write(lambda local: write_atomically(local, write), *parts)
-
-    def local_path(self, *parts: str) -> Path | None:
-        """``path(*parts)`` as a local file path, or None when the storage is a remote store."""
-        target = self.path(*parts)
-        return Path(target.path) if _is_local(target) else None
-
-    def relative(self, path: UPath) -> str:
-        """``path`` relative to the base path, as recorded in metadata (``file``): outputs stay readable when the
-        storage is moved or copied."""
-        return path.relative_to(UPath(self.base_path)).as_posix()
-
-    def read_parquet(self, *parts: str) -> pl.DataFrame:
-        """Read parquet stored at ``parts``."""
-        target = self.path(*parts)
-        with target.open("rb") as handle:
-            return pl.read_parquet(handle)
-
-    def exists(self, *parts: str) -> bool:
-        return self.path(*parts).exists()
-
-    def _write(self, write_local: Callable[[Path], object], *parts: str) -> UPath:
-        """Run ``write_local`` (itself atomic) on the local target, or on a local file then uploaded."""
-        target = self.path(*parts)
-        if _is_local(target):
-            write_local(Path(target.path))
-            return target
-        # Remote stores: write a local file whole, upload it under a temporary name, and move it into place.
-        with tempfile.TemporaryDirectory() as folder:
-            local = Path(folder) / target.name
-            write_local(local)
-            staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            target.fs.put_file(str(local), staging.path)
-            target.fs.mv(staging.path, target.path)
-        return target
-
-
-def _is_local(path: UPath) -> bool:
-    return path.protocol in ("", "file", "local")
-
-
-def latest_output(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None, *, required: bool = True
-) -> dict[str, Any] | None:
-    """The metadata values of the latest materialization of ``key`` (and ``partition``): where its output is
-    (``file``, relative to the storage's base path) and which version it is. Downstream assets read their inputs
-    from here, so that what they read is exactly what the event log says was made."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    if materialization is None:
-        if required:
-            where = f" partition {partition}" if partition else ""
-            raise ValueError(f"{key.to_user_string()}{where} has not been materialized yet; materialize it first")
-        return None
-    return metadata_values(records[0])
-
-
-def materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> list[Any]:
-    """Every materialization record of ``key`` (and ``partition``), oldest first."""
-    records, cursor = [], None
-    partitions = [partition] if partition else None
-    while True:
-        result = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1000, cursor=cursor, ascending=True
-        )
-        records.extend(r for r in result.records if r.asset_materialization is not None)
-        if not result.has_more:
-            return records
-        cursor = result.cursor
-
-
-def metadata_values(record: Any) -> dict[str, Any]:
-    """A materialization record's metadata, as plain values."""
-    return {name: value.value for name, value in record.asset_materialization.metadata.items()}
-
-
-def output_base(values: dict[str, Any]) -> str | None:
-    """The storage base path a materialization wrote under: its full ``path`` less its relative ``file``; None for
-    materializations from before versioned outputs."""
-    if "path" not in values or "file" not in values:
-        return None
-    return str(values["path"])[: -len(str(values["file"]))]
+    def storage(self) -> Storage:
+        """The storage this resource configures; refuses a base path that holds a credential."""
+        return Storage(self.base_path)

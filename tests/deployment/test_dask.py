@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 import yaml
 
-from entropy_assets.dagster.storage import latest_output
+from entropy_assets.dagster.events import latest
+from entropy_assets.stages import PoolResult, ScoresResult, SubsetResult
 
 from .jobs import BUDGET, POOL, RAW_FILES, SCORES, SUBSET, copy_raw_files, reconstructable_selection_job, run_selection
 
@@ -47,19 +48,19 @@ def test_the_graph_materializes_on_a_dask_cluster(raw_dir: Path, tmp_path: Path,
         assert sorted(e.step_key for e in steps) == ["t__compression_scores", "t__pool", *["t__selected_subset"] * 2]
         assert all(e.pid != os.getpid() for e in steps)
 
-        pool = latest_output(instance, POOL)
-        scores = latest_output(instance, SCORES)
+        pool = latest(instance, POOL, PoolResult)
+        scores = latest(instance, SCORES, ScoresResult)
         assert pool is not None and scores is not None
         total = sum(RAW_FILES.values())
-        assert pl.read_parquet(store / pool["file"]).height == total
-        assert pl.read_parquet(store / scores["file"]).height == total
-        assert scores["pool_version"] == pool["version"]
+        assert pl.read_parquet(store / pool.file).height == total
+        assert pl.read_parquet(store / scores.file).height == total
+        assert scores.pool_version == pool.version
         for method in ("zip", "random"):
-            subset = latest_output(instance, SUBSET, method)
-            assert subset is not None and subset["pool_version"] == pool["version"]
-            provenance = pl.read_parquet(store / subset["file"])
+            subset = latest(instance, SUBSET, SubsetResult, method)
+            assert subset is not None and subset.pool_version == pool.version
+            provenance = pl.read_parquet(store / subset.file)
             assert provenance.height == BUDGET and provenance["id"].n_unique() == BUDGET
-            assert len(Path(subset["export"]).read_text(encoding="utf-8").splitlines()) == BUDGET
+            assert len(Path(subset.export_path).read_text(encoding="utf-8").splitlines()) == BUDGET
 
 
 def test_sharded_scores_and_hierarchical_zip_run_on_a_dask_cluster(
@@ -81,11 +82,11 @@ def test_sharded_scores_and_hierarchical_zip_run_on_a_dask_cluster(
         steps = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
         assert len(steps) == 5 and all(e.pid != os.getpid() for e in steps)
 
-        shards = [latest_output(instance, SCORES, shard) for shard in ("0", "1")]
-        assert sum(pl.read_parquet(store / s["file"]).height for s in shards if s) == sum(RAW_FILES.values())
+        shards = [latest(instance, SCORES, ScoresResult, shard) for shard in ("0", "1")]
+        assert sum(pl.read_parquet(store / s.file).height for s in shards if s) == sum(RAW_FILES.values())
         for method in ("zip_hierarchical", "random"):
-            subset = latest_output(instance, SUBSET, method)
-            assert subset is not None and pl.read_parquet(store / subset["file"]).height == BUDGET
-        hierarchical = latest_output(instance, SUBSET, "zip_hierarchical")
-        assert hierarchical is not None and hierarchical["config"]["shards"] == 2
-        assert hierarchical["config"]["processes"] == 1  # a dask worker is daemonic: no child processes
+            subset = latest(instance, SUBSET, SubsetResult, method)
+            assert subset is not None and pl.read_parquet(store / subset.file).height == BUDGET
+        hierarchical = latest(instance, SUBSET, SubsetResult, "zip_hierarchical")
+        assert hierarchical is not None and hierarchical.config["shards"] == 2
+        assert hierarchical.config["processes"] == 1  # a dask worker is daemonic: no child processes

@@ -18,7 +18,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from entropy_assets.dagster.storage import latest_output, materializations
+from entropy_assets.dagster.events import latest, materializations
+from entropy_assets.stages import PoolResult, ScoresResult, SubsetResult
 
 from .jobs import BUDGET, POOL, RAW_FILES, SCORES, SUBSET, copy_raw_files, reconstructable_selection_job, run_selection
 
@@ -106,16 +107,16 @@ def test_the_graph_runs_against_postgres_storage(
         run_selection(job, instance, [SUBSET], method)
 
     # Read back through the instance, with the helpers the downstream assets use.
-    pool, scores = latest_output(instance, POOL), latest_output(instance, SCORES)
-    assert pool is not None and scores is not None and scores["pool_version"] == pool["version"]
+    pool, scores = latest(instance, POOL, PoolResult), latest(instance, SCORES, ScoresResult)
+    assert pool is not None and scores is not None and scores.pool_version == pool.version
     total = sum(RAW_FILES.values())
-    assert pool["records_kept"] == total
-    assert pl.read_parquet(store / scores["file"]).height == total
+    assert pool.records_kept == total
+    assert pl.read_parquet(store / scores.file).height == total
     for method in ("zip", "random"):
         (record,) = materializations(instance, SUBSET, method)
-        subset = latest_output(instance, SUBSET, method)
-        assert subset is not None and subset["version"] == record.asset_materialization.metadata["version"].value
-        assert pl.read_parquet(store / subset["file"]).height == BUDGET
+        subset = latest(instance, SUBSET, SubsetResult, method)
+        assert subset is not None and subset.version == record.asset_materialization.metadata["version"].value
+        assert pl.read_parquet(store / subset.file).height == BUDGET
     assert len(instance.get_runs()) == 3
 
     # And the rows are in PostgreSQL's own tables.

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.dagster import TrainingSettings
 
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph, settings
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from entropy_assets.dagster import SelectionPipeline
-from entropy_assets.dagster.storage import materializations, metadata_values
+from entropy_assets.dagster.events import materializations, metadata_values
 from entropy_assets.sources import load_pool
 from entropy_assets.versions import data_version
 

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from entropy_assets.credentials import inline_credential, refuse_inline_credentials
-from entropy_assets.dagster import EntropyStorage, SelectionPipelineComponent, selection_pipeline_defs
-from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.dagster import EntropyStorage, SelectionPipelineComponent, TrainingSettings, selection_pipeline_defs
+from entropy_assets.storage import Storage
 
 from .test_pipeline import POOL, RAW, SUBSET, Graph, settings
 
@@ -80,17 +80,22 @@ def test_the_value_of_a_secret_variable_is_refused_wherever_it_is_pasted(hub_tok
 
 
 def test_the_component_refuses_a_credential_before_building_anything(tmp_path: Path) -> None:
-    component = SelectionPipelineComponent(name="t", paths=["https://reader:pa55word@example.org/pool.jsonl"])
-    context = dg.ComponentTree.for_test().load_context
+    url = "https://reader:pa55word@example.org/pool.jsonl"
     with pytest.raises(ValueError, match="setting paths\\[0\\] holds a password in the URL") as error:
-        component.build_defs(context)
+        SelectionPipelineComponent(name="t", paths=[url])
+    assert "pa55word" not in str(error.value)
+    with pytest.raises(ValueError, match="setting paths\\[0\\] holds a password in the URL") as error:
+        SelectionPipelineComponent.resolve_from_yaml(f"name: t\npaths: [{url}]\n")  # as dg loads defs.yaml
     assert "pa55word" not in str(error.value)
 
 
 def test_a_storage_url_with_a_password_is_refused_without_showing_it(data_dir: Path) -> None:
     storage = EntropyStorage(base_path="s3://AKIAEXAMPLE:wJalrXUtnFEMIK7MDENG@bucket/prefix")
     with pytest.raises(ValueError, match="base_path holds a password in the URL") as error:
-        storage.path("t", "pool")
+        storage.storage()  # what every asset writes through
+    assert "wJalrXUtnFEMIK7MDENG" not in str(error.value)
+    with pytest.raises(ValueError, match="base_path holds a password in the URL") as error:
+        Storage(storage.base_path)
     assert "wJalrXUtnFEMIK7MDENG" not in str(error.value)
     with pytest.raises(ValueError, match="base_path holds a password in the URL"):  # already when defined
         selection_pipeline_defs(settings(data_dir), storage=storage)

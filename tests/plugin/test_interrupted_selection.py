@@ -20,11 +20,12 @@ import numpy as np
 import polars as pl
 from polars.testing import assert_frame_equal
 
-import entropy_assets.dagster.pipeline as pipeline_module
+import entropy_assets.stages.subset as subset_stage
 from entropy_assets.dagster import EntropyStorage, SelectionPipeline, selection_pipeline_defs
-from entropy_assets.dagster.storage import latest_output
+from entropy_assets.dagster.events import latest
 from entropy_assets.selection.base import PROVENANCE_SCHEMA
 from entropy_assets.selection.zip import zip_select
+from entropy_assets.stages import PoolResult
 
 RAW = dg.AssetKey(["t", "raw_data"])
 POOL = dg.AssetKey(["t", "pool"])
@@ -58,7 +59,7 @@ def materialize(
 def child_step(data_dir: str, storage: str, partition: str) -> None:
     """Materialize a subset partition in the instance at ``$DAGSTER_HOME``. The checkpoint is saved after every
     round (not every 2 s), so that kills land where the test says."""
-    pipeline_module.CHECKPOINT_SECONDS = 0.0
+    subset_stage.CHECKPOINT_SECONDS = 0.0
     with dg.DagsterInstance.get() as instance:
         result = materialize(Path(data_dir), Path(storage), instance, [SUBSET], partition)
     [event] = result.get_asset_materialization_events()
@@ -160,7 +161,7 @@ def test_a_killed_zip_selection_keeps_earlier_outputs_and_resumes_to_the_same_su
 
     # The resumed subset is the one an uninterrupted run selects.
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        pool = pl.read_parquet(storage / str(latest_output(instance, POOL)["file"]))
+        pool = pl.read_parquet(storage / latest(instance, POOL, PoolResult).file)  # type: ignore[union-attr]
     config = settings(data_dir).selection_config("zip", BUDGET)
     uninterrupted = zip_select(pool, config)  # type: ignore[arg-type]
     stored = pl.read_parquet(storage / str(metadata["file"])).select(list(PROVENANCE_SCHEMA))

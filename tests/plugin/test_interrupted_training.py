@@ -2,18 +2,19 @@
 again it resumes from its last checkpoint and ends with the losses of an uninterrupted run."""
 
 import json
+import logging
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from entropy_assets.dagster import EntropyStorage, SelectionPipeline
-from entropy_assets.dagster.training import TrainingSettings, _checkpoint_path
+from entropy_assets.dagster import SelectionPipeline, TrainingSettings
+from entropy_assets.stages.training import checkpoint_path
+from entropy_assets.storage import Storage
 
 from .test_pipeline import SUBSET, Graph, files, settings
 
@@ -94,20 +95,18 @@ def test_a_training_run_killed_midway_loses_nothing_and_resumes_from_its_checkpo
 
 
 def test_checkpoints_are_named_by_subset_and_settings_and_kept_locally_for_a_remote_store(tmp_path: Path) -> None:
-    context = dg.build_asset_context()
-    local = EntropyStorage(base_path=str(tmp_path / "store"))
+    log = logging.getLogger("test")
+    local = Storage(str(tmp_path / "store"))
     folder = ("t", "training_run", "zip_60")
     training = TrainingSettings(steps=STEPS, builtin=BUILTIN)
-    path = _checkpoint_path(context, local, folder, "v1", training, "causal_lm")
+    path = checkpoint_path(local, folder, "v1", training, "causal_lm", log)
     assert path.parent == tmp_path / "store" / "t" / "training_run" / "zip_60"
     assert path.name.startswith("v1.") and path.name.endswith(".checkpoint.pt")
-    assert _checkpoint_path(context, local, folder, "v2", training, "causal_lm") != path
-    assert _checkpoint_path(context, local, folder, "v1", replace(training, seed=1), "causal_lm") != path
-    assert _checkpoint_path(context, local, folder, "v1", training, "causal_lm_prompt_chosen") != path
-    every = replace(training, builtin={**BUILTIN, "checkpoint_every": 7})  # changes nothing the run computes
-    assert _checkpoint_path(context, local, folder, "v1", every, "causal_lm") == path
+    assert checkpoint_path(local, folder, "v2", training, "causal_lm", log) != path
+    assert checkpoint_path(local, folder, "v1", training.model_copy(update={"seed": 1}), "causal_lm", log) != path
+    assert checkpoint_path(local, folder, "v1", training, "causal_lm_prompt_chosen", log) != path
+    every = training.model_copy(update={"builtin": {**BUILTIN, "checkpoint_every": 7}})  # changes nothing computed
+    assert checkpoint_path(local, folder, "v1", every, "causal_lm", log) == path
 
-    remote = _checkpoint_path(
-        context, EntropyStorage(base_path="memory://bucket/x"), folder, "v1", training, "causal_lm"
-    )
+    remote = checkpoint_path(Storage("memory://bucket/x"), folder, "v1", training, "causal_lm", log)
     assert remote.is_relative_to(tempfile.gettempdir()) and remote.name == path.name

@@ -15,8 +15,7 @@ import polars as pl
 import pytest
 
 from entropy_assets.cli import main as cli
-from entropy_assets.dagster import LawSettings, SelectionPipelineComponent, law_points
-from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.dagster import LawSettings, SelectionPipelineComponent, TrainingSettings, law_points
 
 from .test_pipeline import SUBSET, Graph, settings
 

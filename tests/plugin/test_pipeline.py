@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-import entropy_assets.dagster.pipeline as pipeline_module
+import entropy_assets.stages.pool as pool_stage
 from entropy_assets.dagster import (
     EntropyStorage,
     SelectionPipeline,
@@ -15,6 +15,7 @@ from entropy_assets.dagster import (
     selection_pipeline_defs,
 )
 from entropy_assets.selection import methods
+from entropy_assets.storage import Storage
 
 RAW = dg.AssetKey(["t", "raw_data"])
 POOL = dg.AssetKey(["t", "pool"])
@@ -237,7 +238,7 @@ def test_bad_settings_are_rejected_when_the_pipeline_is_defined(data_dir: Path, 
 
 
 def test_storage_paths_stay_inside_the_base_path(tmp_path: Path) -> None:
-    storage = EntropyStorage(base_path=str(tmp_path))
+    storage = Storage(str(tmp_path))
     with pytest.raises(ValueError, match="stay inside"):
         storage.path("..", "elsewhere.parquet")
     with pytest.raises(ValueError, match="stay inside"):
@@ -275,7 +276,7 @@ def test_a_file_changing_while_the_pool_is_read_fails_without_writing(
     with dg.instance_for_test() as instance:
         graph = Graph(settings(data_dir), tmp_path / "store", instance)
         graph.run([RAW])
-        original = pipeline_module.load_pool
+        original = pool_stage.load_pool
 
         def load_then_edit(*args: object, **kwargs: object) -> object:
             loaded = original(*args, **kwargs)  # type: ignore[arg-type]
@@ -283,7 +284,7 @@ def test_a_file_changing_while_the_pool_is_read_fails_without_writing(
                 handle.write(json.dumps({"text": "written while the pool was being read"}) + "\n")
             return loaded
 
-        monkeypatch.setattr(pipeline_module, "load_pool", load_then_edit)
+        monkeypatch.setattr(pool_stage, "load_pool", load_then_edit)
         result = graph.run([POOL], raise_on_error=False)
         assert not result.success
         assert "changed while it was being read" in str(result.get_step_failure_events()[0].step_failure_data.error)
@@ -302,7 +303,7 @@ def test_a_pool_load_failing_on_a_record_then_finished_reports_the_change(
         graph.run([RAW])
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(record[:20])
-        original = pipeline_module.load_pool
+        original = pool_stage.load_pool
 
         def load_then_finish_the_record(*args: object, **kwargs: object) -> object:
             try:
@@ -311,7 +312,7 @@ def test_a_pool_load_failing_on_a_record_then_finished_reports_the_change(
                 with open(target, "a", encoding="utf-8") as handle:
                     handle.write(record[20:])
 
-        monkeypatch.setattr(pipeline_module, "load_pool", load_then_finish_the_record)
+        monkeypatch.setattr(pool_stage, "load_pool", load_then_finish_the_record)
         result = graph.run([POOL], raise_on_error=False)
         assert not result.success
         error = result.get_step_failure_events()[0].step_failure_data.error

@@ -8,8 +8,7 @@ import polars as pl
 import pytest
 
 from entropy_assets.compression import make_compressor
-from entropy_assets.dagster import SelectionPipeline
-from entropy_assets.dagster.training import TrainingSettings
+from entropy_assets.dagster import SelectionPipeline, TrainingSettings
 from entropy_assets.scoring import score_samples, shard_keys, shard_of
 
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph, settings

@@ -9,7 +9,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from entropy_assets.dagster.training import TrainingSettings, holdout_mask
+from entropy_assets.dagster import TrainingSettings
+from entropy_assets.stages import holdout_mask
 
 from .test_pipeline import SUBSET, Graph, settings
 

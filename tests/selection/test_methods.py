@@ -22,9 +22,7 @@ def alpaca(raw_dir: Path) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_every_method_selects_its_budget_and_records_the_configuration_it_ran(
-    alpaca: pl.DataFrame, name: str
-) -> None:
+def test_every_method_selects_its_budget_and_records_the_configuration_it_ran(alpaca: pl.DataFrame, name: str) -> None:
     config = method_config(name, SelectionOptions(budget=40, k1=200, k2=30, k3=10, shards=3, n_jobs=1))
     selection = select(alpaca, config)
     assert selection.method == name

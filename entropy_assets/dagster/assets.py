@@ -1,0 +1,126 @@
+"""The selection assets of a pipeline: raw data -> pool -> compression scores -> selected subsets. Each reads its
+upstream results from the event log, runs one step (``entropy_assets.stages``) and returns the step's metadata."""
+
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from entropy_assets.stages import (
+    PoolResult,
+    ScoresResult,
+    Workspace,
+    build_pool,
+    observe_raw_data,
+    score_pool,
+    score_shard,
+    select_subset,
+)
+from entropy_assets.versions import SUBSET_CODE_VERSION
+
+from .events import latest, materialized, required
+from .settings import SelectionPipeline
+from .storage import EntropyStorage
+
+
+def raw_data_asset(settings: SelectionPipeline) -> dg.AssetsDefinition:
+    """The source files, observed with a data version from their content hashes."""
+    about = f"{settings.description} " if settings.description else ""
+
+    @dg.observable_source_asset(
+        name="raw_data",
+        key_prefix=[settings.name],
+        group_name=settings.name,
+        description=f"{about}The source files of pipeline {settings.name!r}: {', '.join(settings.paths)}. Observed "
+        "with a data version from their content hashes: any changed byte is a new version.",
+    )
+    def raw_data() -> dg.ObserveResult:
+        result = observe_raw_data(settings.paths)
+        return dg.ObserveResult(data_version=dg.DataVersion(result.version), metadata=result.to_metadata())
+
+    return raw_data
+
+
+def pool_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="pool",
+        deps=[settings.key("raw_data")],
+        code_version="pool-1",
+        kinds={"polars", "parquet"},
+        description="Every record of the raw data as canonical text (content only, with role tags), with its "
+        "original record so that a selection can be written back in its own format.",
+        **common,
+    )
+    def pool(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        result = build_pool(workspace, settings.paths, skip_malformed=settings.skip_malformed, shards=settings.shards)
+        return materialized(result, data_version=result.version)
+
+    return pool
+
+
+def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
+    sharded = settings.shards > 1
+    description = (
+        "Per-sample compressed size and ratio. Scores of samples whose content is unchanged are reused from the "
+        "previous materialization: a small data change rescores only what changed."
+    )
+    if sharded:
+        description += (
+            f" Partitioned into {settings.shards} content-hash shards, each scored by its own run: a shard whose "
+            "samples did not change reuses its stored scores whole."
+        )
+
+    @dg.asset(
+        name="compression_scores",
+        deps=[settings.key("pool")],
+        partitions_def=settings.shard_partitions,
+        code_version="compression-scores-1",
+        kinds={"polars", "parquet", settings.compressor},
+        description=description,
+        **common,
+    )
+    def compression_scores(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        pool = required(context.instance, settings.key("pool"), PoolResult)
+        shard = context.partition_key if sharded else None
+        previous = latest(context.instance, settings.key("compression_scores"), ScoresResult, shard)
+        if shard is None:
+            return materialized(score_pool(workspace, pool, settings.scoring, previous))
+        return materialized(score_shard(workspace, pool, settings.scoring, shard, previous))
+
+    return compression_scores
+
+
+def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
+    scores_key = settings.key("compression_scores")
+
+    @dg.asset(
+        name="selected_subset",
+        # Every subset reads every shard of the scores.
+        deps=[settings.key("pool"), dg.AssetDep(scores_key, partition_mapping=dg.AllPartitionMapping())],
+        partitions_def=settings.partitions,
+        code_version=SUBSET_CODE_VERSION,
+        kinds={"polars", "parquet"},
+        description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
+        "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
+        f"in its records' original form ({settings.export_suffix}), ready for a trainer.",
+        **common,
+    )
+    def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        pool = required(context.instance, settings.key("pool"), PoolResult)
+        if settings.shards > 1:
+            instance = context.instance
+            scores: Any = {shard: latest(instance, scores_key, ScoresResult, shard) for shard in _shards(settings)}
+        else:
+            scores = required(context.instance, scores_key, ScoresResult)
+        result = select_subset(workspace, pool, scores, settings.subset(context.partition_key), settings.scoring)
+        return materialized(result, data_version=result.version)
+
+    return selected_subset
+
+
+def _shards(settings: SelectionPipeline) -> list[str]:
+    partitions = settings.shard_partitions
+    return partitions.get_partition_keys() if partitions is not None else []

@@ -1,0 +1,118 @@
+"""Typed results in and out of the event log: a step's result becomes a materialization's metadata, and the
+latest (or every) materialization of an asset is read back as a result. Downstream assets read their inputs from
+here, so that what they read is exactly what the event log says was made."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, Self, TypeVar
+
+import dagster as dg
+
+from entropy_assets.stages import FilePath, Markdown
+from entropy_assets.storage import Storage
+
+
+class Result(Protocol):
+    def to_metadata(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_metadata(cls, values: Mapping[str, Any]) -> Self: ...
+
+
+class StoredResult(Protocol):
+    """A result with a versioned file: where it is (``path``), and the same relative to the storage (``file``)."""
+
+    path: str
+    file: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
+
+
+R = TypeVar("R", bound=Result)
+
+
+def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's metadata as Dagster shows it: paths as paths, markdown as markdown, the rest as it is (numbers
+    are charted across materializations, dicts shown as JSON)."""
+    shown: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, FilePath):
+            value = dg.MetadataValue.path(str(value))
+        elif isinstance(value, Markdown):
+            value = dg.MetadataValue.md(str(value))
+        shown[name] = value
+    return shown
+
+
+def materialized(result: Result, *, data_version: str | None = None) -> dg.MaterializeResult:
+    """What an asset returns for ``result``; ``data_version`` makes downstream assets stale only when it changes."""
+    return dg.MaterializeResult(
+        metadata=dagster_metadata(result.to_metadata()),
+        data_version=dg.DataVersion(data_version) if data_version is not None else None,
+    )
+
+
+def latest(
+    instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R], partition: str | None = None
+) -> R | None:
+    """The result of the latest materialization of ``key`` (and ``partition``); None when there is none."""
+    found = latest_record(instance, key, result_type, partition)
+    return found[1] if found is not None else None
+
+
+def latest_record(
+    instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R], partition: str | None = None
+) -> tuple[Any, R] | None:
+    """The latest materialization record of ``key`` (and ``partition``) with its result; None when there is none."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    return records[0], result_type.from_metadata(metadata_values(records[0]))
+
+
+def required(instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R], partition: str | None = None) -> R:
+    """``latest``, or an error that says to materialize it first."""
+    found = latest(instance, key, result_type, partition)
+    if found is None:
+        where = f" partition {partition}" if partition else ""
+        raise ValueError(f"{key.to_user_string()}{where} has not been materialized yet; materialize it first")
+    return found
+
+
+def materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> list[Any]:
+    """Every materialization record of ``key`` (and ``partition``), oldest first."""
+    records, cursor = [], None
+    partitions = [partition] if partition else None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=1000, cursor=cursor, ascending=True
+        )
+        records.extend(r for r in result.records if r.asset_materialization is not None)
+        if not result.has_more:
+            return records
+        cursor = result.cursor
+
+
+def all_results(
+    instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R], partition: str | None = None
+) -> list[tuple[Any, R]]:
+    """Every materialization of ``key`` (and ``partition``) with its result, oldest first."""
+    return [
+        (record, result_type.from_metadata(metadata_values(record)))
+        for record in materializations(instance, key, partition)
+    ]
+
+
+def metadata_values(record: Any) -> dict[str, Any]:
+    """A materialization record's metadata, as plain values."""
+    return {name: value.value for name, value in record.asset_materialization.metadata.items()}
+
+
+def written_under(result: StoredResult) -> Storage:
+    """The storage a result's files were written to: its recorded path less its relative file. Reading a recorded
+    file through it refuses one outside that storage."""
+    return Storage(result.path[: -len(result.file)] if result.path.endswith(result.file) else result.path)

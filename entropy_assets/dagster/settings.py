@@ -1,0 +1,184 @@
+"""The settings of one selection pipeline, declared once: the Python factory takes them as they are, and the YAML
+component is these same fields plus where the storage is (its schema and documentation derive from here)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, model_validator
+
+from entropy_assets.compression import make_compressor
+from entropy_assets.credentials import refuse_inline_credentials
+from entropy_assets.scoring import shard_keys
+from entropy_assets.selection.methods import METHODS, SelectionConfig, SelectionOptions, method_config
+from entropy_assets.sources import WRITABLE_SUFFIXES
+from entropy_assets.stages import LawSettings, ScoringSettings, SubsetSettings, TrainingSettings
+from entropy_assets.stages.settings import Settings
+
+from .automation import refresh_schedule
+
+MAX_SHARDS = 4096
+
+
+class SelectionPipeline(Settings):
+    """Settings of one pipeline: where its raw data is, how to select from it, how each subset is trained and how
+    the entropy law judges new data."""
+
+    name: str = Field(description="Names the asset group and prefixes the asset keys (a Python identifier).")
+    paths: tuple[str, ...] = Field(
+        description="Files, folders or globs of records (JSON, JSONL, parquet, text, gzipped or not), saved datasets "
+        "or dataset names."
+    )
+    methods: tuple[str, ...] = Field(
+        default=("zip", "random", "ratio", "longest", "dedup"),
+        description=f"Partitions of selected_subset, among {', '.join(METHODS)} (zip_hierarchical needs shards).",
+    )
+    budgets: tuple[int, ...] = Field(
+        default=(1000,), description="One or more budgets; several become a second partition dimension."
+    )
+    budget_unit: Literal["samples", "bytes"] = Field(default="samples", description="What a budget counts.")
+    k1: int = Field(default=10000, description="ZIP stage 1: candidates re-scored against the chosen set per round.")
+    k2: int = Field(default=200, description="ZIP stage 2: candidates kept for stage 3.")
+    k3: int = Field(default=100, description="ZIP stage 3: samples chosen per round, one at a time.")
+    compressor: str = Field(
+        default="zstd", description="zstd, zlib or lzma: the scores, ZIP's default mode and the ratio baseline."
+    )
+    level: int | None = Field(default=None, description="Compression level (default: zstd 3, zlib 9, lzma 6).")
+    seed: int = Field(default=0, description="Seeds random draws and breaks exact ties.")
+    export_suffix: str = Field(
+        default=".jsonl", description=f"Form of the exported subsets: {', '.join(WRITABLE_SUFFIXES)}."
+    )
+    skip_malformed: bool = Field(default=False, description="Skip and count bad records instead of failing.")
+    description: str = Field(default="", description="What this pipeline is for; shown on its raw data asset.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags of every asset of the pipeline.")
+    training: TrainingSettings | None = Field(
+        default=None,
+        description="Train on every subset (a training_run asset) and hold evaluation samples out of selection.",
+    )
+    law: LawSettings | None = Field(
+        default=None,
+        description="How the entropy_law asset fits and how strictly its risk check judges new data versions "
+        "(defaults when unset); both exist whenever training is set.",
+    )
+    automation: bool = Field(
+        default=True,
+        description="Re-materialize on new data versions: an observation sensor and an automation sensor, both "
+        "running by default (the daemon runs them: dagster dev, or dagster-daemon run), and eager conditions on "
+        "every asset (the law waits for blocking checks).",
+    )
+    observe_interval_seconds: int = Field(
+        default=30,
+        description="How often the observation sensor looks at the raw files (it hashes them only when sizes or "
+        "times change).",
+    )
+    refresh_cron: str | None = Field(
+        default=None,
+        description='A cron schedule that also observes the raw data (e.g. "0 3 * * *"), for sources a sensor '
+        "cannot watch.",
+    )
+    shards: int = Field(
+        default=1,
+        description="Content-hash shards of the pool. Above 1, compression_scores is partitioned by shard: shards "
+        "score as parallel runs, a data change rescores only the shards it touched, a run holds one shard in "
+        "memory, and zip_hierarchical selects within shards.",
+    )
+    hierarchical_oversample: float = Field(
+        default=2.0, description="zip_hierarchical: each shard keeps this many times its share of the budget."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SelectionPipeline:
+        if not self.name.isidentifier():
+            raise ValueError(f"pipeline name {self.name!r} must be a Python identifier (it names an asset group)")
+        # Settings show in the UI and in metadata: a credential in any of them is refused, never repeated.
+        refuse_inline_credentials(self.model_dump(), f"pipeline {self.name!r}")
+        if not self.paths:
+            raise ValueError(f"pipeline {self.name!r} needs at least one data path")
+        if self.export_suffix not in WRITABLE_SUFFIXES:  # it ends the exported file's name in the storage
+            raise ValueError(
+                f"pipeline {self.name!r}: export_suffix must be one of {', '.join(WRITABLE_SUFFIXES)}, "
+                f"got {self.export_suffix!r}"
+            )
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"pipeline {self.name!r}: methods {unknown or '[]'} not in {', '.join(METHODS)}")
+        if len(set(self.budgets)) != len(self.budgets) or not self.budgets:
+            raise ValueError(f"pipeline {self.name!r}: budgets must be distinct and at least one")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ValueError(f"pipeline {self.name!r}: shards must be 1..{MAX_SHARDS}, got {self.shards}")
+        if "zip_hierarchical" in self.methods and self.shards < 2:
+            raise ValueError(f"pipeline {self.name!r}: method zip_hierarchical needs shards of 2 or more")
+        for budget in self.budgets:  # every method's settings are validated before anything runs
+            for method in dict.fromkeys(("zip", "random", *self.methods)):
+                self.selection_config(method, budget)
+        make_compressor(self.compressor, self.level)
+        if self.observe_interval_seconds <= 0:
+            raise ValueError(f"pipeline {self.name!r}: observe_interval_seconds must be positive")
+        if self.refresh_cron is not None:
+            try:
+                refresh_schedule(self.name, self.refresh_cron, dg.AssetKey([self.name, "raw_data"]))
+            except dg.DagsterInvalidDefinitionError as error:
+                raise ValueError(f"pipeline {self.name!r}: refresh_cron: {error}") from error
+        if self.law is not None and self.training is None:
+            raise ValueError(f"pipeline {self.name!r}: the entropy law needs training runs; set training too")
+        return self
+
+    def key(self, asset: str) -> dg.AssetKey:
+        """The key of one of the pipeline's assets: ``<name>/<asset>``."""
+        return dg.AssetKey([self.name, asset])
+
+    @property
+    def partitions(self) -> dg.PartitionsDefinition:
+        """The partitions of ``selected_subset`` and ``training_run``: by method, and by budget when several."""
+        methods = dg.StaticPartitionsDefinition(list(self.methods))
+        if len(self.budgets) == 1:
+            return methods
+        budgets = dg.StaticPartitionsDefinition([str(b) for b in self.budgets])
+        return dg.MultiPartitionsDefinition({"budget": budgets, "method": methods})
+
+    def partition(self, key: str | dg.MultiPartitionKey) -> tuple[str, int]:
+        """The method and budget of a ``selected_subset`` partition."""
+        if isinstance(key, dg.MultiPartitionKey):
+            return key.keys_by_dimension["method"], int(key.keys_by_dimension["budget"])
+        return str(key), self.budgets[0]
+
+    @property
+    def shard_partitions(self) -> dg.StaticPartitionsDefinition | None:
+        """The partitions of ``compression_scores``: one per shard, or None when the pool is one shard."""
+        return dg.StaticPartitionsDefinition(shard_keys(self.shards)) if self.shards > 1 else None
+
+    @property
+    def scoring(self) -> ScoringSettings:
+        """How the pool is scored."""
+        return ScoringSettings(compressor=self.compressor, level=self.level, shards=self.shards)
+
+    def selection_config(self, method: str, budget: int) -> SelectionConfig:
+        """The validated configuration of one method at one budget."""
+        options = SelectionOptions(
+            budget=budget,
+            budget_unit=self.budget_unit,
+            k1=self.k1,
+            k2=self.k2,
+            k3=self.k3,
+            compressor=self.compressor,
+            level=self.level,
+            seed=self.seed,
+            shards=self.shards,
+            oversample=self.hierarchical_oversample,
+            # In a daemonic process (a dask worker, say) the shards cannot go to child processes.
+            processes=1 if multiprocessing.current_process().daemon else 0,
+        )
+        return method_config(method, options)
+
+    def subset(self, key: str | dg.MultiPartitionKey) -> SubsetSettings:
+        """The subset of a ``selected_subset`` partition."""
+        method, budget = self.partition(key)
+        return SubsetSettings(
+            method=method,
+            budget=budget,
+            config=self.selection_config(method, budget),
+            holdout=self.training.holdout if self.training else 0,
+            export_suffix=self.export_suffix,
+        )

@@ -1,0 +1,81 @@
+"""The pipeline's steps as plain functions, between the core (sources, scoring, selection, training, the law) and
+the Dagster plugin: each takes typed inputs and returns a frozen result that carries its version, its files
+(relative to the storage) and its figures, and turns into metadata and back (``results``).
+
+    raw data --observe_raw_data--> RawDataResult
+             --build_pool--> PoolResult
+             --score_pool / score_shard--> ScoresResult
+             --select_subset--> SubsetResult
+             --train_on_subset--> TrainingResult
+             --fit_entropy_law / assess_risk--> LawResult, RiskResult
+
+Nothing here knows Dagster: assets, checks and sensors read the upstream result, call one step, and hand back its
+metadata; the command line, audits and retention read the same results.
+"""
+
+from .holdout import evaluation_frame, holdout_mask
+from .law import assess_risk, fit_entropy_law, latest_points
+from .pool import build_pool, observe_raw_data
+from .results import (
+    FilePath,
+    LawResult,
+    Markdown,
+    MetadataError,
+    PoolResult,
+    RawDataResult,
+    RiskResult,
+    ScoresResult,
+    SubsetResult,
+    TrainingResult,
+    markdown_image,
+)
+from .scores import (
+    PoolScores,
+    ScoringSettings,
+    expected_versions,
+    gather_scores,
+    score_pool,
+    score_shard,
+    shard_versions,
+    stale_shards,
+)
+from .settings import BACKENDS, LawSettings, TrainingSettings
+from .subset import SubsetSettings, select_subset
+from .training import train_on_subset
+from .workspace import Workspace
+
+__all__ = [
+    "BACKENDS",
+    "FilePath",
+    "LawResult",
+    "LawSettings",
+    "Markdown",
+    "MetadataError",
+    "PoolResult",
+    "PoolScores",
+    "RawDataResult",
+    "RiskResult",
+    "ScoresResult",
+    "ScoringSettings",
+    "SubsetResult",
+    "SubsetSettings",
+    "TrainingResult",
+    "TrainingSettings",
+    "Workspace",
+    "assess_risk",
+    "build_pool",
+    "evaluation_frame",
+    "expected_versions",
+    "fit_entropy_law",
+    "gather_scores",
+    "holdout_mask",
+    "latest_points",
+    "markdown_image",
+    "observe_raw_data",
+    "score_pool",
+    "score_shard",
+    "select_subset",
+    "shard_versions",
+    "stale_shards",
+    "train_on_subset",
+]

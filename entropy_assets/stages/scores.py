@@ -1,0 +1,184 @@
+"""Pool to compression scores: per-sample compressed sizes, for the whole pool or one content-hash shard, and the
+pool's scores gathered back from its shards for selection.
+
+Unchanged content is never compressed again: sizes are reused by content hash from the previous scores, and a
+shard whose samples did not change (the same fingerprint) reuses its stored scores whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import polars as pl
+from upath import UPath
+
+from entropy_assets.compression import Compressor, make_compressor
+from entropy_assets.scoring import SCORES_SCHEMA, read_shard, score_samples, shard_keys
+from entropy_assets.storage import Storage
+from entropy_assets.versions import (
+    compressor_settings_hash,
+    gathered_scores_version,
+    scores_version,
+    shard_fingerprints,
+)
+
+from .results import PoolResult, ScoresResult
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How samples are scored, and into how many content-hash shards the pool is split."""
+
+    compressor: str = "zstd"
+    level: int | None = None
+    shards: int = 1
+
+    @cached_property
+    def compressor_hash(self) -> str:
+        """What names the compressor's settings in the scores' versions."""
+        return compressor_settings_hash(self.make_compressor())
+
+    def make_compressor(self) -> Compressor:
+        return make_compressor(self.compressor, self.level)
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1
+
+
+@dataclass(frozen=True)
+class PoolScores:
+    """The scores of every sample of a pool, row for row, and their version."""
+
+    frame: pl.DataFrame
+    version: str
+
+
+def score_pool(
+    workspace: Workspace, pool: PoolResult, scoring: ScoringSettings, previous: ScoresResult | None
+) -> ScoresResult:
+    """Scores of every sample of ``pool``; sizes in ``previous`` (the last scores) are reused by content hash."""
+    started = time.perf_counter()
+    storage = workspace.storage
+    compressor = scoring.make_compressor()
+    frame = storage.read_parquet(pool.file)
+    scores, rescored = score_samples(frame, compressor, _stored(storage, previous))
+    version = scores_version(pool.version, scoring.compressor_hash)
+    path = storage.write_version(scores, *workspace.folder("compression_scores"), f"{version}.parquet")
+    return _result(storage, path, version, pool, scores, rescored, started, compressor)
+
+
+def score_shard(
+    workspace: Workspace, pool: PoolResult, scoring: ScoringSettings, shard: str, previous: ScoresResult | None
+) -> ScoresResult:
+    """Scores of one shard of ``pool``, read alone from the pool's shard-ordered copy; a shard whose samples were
+    scored before with these settings is read back, not scored."""
+    started = time.perf_counter()
+    storage = workspace.storage
+    compressor = scoring.make_compressor()
+    fingerprint = pool_fingerprints(storage, pool, scoring.shards)[shard]
+    version = scores_version(fingerprint, scoring.compressor_hash)
+    folder = workspace.folder("compression_scores", shard)
+    if storage.exists(*folder, f"{version}.parquet"):  # the same samples, scored with the same settings
+        scores, rescored = storage.read_parquet(*folder, f"{version}.parquet"), 0
+    else:
+        index = shard_keys(scoring.shards).index(shard)
+        frame = read_shard(str(storage.path(pool.shard_file or pool.file)), index, scoring.shards)
+        scores, rescored = score_samples(frame, compressor, _stored(storage, previous))
+    path = storage.write_version(scores, *folder, f"{version}.parquet")
+    result = _result(storage, path, version, pool, scores, rescored, started, compressor)
+    return replace(result, shard=shard, shard_fingerprint=fingerprint, shards=scoring.shards)
+
+
+def pool_fingerprints(storage: Storage, pool: PoolResult, shards: int) -> dict[str, str]:
+    """The fingerprint of each shard of a pool, as the pool recorded them (or computed from its file, for a pool
+    made while the pipeline had another number of shards)."""
+    recorded = pool.shard_fingerprints
+    if recorded is not None and sorted(recorded) == shard_keys(shards):
+        return {shard: str(fingerprint) for shard, fingerprint in recorded.items()}
+    frame = pl.scan_parquet(str(storage.path(pool.file))).select("id", "content_hash").collect()
+    return shard_fingerprints(frame, shards)
+
+
+def expected_versions(storage: Storage, pool: PoolResult, scoring: ScoringSettings) -> dict[str, str]:
+    """The version every shard's scores must have to be current for ``pool``."""
+    return shard_versions(pool_fingerprints(storage, pool, scoring.shards), scoring)
+
+
+def shard_versions(fingerprints: Mapping[str, str], scoring: ScoringSettings) -> dict[str, str]:
+    """The version of each shard's scores, from the shards' fingerprints."""
+    return {shard: scores_version(fingerprint, scoring.compressor_hash) for shard, fingerprint in fingerprints.items()}
+
+
+def stale_shards(expected: Mapping[str, str], latest: Mapping[str, ScoresResult | None]) -> list[str]:
+    """The shards whose latest scores are missing or not of the ``expected`` version (older data, other settings)."""
+    return [
+        shard for shard, version in expected.items() if (found := latest.get(shard)) is None or found.version != version
+    ]
+
+
+def gather_scores(
+    workspace: Workspace,
+    pool: PoolResult,
+    frame: pl.DataFrame,
+    scoring: ScoringSettings,
+    latest: ScoresResult | Mapping[str, ScoresResult | None] | None,
+) -> PoolScores:
+    """The scores of every sample of ``frame`` (the pool ``pool`` names), row for row: the latest scores, or every
+    shard's latest scores. Scores of an older pool, or a shard not yet scored for this one, are an error that says
+    what to materialize."""
+    storage = workspace.storage
+    what = f"{workspace.name}/compression_scores"
+    if not scoring.sharded:
+        if not isinstance(latest, ScoresResult) or latest.pool_version != pool.version:
+            made = latest.pool_version if isinstance(latest, ScoresResult) else None
+            raise ValueError(
+                f"{what} was made from pool version {made}, not the latest {pool.version}; materialize it first"
+            )
+        return PoolScores(storage.read_parquet(latest.file), latest.version)
+    shards = latest if isinstance(latest, Mapping) else {}
+    expected = expected_versions(storage, pool, scoring)
+    stale = stale_shards(expected, shards)
+    if stale:
+        raise ValueError(
+            f"{what} shard(s) {', '.join(stale)} are not scored for pool version {pool.version} yet; materialize "
+            "those partitions first"
+        )
+    current = {shard: shards[shard] for shard in expected}
+    scores = pl.concat([storage.read_parquet(result.file) for result in current.values() if result is not None])
+    aligned = frame.select("id").join(scores.unique("id", keep="first"), on="id", how="left", maintain_order="left")
+    return PoolScores(aligned.select(list(SCORES_SCHEMA)), gathered_scores_version(expected))
+
+
+def _stored(storage: Storage, previous: ScoresResult | None) -> pl.DataFrame | None:
+    """The scores a materialization stored, if they still exist."""
+    if previous is None or not storage.exists(previous.file):
+        return None
+    return storage.read_parquet(previous.file)
+
+
+def _result(
+    storage: Storage,
+    path: UPath,
+    version: str,
+    pool: PoolResult,
+    scores: pl.DataFrame,
+    rescored: int,
+    started: float,
+    compressor: Compressor,
+) -> ScoresResult:
+    return ScoresResult(
+        path=str(path),
+        file=storage.relative(path),
+        version=version,
+        pool_version=pool.version,
+        rows=scores.height,
+        rescored=rescored,
+        seconds=round(time.perf_counter() - started, 3),
+        mean_ratio=float(scores["ratio"].mean() or 0.0),
+        compressor=compressor.describe(),
+    )

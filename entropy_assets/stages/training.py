@@ -1,0 +1,246 @@
+"""Subset to training run: the built-in trainer, a transformers model, an external trainer (through a launcher the
+caller provides, Dagster Pipes in the plugin), or metrics of a run made elsewhere; L, Z and the loss curve are
+stored under the subset version and the run.
+
+Built-in runs checkpoint beside their results, named by the subset version and the settings that shape the run,
+and a killed run resumes when it is run again on the same subset; the other backends start over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from entropy_assets.entropy_law import law_ratio
+from entropy_assets.plots import loss_curve_png
+from entropy_assets.records import preference_parts, training_text
+from entropy_assets.storage import Storage
+from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metrics_file
+from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
+from entropy_assets.versions import location_hash, settings_hash, subset_content_version
+
+from .holdout import evaluation_frame
+from .results import SubsetResult, TrainingResult
+from .settings import TrainingSettings
+from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from entropy_assets.training.builtin import BuiltinTrainerConfig
+
+Launcher = Callable[[Sequence[str], Mapping[str, Any]], Sequence[Any]]
+"""Runs an external trainer's command with extras (paths of the texts, method, budget, steps, seed) and returns the
+messages it reported: Dagster Pipes in the plugin."""
+
+
+def train_on_subset(
+    workspace: Workspace,
+    subset: SubsetResult,
+    method: str,
+    budget: int,
+    training: TrainingSettings,
+    *,
+    run_id: str,
+    launch: Launcher | None = None,
+) -> TrainingResult:
+    """Train on ``subset`` (selected by ``method`` at ``budget``) and store the run's metrics and loss curve as
+    ``<subset version>.<run id>.*``: nothing is overwritten. Preference pairs train on prompt + chosen, or with DPO
+    on the transformers backend."""
+    storage, log = workspace.storage, workspace.log
+    pool = storage.read_parquet(subset.pool_file)
+    chosen = storage.read_parquet(subset.file)
+    frame = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
+    train_texts, loss_kind = training_texts(frame)
+    evaluation = evaluation_frame(pool, training)
+    eval_texts = evaluation["text"].to_list()
+    folder = workspace.folder("training_run", f"{method}_{budget}")
+    checkpoint, resumed_from = None, 0
+    if training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
+        metrics = _train_dpo(log, training, frame, evaluation)
+    elif training.backend == "builtin":
+        checkpoint = checkpoint_path(storage, folder, subset.version, training, loss_kind, log)
+        metrics, resumed_from = _train_builtin(log, training, train_texts, eval_texts, loss_kind, checkpoint)
+    elif training.backend == "transformers":
+        metrics = _train_transformers(log, training, train_texts, eval_texts, loss_kind)
+    elif training.backend == "pipes":
+        if launch is None:
+            raise ValueError("training backend 'pipes' needs a launcher for its command")
+        metrics = _train_pipes(launch, training, train_texts, eval_texts, method, budget)
+    else:
+        metrics = load_metrics_file(training.metrics_path.format(method=method, budget=budget))
+    curve = loss_curve_png(metrics.step_losses, f"{method}, budget {budget}: training loss")
+    stem = f"{subset.version}.{run_id[:8]}"
+    storage.write_bytes(curve, *folder, f"{stem}.loss_curve.png")
+    path = storage.write_bytes(json.dumps(metrics.to_dict()).encode("utf-8"), *folder, f"{stem}.json")
+    if checkpoint is not None:  # only now that the results are stored
+        _remove_checkpoints(log, checkpoint)
+    return TrainingResult(
+        path=str(path),
+        file=storage.relative(path),
+        method=method,
+        budget=budget,
+        first_epoch_loss=metrics.first_epoch_loss,
+        eval_loss=metrics.eval_loss,
+        performance=metrics.performance(training.score),
+        performance_measure=training.score or "eval_loss (lower is better)",
+        loss_kind=metrics.loss_kind,
+        steps=metrics.steps,
+        tokens=metrics.tokens,
+        seconds=round(metrics.seconds, 3),
+        tokens_per_second=round(metrics.tokens_per_second, 1),
+        subset_ratio_zlib9=round(law_ratio(train_texts), 4),
+        subset_samples=len(train_texts),
+        subset_version=subset_content_version(frame["content_hash"].to_list()),
+        selected_subset_version=subset.version,
+        subset_file=subset.file,
+        pool_file=subset.pool_file,
+        pool_version=subset.pool_version,
+        backend=training.backend,
+        scores=dict(metrics.scores),
+        resumed_from_step=resumed_from,
+        loss_curve=curve,
+    )
+
+
+def training_texts(subset: pl.DataFrame) -> tuple[list[str], str]:
+    """What a causal LM trains on, and which loss that makes L: preference pairs train on prompt + chosen."""
+    formats = subset["format"].to_list()
+    if "preference" not in formats:
+        return subset["text"].to_list(), "causal_lm"
+    records = [json.loads(r) for r in subset["record"].to_list()]
+    return [training_text(r, f) for r, f in zip(records, formats, strict=True)], "causal_lm_prompt_chosen"
+
+
+def checkpoint_path(
+    storage: Storage,
+    folder: tuple[str, ...],
+    subset_version: str,
+    training: TrainingSettings,
+    loss_kind: str,
+    log: logging.Logger,
+) -> Path:
+    """Where a built-in run of this partition checkpoints: beside its results, named by the subset version and a
+    hash of the settings that shape the run, so that only a rerun on the same subset resumes. A remote storage
+    gets a folder of the local temporary directory instead (a rerun on the same machine resumes)."""
+    config = {k: v for k, v in asdict(_builtin_config(training)).items() if k != "checkpoint_every"}
+    described = {"config": config, "loss_kind": loss_kind, "eval": [list(training.eval_paths), training.holdout]}
+    name = f"{subset_version}.{settings_hash(described)}.checkpoint.pt"
+    target = storage.local_path(*folder, name)
+    if target is not None:
+        return target
+    local = Path(tempfile.gettempdir(), "entropy_assets_checkpoints", location_hash(storage.base_path), *folder, name)
+    log.info(f"storage {storage.base_path} is remote: the training checkpoint is kept locally at {local}")
+    return local
+
+
+def _remove_checkpoints(log: logging.Logger, checkpoint: Path) -> None:
+    """Remove the finished run's checkpoint and those that killed runs of the partition's older subsets left."""
+    for path in sorted(checkpoint.parent.glob("*.checkpoint.pt")):
+        path.unlink(missing_ok=True)
+        if path != checkpoint:
+            log.info(f"removed the stale checkpoint {path.name} of an unfinished run on another subset")
+
+
+def _pairs(frame: pl.DataFrame) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) of the frame's preference records."""
+    rows = frame.filter(pl.col("format") == "preference")["record"].to_list()
+    return [preference_parts(json.loads(record)) for record in rows]
+
+
+def _trainer_settings(training: TrainingSettings, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Seed and steps (equal compute) from the training settings, then the trainer's own overrides."""
+    return {"seed": training.seed, "max_steps": training.steps, **overrides}
+
+
+def _builtin_config(training: TrainingSettings) -> BuiltinTrainerConfig:
+    from entropy_assets.training.builtin import BuiltinTrainerConfig
+
+    return BuiltinTrainerConfig(**_trainer_settings(training, training.builtin))
+
+
+def _step_logger(log: logging.Logger) -> Callable[[int, float], None]:
+    def report(step: int, loss: float) -> None:
+        if step % 25 == 0:
+            log.info(f"step {step}: loss {loss:.4f}")
+
+    return report
+
+
+def _train_builtin(
+    log: logging.Logger,
+    training: TrainingSettings,
+    train_texts: list[str],
+    eval_texts: list[str],
+    loss_kind: str,
+    checkpoint: Path,
+) -> tuple[RunMetrics, int]:
+    """The built-in trainer's run, resumed from ``checkpoint`` when a killed run of the same subset and settings
+    left one; the metrics and the step it resumed from (0 when fresh). The checkpoint is kept for the caller."""
+    from entropy_assets.training.builtin import train_builtin
+
+    resumed: list[int] = []
+    metrics = train_builtin(
+        train_texts,
+        eval_texts,
+        _builtin_config(training),
+        on_step=_step_logger(log),
+        loss_kind=loss_kind,
+        checkpoint=checkpoint,
+        keep_checkpoint=True,
+        on_resume=resumed.append,
+        logger=log,
+    )
+    return metrics, resumed[0] if resumed else 0
+
+
+def _train_transformers(
+    log: logging.Logger, training: TrainingSettings, train_texts: list[str], eval_texts: list[str], loss_kind: str
+) -> RunMetrics:
+    """Next-token training of a transformers model (torch and transformers are optional extras, imported only
+    here). It is not checkpointed: a killed run starts over."""
+    from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
+
+    config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
+    return train_transformers(train_texts, eval_texts, config, on_step=_step_logger(log), loss_kind=loss_kind)
+
+
+def _train_dpo(
+    log: logging.Logger, training: TrainingSettings, subset: pl.DataFrame, evaluation: pl.DataFrame
+) -> RunMetrics:
+    from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_dpo
+
+    config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
+    return train_dpo(_pairs(subset), _pairs(evaluation), config, on_step=_step_logger(log))
+
+
+def _train_pipes(
+    launch: Launcher,
+    training: TrainingSettings,
+    train_texts: list[str],
+    eval_texts: list[str],
+    method: str,
+    budget: int,
+) -> RunMetrics:
+    """An external trainer's run: the texts go to it as JSON lines, its per-step losses and final metrics come back
+    as messages."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {"train_path": Path(folder) / "train.jsonl", "eval_path": Path(folder) / "eval.jsonl"}
+        for key, texts in (("train_path", train_texts), ("eval_path", eval_texts)):
+            paths[key].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+        extras = {**{k: str(v) for k, v in paths.items()}, "method": method, "budget": budget}
+        extras |= {"steps": training.steps, "seed": training.seed}
+        messages = launch(list(training.command), extras)
+    steps = [m for m in messages if isinstance(m, dict) and m.get("type") == STEP_MESSAGE]
+    finished = [m for m in messages if isinstance(m, dict) and m.get("type") == FINISH_MESSAGE]
+    if not finished:
+        raise MetricsError(f"the trainer {list(training.command)} exited without reporting its final metrics")
+    final = dict(finished[-1])
+    final["step_losses"] = [m["loss"] for m in sorted(steps, key=lambda m: m["step"])]
+    final["steps"] = len(steps)
+    return RunMetrics.from_dict(final, f"the trainer {list(training.command)}")
