@@ -13,6 +13,9 @@ hashes that decide whether a checkpoint belongs to a run.
 - runs and checkpoints: ``settings_hash`` of what shapes a run, ``input_fingerprint`` of a selection's inputs,
   ``run_fingerprint`` of a training run's data and settings, ``location_hash`` of a storage's base path;
 - ``files_signature``: names, sizes and modification times, to skip hashing unchanged files.
+
+A sample's content hash is not here: it is a column of the pool itself, made where records become rows
+(``sources.builder``), and every version above that names samples is built from it.
 """
 
 from __future__ import annotations

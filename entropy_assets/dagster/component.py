@@ -86,12 +86,13 @@ def defs_yaml(type_name: str, name: str, given: dict[str, Any]) -> str:
     and the main settings, commented, with their defaults."""
     attributes = {"name": name, "paths": [f"data/{name}"], "storage_path": ".entropy_storage", **given}
     lines = [f"type: {type_name}", "", "attributes:"]
-    if "paths" not in given:
-        lines.append(
-            "  # Files, folders or globs of records (JSON, JSONL, parquet, text), relative to the project root."
-        )
     dumped = yaml.safe_dump(attributes, sort_keys=False, default_flow_style=None, allow_unicode=True)
-    lines += [f"  {line}" for line in dumped.splitlines()]
+    for line in dumped.splitlines():
+        if line.startswith("paths:") and "paths" not in given:
+            lines.append(
+                "  # Files, folders or globs of records (JSON, JSONL, parquet, text), relative to the project root:"
+            )
+        lines.append(f"  {line}")
     for key, default, about in _COMMENTED:
         if key not in given:
             lines.append(f"  # {key}: {default}" + (f"  # {about}" if about else ""))

@@ -22,13 +22,21 @@ from .storage import EntropyStorage
 from .training import training_asset
 
 
+_SHARED_STORAGE: dict[str, EntropyStorage] = {}
+_PIPES_CLIENT = dg.PipesSubprocessClient()
+
+
 def selection_pipeline_defs(settings: SelectionPipeline, *, storage: EntropyStorage | None = None) -> dg.Definitions:
-    """The assets of ``settings`` as Definitions, with the storage resource (a local folder by default)."""
+    """The assets of ``settings`` as Definitions, with the storage resource (a local folder by default).
+
+    Several pipelines load side by side (a project's ``defs/`` with a folder each) when they share a storage base
+    path: Dagster merges definitions only where each resource key holds the very same object, so every pipeline of
+    a process gets the one ``EntropyStorage`` of its base path, and one Pipes client."""
     storage = storage or EntropyStorage()
     storage.storage()  # refuses a credential in the base path now; the settings' own are refused by the settings
-    resources: dict[str, Any] = {"entropy_storage": storage}
+    resources: dict[str, Any] = {"entropy_storage": _SHARED_STORAGE.setdefault(storage.base_path, storage)}
     if settings.training is not None:
-        resources["pipes_subprocess_client"] = dg.PipesSubprocessClient()
+        resources["pipes_subprocess_client"] = _PIPES_CLIENT
     sensors: list[Any] = []
     schedules: list[Any] = []
     raw_key = settings.key("raw_data")
