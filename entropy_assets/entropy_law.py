@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import optimize, stats
 
 from entropy_assets.compression import make_compressor, set_ratio
 
@@ -501,6 +500,8 @@ def _least_squares(x: np.ndarray, y: np.ndarray, form: str) -> tuple[float, floa
     else:
         slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
         start = (math.exp(intercept), slope)
+    from scipy import optimize  # imported when a fit is made: loading scipy takes about a second
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", optimize.OptimizeWarning)
@@ -530,4 +531,6 @@ def _leave_one_out_rmse(
 
 
 def _t_quantile(level: float, dof: int) -> float:
+    from scipy import stats
+
     return float(stats.t.ppf((1.0 + level) / 2.0, max(dof, 1)))

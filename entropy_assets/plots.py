@@ -1,4 +1,7 @@
-"""matplotlib figures, rendered to small PNGs for reports and asset metadata."""
+"""matplotlib figures, rendered to small PNGs for reports and asset metadata.
+
+matplotlib is imported when the first figure is drawn, not with this module: a process that draws none (a
+scoring step, the command line) does not pay the half second it takes to load."""
 
 from __future__ import annotations
 
@@ -7,14 +10,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: figures are only rendered to files
-
-import matplotlib.pyplot as plt
 import numpy as np
 
 from entropy_assets.entropy_law import CurveFit, LawPoint, data_versions
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot``, with the Agg backend: figures are only rendered to files, never shown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 class _Figure:
@@ -27,7 +35,7 @@ class _Figure:
 
 @contextmanager
 def _figure(dpi: int, *, rows: int = 1, size: tuple[float, float] = (6, 3.2)) -> Iterator[tuple[_Figure, Any]]:
-    figure, axes = plt.subplots(rows, 1, figsize=size, dpi=dpi, sharex=rows > 1, squeeze=True)
+    figure, axes = _pyplot().subplots(rows, 1, figsize=size, dpi=dpi, sharex=rows > 1, squeeze=True)
     rendered = _Figure(figure)
     try:
         yield rendered, axes
@@ -36,7 +44,7 @@ def _figure(dpi: int, *, rows: int = 1, size: tuple[float, float] = (6, 3.2)) ->
         figure.savefig(buffer, format="png")
         rendered.png = buffer.getvalue()
     finally:
-        plt.close(figure)
+        _pyplot().close(figure)
 
 
 def ratio_histogram_png(series: Mapping[str, np.ndarray], title: str, *, dpi: int = 80) -> bytes:
@@ -90,7 +98,7 @@ def law_scatter_png(
     Points with ``fitted`` False (excluded from the fit) are drawn hollow.
     """
     versions = data_versions(points)
-    colours = plt.get_cmap("tab10")
+    colours = _pyplot().get_cmap("tab10")
     fitted = list(fitted) if fitted is not None else [True] * len(points)
     with _figure(dpi, size=(7, 4.4)) as (figure, axes):
         if curve is not None:

@@ -21,7 +21,6 @@ from .shards import shard_sensor
 from .storage import EntropyStorage
 from .training import training_asset
 
-
 _SHARED_STORAGE: dict[str, EntropyStorage] = {}
 _PIPES_CLIENT = dg.PipesSubprocessClient()
 
