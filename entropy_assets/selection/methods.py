@@ -1,8 +1,8 @@
-"""Every selection method by name, with how its configuration is made and how it runs: the one registry that the
-command line and the Dagster plugin both read.
+"""Every selection method by name, with how its configuration is made and the function that runs it: the one
+registry that the command line and the Dagster plugin both read.
 
 ``method_config(name, options)`` validates a method's settings before any data is read; ``select(pool,
-config)`` runs whichever method the configuration belongs to.
+config)`` runs the method the configuration belongs to (``method_of(config)``).
 """
 
 from __future__ import annotations
@@ -45,13 +45,18 @@ class SelectionOptions:
     """``zip_hierarchical``: worker processes for the shards; 0 means one per core."""
 
 
+Run = Callable[[pl.DataFrame, SelectionConfig, Progress | None, SelectionCheckpoint | None], Selection]
+"""A method's function: the pool, its configuration, a progress callback and a checkpoint (each may be ignored)."""
+
+
 @dataclass(frozen=True)
 class SelectionMethod:
-    """A method's name, what it does, and how its configuration is made from the shared options."""
+    """A method's name, what it does, how its configuration is made from the shared options, and its function."""
 
     name: str
     description: str
     configure: Callable[[SelectionOptions], SelectionConfig]
+    run: Run
     checkpoints: bool
     """Whether a run saves its rounds to a checkpoint and resumes after a kill (baselines are fast and keep none)."""
 
@@ -88,6 +93,27 @@ def _zip_hierarchical(options: SelectionOptions) -> HierarchicalConfig:
     )
 
 
+def _run_zip(
+    pool: pl.DataFrame, config: SelectionConfig, progress: Progress | None, checkpoint: SelectionCheckpoint | None
+) -> Selection:
+    assert isinstance(config, ZipConfig)
+    return zip_select(pool, config, progress, checkpoint=checkpoint)
+
+
+def _run_hierarchical(
+    pool: pl.DataFrame, config: SelectionConfig, _progress: Progress | None, checkpoint: SelectionCheckpoint | None
+) -> Selection:
+    assert isinstance(config, HierarchicalConfig)
+    return hierarchical_zip_select(pool, config, checkpoint=checkpoint)
+
+
+def _run_baseline(
+    pool: pl.DataFrame, config: SelectionConfig, _progress: Progress | None, _checkpoint: SelectionCheckpoint | None
+) -> Selection:
+    assert isinstance(config, BaselineConfig)
+    return baseline_select(pool, config)
+
+
 def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
     def configure(options: SelectionOptions) -> BaselineConfig:
         return BaselineConfig(
@@ -113,12 +139,19 @@ _BASELINE_DESCRIPTIONS = {
 SELECTION_METHODS: Mapping[str, SelectionMethod] = {
     method.name: method
     for method in (
-        SelectionMethod("zip", "ZIP: canonical text, zstd over the chosen set, lazy re-scoring", _zip, True),
-        SelectionMethod("zip_paper", "ZIP as published: zlib level 9 over whole records", _zip_paper, True),
+        SelectionMethod("zip", "ZIP: canonical text, zstd over the chosen set, lazy re-scoring", _zip, _run_zip, True),
+        SelectionMethod("zip_paper", "ZIP as published: zlib-9 over whole records", _zip_paper, _run_zip, True),
         SelectionMethod(
-            "zip_hierarchical", "ZIP within content-hash shards, then over their winners", _zip_hierarchical, True
+            "zip_hierarchical",
+            "ZIP within content-hash shards, then over their winners",
+            _zip_hierarchical,
+            _run_hierarchical,
+            True,
         ),
-        *(SelectionMethod(name, _BASELINE_DESCRIPTIONS[name], _baseline(name), False) for name in BASELINES),
+        *(
+            SelectionMethod(name, _BASELINE_DESCRIPTIONS[name], _baseline(name), _run_baseline, False)
+            for name in BASELINES
+        ),
     )
 }
 """Every method, by name."""
@@ -134,6 +167,15 @@ def method_config(name: str, options: SelectionOptions) -> SelectionConfig:
     return SELECTION_METHODS[name].configure(options)
 
 
+def method_of(config: SelectionConfig) -> str:
+    """The name of the method ``config`` configures."""
+    if isinstance(config, HierarchicalConfig):
+        return "zip_hierarchical"
+    if isinstance(config, ZipConfig):
+        return "zip_paper" if config.mode == "paper" else "zip"
+    return config.method
+
+
 def select(
     pool: pl.DataFrame,
     config: SelectionConfig,
@@ -143,8 +185,4 @@ def select(
 ) -> Selection:
     """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round, and
     ``checkpoint`` (ignored by baselines) lets a killed run resume."""
-    if isinstance(config, HierarchicalConfig):
-        return hierarchical_zip_select(pool, config, checkpoint=checkpoint)
-    if isinstance(config, ZipConfig):
-        return zip_select(pool, config, progress, checkpoint=checkpoint)
-    return baseline_select(pool, config)
+    return SELECTION_METHODS[method_of(config)].run(pool, config, progress, checkpoint)

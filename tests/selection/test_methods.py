@@ -10,7 +10,7 @@ import pytest
 
 from entropy_assets.selection.baselines import BaselineConfig
 from entropy_assets.selection.hierarchical import HierarchicalConfig
-from entropy_assets.selection.methods import METHODS, SelectionOptions, method_config, select
+from entropy_assets.selection.methods import METHODS, SelectionOptions, method_config, method_of, select
 from entropy_assets.selection.zip import ZipConfig
 from entropy_assets.sources import load_pool
 
@@ -24,6 +24,7 @@ def alpaca(raw_dir: Path) -> pl.DataFrame:
 @pytest.mark.parametrize("name", METHODS)
 def test_every_method_selects_its_budget_and_records_the_configuration_it_ran(alpaca: pl.DataFrame, name: str) -> None:
     config = method_config(name, SelectionOptions(budget=40, k1=200, k2=30, k3=10, shards=3, n_jobs=1))
+    assert method_of(config) == name
     selection = select(alpaca, config)
     assert selection.method == name
     assert len(selection) == 40 and selection.provenance["id"].n_unique() == 40
