@@ -15,6 +15,7 @@ import polars as pl
 
 from entropy_assets.entropy_law import data_versions
 from entropy_assets.stages import RawDataResult, SubsetResult, TrainingResult
+from entropy_assets.stages.churn import changes_by_reason, subset_changes
 
 from .events import StoredResult, all_results, written_under
 from .law import law_points
@@ -102,10 +103,8 @@ def audit_run(
 def diff_subsets(
     instance: dg.DagsterInstance, pipeline: str, partition: str, *, old: str | None = None, new: str | None = None
 ) -> Audit:
-    """Samples added to and removed from a subset between two of its versions (by default the last two), and why:
-    ``new data`` (not in the older pool), ``changed content`` (same id, other content), ``removed from data``
-    (not in the newer pool), or ``outscored`` (in both pools, unchanged, and chosen in only one). Samples chosen
-    in both whose content changed are listed too."""
+    """Samples added to and removed from a subset between two of its versions (by default the last two), and why
+    (``subset_changes``)."""
     key = dg.AssetKey([pipeline, "selected_subset"])
     versions: dict[str, SubsetResult] = {}
     for _record, subset in all_results(instance, key, SubsetResult, partition):
@@ -118,28 +117,8 @@ def diff_subsets(
     before, after = versions[old_version], versions[new_version]
     old_subset, new_subset = _read(before, before.file, "file"), _read(after, after.file, "file")
     old_pool, new_pool = _read(before, before.pool_file, "pool_file"), _read(after, after.pool_file, "pool_file")
-    old_hash = dict(zip(old_pool["id"], old_pool["content_hash"], strict=True))
-    new_hash = dict(zip(new_pool["id"], new_pool["content_hash"], strict=True))
+    rows = subset_changes(old_subset, new_subset, old_pool, new_pool)
     old_ids, new_ids = set(old_subset["id"]), set(new_subset["id"])
-    rows = []
-    for sample in sorted(new_ids - old_ids):
-        reason = "new data" if sample not in old_hash else "changed content"
-        if sample in old_hash and old_hash[sample] == new_hash[sample]:
-            reason = "outscored (now chosen)"
-        rows.append({"change": "added", "id": sample, "reason": reason})
-    for sample in sorted(old_ids - new_ids):
-        reason = "removed from data" if sample not in new_hash else "changed content"
-        if sample in new_hash and new_hash[sample] == old_hash[sample]:
-            reason = "outscored (no longer chosen)"
-        rows.append({"change": "removed", "id": sample, "reason": reason})
-    old_chosen = dict(zip(old_subset["id"], old_subset["content_hash"], strict=True))
-    new_chosen = dict(zip(new_subset["id"], new_subset["content_hash"], strict=True))
-    for sample in sorted(old_ids & new_ids):
-        if old_chosen[sample] != new_chosen[sample]:
-            rows.append({"change": "content changed", "id": sample, "reason": "changed content, still chosen"})
-    reasons: dict[str, int] = {}
-    for row in rows:
-        reasons[f"{row['change']}: {row['reason']}"] = reasons.get(f"{row['change']}: {row['reason']}", 0) + 1
     facts = {
         "old_version": old_version,
         "new_version": new_version,
@@ -151,7 +130,7 @@ def diff_subsets(
         "kept_with_changed_content": sum(r["change"] == "content changed" for r in rows),
         "added": len(new_ids - old_ids),
         "removed": len(old_ids - new_ids),
-        "by_reason": reasons,
+        "by_reason": changes_by_reason(rows),
     }
     return Audit(f"{pipeline}/selected_subset[{partition}]: {old_version} -> {new_version}", facts, rows)
 
