@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -10,37 +12,52 @@ import pytest
 
 from entropy_assets.cli import main as cli
 from entropy_assets.dagster.audit import AuditError, audit_run, diff_subsets, history
+from entropy_assets.dagster.events import latest
 from entropy_assets.dagster.retention import plan_prune
+from entropy_assets.stages import TrainingResult
 
 from .test_automation import TRAINING, trained_graph
-from .test_pipeline import SUBSET
+from .test_pipeline import SUBSET, Graph
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_run_audit_names_its_subset_pool_raw_files_and_samples(data_dir: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def trained(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Graph, Path, Path]]:
+    """Every asset and partition materialized once on 800 real records, for the audits that only read: the graph,
+    its data folder and its root (storage in ``root / 'store'``)."""
+    root = tmp_path_factory.mktemp("audit")
+    data = root / "data"
+    data.mkdir()
+    for name in ("fastchat_dummy_conversation.json", "pretrain_c4_demo.jsonl"):
+        shutil.copy(raw_dir / name, data)
     with dg.instance_for_test() as instance:
-        graph = trained_graph(data_dir, tmp_path, instance)
-        audit = audit_run(instance, "t", partition="zip")
-        facts = audit.facts
-        assert facts["raw_files"] == {str(p): sha256(p) for p in sorted(data_dir.iterdir())}
-        assert facts["samples"] == 60 and len(audit.rows) == 60
-        run = graph.metadata(graph.run([TRAINING], "zip"), TRAINING)
-        assert facts["selected_subset_version"] == run["selected_subset_version"]
-        subset = pl.read_parquet(tmp_path / "store" / str(facts["subset_file"]))
-        assert [row["id"] for row in audit.rows] == subset.sort("rank")["id"].to_list()
-        pool = pl.read_parquet(tmp_path / "store" / str(facts["pool_file"]))
-        assert set(subset["id"]) <= set(pool["id"])
-        assert str(facts["pool_file"]).endswith(f"{facts['raw_data_version']}.parquet")
-        # By run id too, and in every output form.
-        by_id = audit_run(instance, "t", run_id=run_id_of(instance, "random")[:8])
-        assert by_id.facts["partition"] == "random"
-        assert json.loads(by_id.render("json"))["samples"] == 60
-        assert by_id.render("markdown").startswith("### training run")
-        with pytest.raises(AuditError, match="no materialization"):
-            audit_run(instance, "t", run_id="ffffffff")
+        yield trained_graph(data, root, instance), data, root
+
+
+def test_a_run_audit_names_its_subset_pool_raw_files_and_samples(trained: tuple[Graph, Path, Path]) -> None:
+    graph, data_dir, root = trained
+    instance = graph.instance
+    audit = audit_run(instance, "t", partition="zip")
+    facts = audit.facts
+    assert facts["raw_files"] == {str(p): sha256(p) for p in sorted(data_dir.iterdir())}
+    assert facts["samples"] == 60 and len(audit.rows) == 60
+    run = latest(instance, TRAINING, TrainingResult, "zip")
+    assert run is not None and facts["selected_subset_version"] == run.selected_subset_version
+    subset = pl.read_parquet(root / "store" / str(facts["subset_file"]))
+    assert [row["id"] for row in audit.rows] == subset.sort("rank")["id"].to_list()
+    pool = pl.read_parquet(root / "store" / str(facts["pool_file"]))
+    assert set(subset["id"]) <= set(pool["id"])
+    assert str(facts["pool_file"]).endswith(f"{facts['raw_data_version']}.parquet")
+    # By run id too, and in every output form.
+    by_id = audit_run(instance, "t", run_id=run_id_of(instance, "random")[:8])
+    assert by_id.facts["partition"] == "random"
+    assert json.loads(by_id.render("json"))["samples"] == 60
+    assert by_id.render("markdown").startswith("### training run")
+    with pytest.raises(AuditError, match="no materialization"):
+        audit_run(instance, "t", run_id="ffffffff")
 
 
 def run_id_of(instance: dg.DagsterInstance, partition: str) -> str:
@@ -86,14 +103,12 @@ def test_a_subset_diff_says_what_changed_and_why(data_dir: Path, tmp_path: Path)
         assert cli(["audit", "diff", "--dagster-home", home, "--partition", "random", "--format", "markdown"]) == 0
 
 
-def test_history_lists_r_and_l_per_data_version(data_dir: Path, tmp_path: Path) -> None:
-    with dg.instance_for_test() as instance:
-        trained_graph(data_dir, tmp_path, instance)
-        audit = history(instance, "t")
-        assert audit.facts == {"runs": 3, "data_versions": 1}
-        assert {row["method"] for row in audit.rows} == {"zip", "random", "dedup"}
-        assert all(row["L"] == 3.0 and row["version"] == "v1" for row in audit.rows)
-        assert "R and L by data version" in audit.render("table")
+def test_history_lists_r_and_l_per_data_version(trained: tuple[Graph, Path, Path]) -> None:
+    audit = history(trained[0].instance, "t")
+    assert audit.facts == {"runs": 3, "data_versions": 1}
+    assert {row["method"] for row in audit.rows} == {"zip", "random", "dedup"}
+    assert all(row["L"] == 3.0 and row["version"] == "v1" for row in audit.rows)
+    assert "R and L by data version" in audit.render("table")
 
 
 def test_pruning_is_explicit_and_keeps_what_kept_runs_use(data_dir: Path, tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """A sharded pipeline: compression scores partitioned by content-hash shard, and hierarchical ZIP over the shards."""
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -33,75 +35,82 @@ def append_document(data_dir: Path, text: str) -> None:
         handle.write(json.dumps({"text": text}) + "\n")
 
 
-def test_shards_score_the_whole_pool_as_one_run_would(data_dir: Path, tmp_path: Path) -> None:
-    with dg.instance_for_test() as instance:
-        graph = Graph(sharded(data_dir), tmp_path / "store", instance)
-        graph.run([RAW])
-        pool_meta = graph.metadata(graph.run([POOL]), POOL)
-        assert sorted(pool_meta["shard_fingerprints"]) == shard_keys(SHARDS)
-        ordered = pl.read_parquet(tmp_path / "store" / str(pool_meta["shard_file"]))
-        assert ordered.height == 800 and ordered["shard"].is_sorted()
-        scores = score_shards(graph)
-        assert sum(int(m["dagster/row_count"]) for m in scores.values()) == 800
-        assert all(m["rescored"] == m["dagster/row_count"] > 100 for m in scores.values())
+Scored = tuple[Graph, Path, dict[str, object], dict[str, dict[str, object]]]
 
-        pool = pl.read_parquet(tmp_path / "store" / str(pool_meta["file"]))
-        stored = pl.concat([pl.read_parquet(tmp_path / "store" / str(m["file"])) for m in scores.values()])
-        whole, _ = score_samples(pool.select("id", "content_hash", "n_bytes", "text"), make_compressor("zstd"))
-        assert stored.sort("id").equals(whole.sort("id"))
-        for shard, metadata in scores.items():  # each shard holds exactly its own samples
-            frame = pl.read_parquet(tmp_path / "store" / str(metadata["file"]))
-            assert set(shard_of(frame["content_hash"], SHARDS)) == {shard_keys(SHARDS).index(shard)}
+
+@pytest.fixture(scope="module")
+def scored(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scored]:
+    """A sharded pipeline on 800 real records with its pool and every shard of its scores materialized, shared by the
+    tests that only read it or add subsets: the graph, its storage, and the metadata of the pool and the shards."""
+    root = tmp_path_factory.mktemp("sharded")
+    data = root / "data"
+    data.mkdir()
+    for name in ("fastchat_dummy_conversation.json", "pretrain_c4_demo.jsonl"):
+        shutil.copy(raw_dir / name, data)
+    with dg.instance_for_test() as instance:
+        graph = Graph(sharded(data), root / "store", instance)
+        graph.run([RAW])
+        pool = graph.metadata(graph.run([POOL]), POOL)
+        yield graph, root / "store", pool, score_shards(graph)
+
+
+def test_shards_score_the_whole_pool_as_one_run_would(scored: Scored) -> None:
+    _, store, pool_meta, scores = scored
+    assert sorted(pool_meta["shard_fingerprints"]) == shard_keys(SHARDS)  # type: ignore[call-overload]
+    ordered = pl.read_parquet(store / str(pool_meta["shard_file"]))
+    assert ordered.height == 800 and ordered["shard"].is_sorted()
+    assert sum(int(m["dagster/row_count"]) for m in scores.values()) == 800  # type: ignore[call-overload]
+    assert all(m["rescored"] == m["dagster/row_count"] > 100 for m in scores.values())  # type: ignore[operator]
+
+    pool = pl.read_parquet(store / str(pool_meta["file"]))
+    stored = pl.concat([pl.read_parquet(store / str(m["file"])) for m in scores.values()])
+    whole, _ = score_samples(pool.select("id", "content_hash", "n_bytes", "text"), make_compressor("zstd"))
+    assert stored.sort("id").equals(whole.sort("id"))
+    for shard, metadata in scores.items():  # each shard holds exactly its own samples
+        frame = pl.read_parquet(store / str(metadata["file"]))
+        assert set(shard_of(frame["content_hash"], SHARDS)) == {shard_keys(SHARDS).index(shard)}
 
 
 def test_a_data_change_rescores_only_the_shards_it_touched(data_dir: Path, tmp_path: Path) -> None:
-    with dg.instance_for_test() as instance:
-        graph = Graph(sharded(data_dir), tmp_path / "store", instance)
-        graph.run([RAW, POOL])
-        first = score_shards(graph)
-
-        append_document(data_dir, "A new document about content-hash shards and what they rescore.")
-        graph.run([RAW, POOL])
-        second = score_shards(graph)
-        changed = {shard for shard in first if first[shard]["version"] != second[shard]["version"]}
-        assert len(changed) == 1
-        (shard,) = changed
-        assert second[shard]["rescored"] == 1 and second[shard]["reused"] == first[shard]["dagster/row_count"]
-        for other in set(first) - changed:  # untouched shards reuse their stored file whole
-            assert second[other]["rescored"] == 0 and second[other]["file"] == first[other]["file"]
-
-
-def test_subsets_select_over_every_shard_and_hierarchical_zip_stays_close(data_dir: Path, tmp_path: Path) -> None:
-    with dg.instance_for_test() as instance:
-        graph = Graph(sharded(data_dir), tmp_path / "store", instance)
-        graph.run([RAW, POOL])
-        score_shards(graph)
-        ratios = {}
-        for method in ("zip", "zip_hierarchical", "random"):
-            metadata = graph.metadata(graph.run([SUBSET], method), SUBSET)
-            assert metadata["size"] == 60
-            ratios[method] = metadata["compression_ratio_zlib9"]
-            provenance = pl.read_parquet(str(metadata["path"]))
-            assert provenance["id"].n_unique() == 60
-        assert ratios["zip_hierarchical"] < ratios["random"]
-        assert ratios["zip_hierarchical"] < ratios["zip"] * 1.1
-        hierarchical = graph.metadata(graph.run([SUBSET], "zip_hierarchical"), SUBSET)
-        assert hierarchical["config"]["shards"] == SHARDS
-
-
-def test_a_subset_refuses_scores_of_older_data_and_names_the_shard(data_dir: Path, tmp_path: Path) -> None:
+    """After one new document, the subsets refuse the old scores, naming the stale shard, and writing nothing;
+    scoring again rescores that shard alone."""
     with dg.instance_for_test() as instance:
         store = tmp_path / "store"
         graph = Graph(sharded(data_dir), store, instance)
         graph.run([RAW, POOL])
-        score_shards(graph)
-        append_document(data_dir, "Another new document, which lands in exactly one shard.")
+        first = score_shards(graph)
+
+        append_document(data_dir, "A new document about content-hash shards and what they rescore.")
         graph.run([RAW, POOL])
         result = graph.run([SUBSET], "random", raise_on_error=False)
         assert not result.success
         error = str(result.get_step_failure_events()[0].step_failure_data.error)
         assert "shard(s)" in error and "are not scored for pool version" in error
         assert not (store / "t" / "selected_subset").exists()
+
+        second = score_shards(graph)
+        changed = {shard for shard in first if first[shard]["version"] != second[shard]["version"]}
+        assert len(changed) == 1
+        (shard,) = changed
+        assert second[shard]["rescored"] == 1 and second[shard]["reused"] == first[shard]["dagster/row_count"]
+        assert f"shard(s) {shard} are not scored" in error
+        for other in set(first) - changed:  # untouched shards reuse their stored file whole
+            assert second[other]["rescored"] == 0 and second[other]["file"] == first[other]["file"]
+
+
+def test_subsets_select_over_every_shard_and_hierarchical_zip_stays_close(scored: Scored) -> None:
+    graph = scored[0]
+    ratios = {}
+    for method in ("zip", "zip_hierarchical", "random"):
+        metadata = graph.metadata(graph.run([SUBSET], method), SUBSET)
+        assert metadata["size"] == 60
+        ratios[method] = metadata["compression_ratio_zlib9"]
+        provenance = pl.read_parquet(str(metadata["path"]))
+        assert provenance["id"].n_unique() == 60
+    assert ratios["zip_hierarchical"] < ratios["random"]
+    assert ratios["zip_hierarchical"] < ratios["zip"] * 1.1
+    hierarchical = graph.metadata(graph.run([SUBSET], "zip_hierarchical"), SUBSET)
+    assert hierarchical["config"]["shards"] == SHARDS
 
 
 @pytest.mark.parametrize(
