@@ -9,7 +9,6 @@ from dagster import AssetExecutionContext
 from entropy_assets.stages import (
     PoolResult,
     ScoresResult,
-    Workspace,
     build_pool,
     observe_raw_data,
     score_pool,
@@ -18,7 +17,7 @@ from entropy_assets.stages import (
 )
 from entropy_assets.versions import SUBSET_CODE_VERSION
 
-from .events import latest, materialized, required
+from .events import dagster_metadata, latest, materialized, required
 from .settings import SelectionPipeline
 from .storage import EntropyStorage
 
@@ -36,7 +35,9 @@ def raw_data_asset(settings: SelectionPipeline) -> dg.AssetsDefinition:
     )
     def raw_data() -> dg.ObserveResult:
         result = observe_raw_data(settings.paths)
-        return dg.ObserveResult(data_version=dg.DataVersion(result.version), metadata=result.to_metadata())
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(result.version), metadata=dagster_metadata(result.to_metadata())
+        )
 
     return raw_data
 
@@ -52,7 +53,7 @@ def pool_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Assets
         **common,
     )
     def pool(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
-        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        workspace = entropy_storage.workspace(settings.name, context.log)
         result = build_pool(workspace, settings.paths, skip_malformed=settings.skip_malformed, shards=settings.shards)
         return materialized(result, data_version=result.version)
 
@@ -81,7 +82,7 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         **common,
     )
     def compression_scores(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
-        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        workspace = entropy_storage.workspace(settings.name, context.log)
         pool = required(context.instance, settings.key("pool"), PoolResult)
         shard = context.partition_key if sharded else None
         previous = latest(context.instance, settings.key("compression_scores"), ScoresResult, shard)
@@ -108,7 +109,7 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         **common,
     )
     def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
-        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        workspace = entropy_storage.workspace(settings.name, context.log)
         pool = required(context.instance, settings.key("pool"), PoolResult)
         if settings.shards > 1:
             instance = context.instance

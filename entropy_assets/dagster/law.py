@@ -10,7 +10,6 @@ from entropy_assets.entropy_law import LawPoint
 from entropy_assets.stages import (
     LawSettings,
     TrainingResult,
-    Workspace,
     assess_risk,
     fit_entropy_law,
     latest_points,
@@ -48,7 +47,7 @@ def law_defs(
         **law_common,
     )
     def entropy_law(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
-        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        workspace = entropy_storage.workspace(settings.name, context.log)
         return materialized(fit_entropy_law(workspace, law_points(context.instance, training_key), law))
 
     @dg.asset_check(

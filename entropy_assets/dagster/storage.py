@@ -7,8 +7,11 @@ assets read and write through this resource rather than dagster-polars.
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 
+from entropy_assets.stages import Workspace
 from entropy_assets.storage import Storage
 
 
@@ -21,3 +24,7 @@ class EntropyStorage(dg.ConfigurableResource):
     def storage(self) -> Storage:
         """The storage this resource configures; refuses a base path that holds a credential."""
         return Storage(self.base_path)
+
+    def workspace(self, pipeline: str, log: logging.Logger) -> Workspace:
+        """Where a step of ``pipeline`` writes (this storage) and reports (``log``, a run's log)."""
+        return Workspace(pipeline, self.storage(), log)

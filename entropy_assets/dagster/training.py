@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from entropy_assets.stages import SubsetResult, TrainingSettings, Workspace, train_on_subset
+from entropy_assets.stages import SubsetResult, TrainingSettings, train_on_subset
 
 from .events import materialized, required
 from .settings import SelectionPipeline
@@ -43,7 +43,7 @@ def training_asset(
                 context=context, command=list(command), extras=dict(extras)
             ).get_custom_messages()
 
-        workspace = Workspace(settings.name, entropy_storage.storage(), context.log)
+        workspace = entropy_storage.workspace(settings.name, context.log)
         result = train_on_subset(workspace, subset, method, budget, training, run_id=context.run_id, launch=launch)
         return materialized(result)
 
