@@ -114,6 +114,22 @@ class SelectionPipelineComponent(SelectionPipeline, dg.Component, dg.Resolvable)
         default=".entropy_storage", description="Base path of outputs (a local folder or an fsspec URL)."
     )
 
+    @classmethod
+    def model(cls) -> type[BaseModel]:
+        """The YAML schema that Dagster derives from the fields, with the descriptions of fields that have defaults
+        put back (Dagster 1.13 overwrites them with its field resolver's, which is empty)."""
+        model = super().model()
+        missing = {
+            name: own.description
+            for name, own in cls.model_fields.items()
+            if own.description and name in model.model_fields and model.model_fields[name].description is None
+        }
+        if missing:
+            for name, description in missing.items():
+                model.model_fields[name].description = description
+            model.model_rebuild(force=True)
+        return model
+
     def settings(self, root: Path) -> SelectionPipeline:
         """The pipeline settings, relative paths resolved against ``root``."""
         fields = {name: getattr(self, name) for name in SelectionPipeline.model_fields}

@@ -46,7 +46,7 @@ class TrainingSettings(Settings):
         "command, through Dagster Pipes) or file (metrics of a run made elsewhere).",
     )
     steps: int = Field(default=100, description="Optimizer steps of every run: equal compute across methods.")
-    seed: int = 0
+    seed: int = Field(default=0, description="Seeds the trainer: its initialization and the order of batches.")
     command: Sequence[str] = Field(
         default=(), description="For pipes: the command to launch, e.g. [python, examples/pipes_trainer.py]."
     )

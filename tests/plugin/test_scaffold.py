@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from entropy_assets.dagster import SelectionPipelineComponent
 from entropy_assets.dagster.component import _pipeline_name
 
 COMPONENT = "entropy_assets.dagster.SelectionPipelineComponent"
@@ -65,6 +66,18 @@ def test_scaffolded_pipelines_pass_dg_check(tmp_path: Path, raw_dir: Path) -> No
     checked = dg(project, "check", "defs")
     assert checked.returncode == 0, (checked.stdout + checked.stderr)[-3000:]
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
+
+def test_the_yaml_schema_documents_every_setting() -> None:
+    """What ``dg`` shows and checks a ``defs.yaml`` against: every field, defaults and nested settings included."""
+    schema = SelectionPipelineComponent.model().model_json_schema()
+    undocumented = [name for name, field in schema["properties"].items() if not field.get("description")]
+    assert undocumented == []
+    assert schema["properties"]["k1"]["default"] == 10000
+    training = schema["$defs"]["TrainingSettings"]["properties"]
+    assert training["backend"]["enum"] == ["builtin", "transformers", "pipes", "file"]
+    law = schema["$defs"]["LawSettings"]["properties"]
+    assert all(field.get("description") for field in [*training.values(), *law.values()])
 
 
 def test_a_folder_name_becomes_a_pipeline_name() -> None:
