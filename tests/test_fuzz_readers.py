@@ -183,7 +183,7 @@ def test_in_memory_records_that_json_cannot_hold_are_malformed() -> None:
         canonical_text(batch[4], "sharegpt")
 
 
-# --- sources.py: bytes under every suffix -----------------------------------------------------------------------
+# --- sources: bytes under every suffix --------------------------------------------------------------------------------
 
 
 def _real_lines(raw_dir: Path) -> list[bytes]:
@@ -278,7 +278,7 @@ def test_damaged_parquet_pools_end_in_source_error(raw_dir: Path, tmp_path: Path
                     assert damaged.name in str(exc)
 
 
-# --- sources.py: explicit hostile inputs ------------------------------------------------------------------------
+# --- sources: explicit hostile inputs ----------------------------------------------------------------------------
 
 
 def test_jsonl_line_of_100_mb_is_skipped_and_counted_with_bounded_memory(tmp_path: Path) -> None:
