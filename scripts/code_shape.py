@@ -83,6 +83,25 @@ def _strings(node: ast.AST | None) -> Iterator[str]:
         yield node.value
 
 
+def _touches_metadata(module: Path) -> bool:
+    """Whether ``module`` names anything ``*metadata*``: a variable, argument, attribute, keyword or function."""
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        name = (
+            node.id
+            if isinstance(node, ast.Name)
+            else node.attr
+            if isinstance(node, ast.Attribute)
+            else node.arg
+            if isinstance(node, ast.keyword | ast.arg)
+            else node.name
+            if isinstance(node, ast.FunctionDef)
+            else None
+        )
+        if name and "metadata" in name.lower():
+            return True
+    return False
+
+
 def modules_spelling(keys: set[str], roots: list[Path]) -> dict[str, list[str]]:
     """The modules under ``roots`` that spell any of ``keys``, with the keys they spell."""
     spelled = {}
@@ -107,6 +126,10 @@ def main() -> None:
     spelled = modules_spelling(metadata_keys(args.dagster_home), [Path(p) for p in args.scan])
     print(f"modules that spell a metadata key as a string literal: {len(spelled)}")
     for module, found in spelled.items():
+        print(f"  {module}: {', '.join(found)}")
+    touching = {module: found for module, found in spelled.items() if _touches_metadata(Path(module))}
+    print(f"of them, modules that also handle metadata (an identifier or attribute named *metadata*): {len(touching)}")
+    for module, found in touching.items():
         print(f"  {module}: {', '.join(found)}")
     lineage = {module: sorted(set(found) & LINEAGE_KEYS) for module, found in spelled.items()}
     lineage = {module: found for module, found in lineage.items() if found}

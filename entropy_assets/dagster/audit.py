@@ -17,7 +17,7 @@ from entropy_assets.entropy_law import data_versions
 from entropy_assets.stages import RawDataResult, SubsetResult, TrainingResult
 from entropy_assets.stages.churn import changes_by_reason, subset_changes
 
-from .events import StoredResult, all_results, written_under
+from .events import StoredResult, all_results, observed, written_under
 from .law import law_points
 
 
@@ -79,7 +79,7 @@ def audit_run(
         raise AuditError(f"no materialization of {key.to_user_string()}{which} in this instance")
     record, run = runs[-1]
     subset = _read(run, run.subset_file, "subset_file")
-    raw = _raw_observation(instance, pipeline, run.raw_data_version)
+    raw = observed(instance, dg.AssetKey([pipeline, "raw_data"]), RawDataResult, run.raw_data_version)
     facts = {
         "run_id": record.run_id,
         "partition": record.partition_key,
@@ -172,16 +172,6 @@ def _read(result: StoredResult, file: str, field: str) -> pl.DataFrame:
         raise AuditError(f"{target} is gone: was it pruned?")
     with target.open("rb") as handle:
         return pl.read_parquet(handle)
-
-
-def _raw_observation(instance: dg.DagsterInstance, pipeline: str, version: str) -> RawDataResult | None:
-    """An observation of the raw data that saw ``version``."""
-    key = dg.AssetKey([pipeline, "raw_data"])
-    for record in instance.fetch_observations(key, limit=1000).records:
-        observation = record.asset_observation
-        if observation is not None and observation.data_version == version:
-            return RawDataResult.from_metadata({k: v.value for k, v in observation.metadata.items()})
-    return None
 
 
 def _nan_if_none(value: float | None) -> float:

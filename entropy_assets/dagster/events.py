@@ -107,6 +107,15 @@ def all_results(
     ]
 
 
+def observed(instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R], data_version: str) -> R | None:
+    """The result of an observation of ``key`` that saw ``data_version`` (among its last 1,000); None if none did."""
+    for record in instance.fetch_observations(key, limit=1000).records:
+        observation = record.asset_observation
+        if observation is not None and observation.data_version == data_version:
+            return result_type.from_metadata({name: value.value for name, value in observation.metadata.items()})
+    return None
+
+
 def metadata_values(record: Any) -> dict[str, Any]:
     """A materialization record's metadata, as plain values."""
     return {name: value.value for name, value in record.asset_materialization.metadata.items()}
