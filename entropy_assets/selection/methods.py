@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -61,30 +62,29 @@ class SelectionMethod:
     """Whether a run saves its rounds to a checkpoint and resumes after a kill (baselines are fast and keep none)."""
 
 
+def _shared(options: SelectionOptions) -> dict[str, Any]:
+    """The options every method's configuration takes."""
+    return {
+        "budget": options.budget,
+        "budget_unit": options.budget_unit,
+        "seed": options.seed,
+        "n_jobs": options.n_jobs,
+    }
+
+
 def _zip(options: SelectionOptions) -> ZipConfig:
     return ZipConfig(
-        budget=options.budget,
+        **_shared(options),
         k1=options.k1,
         k2=options.k2,
         k3=options.k3,
         compressor=options.compressor or "zstd",
         level=options.level,
-        budget_unit=options.budget_unit,
-        seed=options.seed,
-        n_jobs=options.n_jobs,
     )
 
 
 def _zip_paper(options: SelectionOptions) -> ZipConfig:
-    return ZipConfig.paper(
-        options.budget,
-        k1=options.k1,
-        k2=options.k2,
-        k3=options.k3,
-        budget_unit=options.budget_unit,
-        seed=options.seed,
-        n_jobs=options.n_jobs,
-    )
+    return ZipConfig(**_shared(options), k1=options.k1, k2=options.k2, k3=options.k3, mode="paper", compressor="zlib")
 
 
 def _zip_hierarchical(options: SelectionOptions) -> HierarchicalConfig:
@@ -118,12 +118,9 @@ def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
     def configure(options: SelectionOptions) -> BaselineConfig:
         return BaselineConfig(
             method=name,  # type: ignore[arg-type]
-            budget=options.budget,
-            budget_unit=options.budget_unit,
-            seed=options.seed,
+            **_shared(options),
             compressor=options.compressor or "zstd",
             level=options.level,
-            n_jobs=options.n_jobs,
         )
 
     return configure
