@@ -132,16 +132,14 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
     config = method_config(method, options)  # settings are validated before any data is read
     loaded = _load(args)
     pool = loaded.frame
-    if isinstance(config, ZipConfig):
-        total = config.budget if config.budget_unit == "samples" else None
-        with tqdm(total=total, unit="sample", desc="ZIP", disable=None, file=sys.stderr) as bar:
+    rounds = isinstance(config, ZipConfig)  # ZIP reports its rounds: a progress bar on a terminal
+    total = config.budget if rounds and config.budget_unit == "samples" else None
+    with tqdm(total=total, unit="sample", desc="ZIP", disable=None if rounds else True, file=sys.stderr) as bar:
 
-            def progress(selected: int) -> None:
-                bar.update(selected - bar.n)
+        def progress(selected: int) -> None:
+            bar.update(selected - bar.n)
 
-            selection = methods.select(pool, config, progress=progress)
-    else:
-        selection = methods.select(pool, config)
+        selection = methods.select(pool, config, progress=progress)
     subset = selection.subset(pool)
     written = write_records(subset, args.save_path)
     if args.provenance:
