@@ -5,6 +5,7 @@ scoring step, the command line) does not pay the half second it takes to load.""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import numpy as np
 from entropy_assets.entropy_law import CurveFit, LawPoint, data_versions
 
 
+@functools.cache
 def _pyplot() -> Any:
     """``matplotlib.pyplot``, with the Agg backend: figures are only rendered to files, never shown."""
     import matplotlib
