@@ -22,6 +22,7 @@ from entropy_assets.selection.base import (
     pool_texts,
     provenance_frame,
 )
+from entropy_assets.selection.warm import WarmStart
 
 BaselineMethod = Literal["random", "ratio", "longest", "dedup"]
 BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "dedup")
@@ -48,15 +49,24 @@ class BaselineConfig:
         make_compressor(self.compressor, self.level)
 
 
-def baseline_select(pool: pl.DataFrame, config: BaselineConfig) -> Selection:
-    """Select from ``pool`` by a baseline method."""
+def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmStart | None = None) -> Selection:
+    """Select from ``pool`` by a baseline method.
+
+    With ``warm``, ``random`` and ``dedup`` keep the earlier selection's draws that are still in the pool, fill the
+    freed budget with fresh draws from the rest of the earlier data, then let each new sample replace a kept draw
+    with the chance a fresh draw would give it (reservoir sampling, for budgets in samples): the subset stays a
+    uniform draw and changes no more than the data did. ``longest`` and ``ratio`` rank the pool by itself: warm or
+    not, they choose the same."""
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
     budget.check_fits(n_bytes)
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     scores: np.ndarray | None = None
-    if config.method == "random":
+    warm_summary: dict[str, int] = {}
+    if config.method == "random" and warm is not None:
+        chosen, warm_summary = _redraw(np.arange(pool.height), warm, pool, budget, n_bytes, rng)
+    elif config.method == "random":
         order = rng.permutation(pool.height)
     elif config.method == "longest":
         order = np.lexsort((rng.permutation(pool.height), -n_bytes))
@@ -68,13 +78,17 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig) -> Selection:
     else:  # dedup: the first copy of each distinct content, in random order
         first = pool.with_row_index("_position").unique("content_hash", keep="first", maintain_order=True)
         unique = first["_position"].to_numpy().astype(np.int64)
-        order = unique[rng.permutation(len(unique))]
-        if budget.amount > budget.used(len(order), int(n_bytes[order].sum())):
+        if budget.amount > budget.used(len(unique), int(n_bytes[unique].sum())):
             raise ValueError(
                 f"budget of {budget.amount} {budget.unit} is larger than the pool's distinct samples "
-                f"({budget.used(len(order), int(n_bytes[order].sum()))} {budget.unit})"
+                f"({budget.used(len(unique), int(n_bytes[unique].sum()))} {budget.unit})"
             )
-    chosen = budget.take_prefix(order, n_bytes)
+        if warm is not None:
+            chosen, warm_summary = _redraw(unique, warm, pool, budget, n_bytes, rng)
+        else:
+            order = unique[rng.permutation(len(unique))]
+    if not warm_summary:
+        chosen = budget.take_prefix(order, n_bytes)
     provenance = provenance_frame(
         pool_ids(pool), chosen.tolist(), stage1_score=None if scores is None else scores[chosen].tolist()
     )
@@ -87,5 +101,40 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig) -> Selection:
             "selected": len(chosen),
             "selected_bytes": int(n_bytes[chosen].sum()),
             "seconds": round(time.perf_counter() - started, 3),
+            **({"warm": warm_summary} if warm_summary else {}),
         },
     )
+
+
+def _redraw(
+    eligible: np.ndarray,
+    warm: WarmStart,
+    pool: pl.DataFrame,
+    budget: Budget,
+    n_bytes: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """A uniform draw from ``eligible`` that keeps an earlier draw's samples (see ``baseline_select``)."""
+    is_eligible = np.zeros(pool.height, dtype=bool)
+    is_eligible[eligible] = True
+    kept = warm.kept(pool)
+    kept = kept[is_eligible[kept]]
+    is_new = np.zeros(pool.height, dtype=bool)
+    is_new[warm.new(pool)] = True
+    taken = np.zeros(pool.height, dtype=bool)
+    taken[kept] = True
+    rest = eligible[~taken[eligible] & ~is_new[eligible]]
+    fill = rest[rng.permutation(len(rest))]
+    chosen = budget.take_prefix(np.concatenate([kept, fill]), n_bytes)
+    newcomers = eligible[is_new[eligible]]
+    swapped = 0
+    if budget.unit == "samples" and len(newcomers):
+        chosen = chosen.copy()
+        seen = len(eligible) - len(newcomers)
+        for sample in newcomers[rng.permutation(len(newcomers))]:
+            seen += 1
+            if rng.random() < len(chosen) / seen:  # a fresh draw of len(chosen) from ``seen`` would hold it
+                chosen[rng.integers(len(chosen))] = sample
+                swapped += 1
+    summary = {"kept": int(np.isin(chosen, kept).sum()), "dropped": len(warm.ids) - len(kept)}
+    return chosen, {**summary, "new": len(newcomers), "swapped": swapped}

@@ -25,6 +25,7 @@ from entropy_assets.versions import input_fingerprint
 
 from .base import Selection
 from .checkpoint import SelectionCheckpoint
+from .warm import WarmStart
 from .zip import ZipConfig, zip_select
 
 
@@ -49,13 +50,18 @@ class HierarchicalConfig:
 
 
 def hierarchical_zip_select(
-    pool: pl.DataFrame, config: HierarchicalConfig, *, checkpoint: SelectionCheckpoint | None = None
+    pool: pl.DataFrame,
+    config: HierarchicalConfig,
+    *,
+    checkpoint: SelectionCheckpoint | None = None,
+    warm: WarmStart | None = None,
 ) -> Selection:
     """Select ``config.zip.budget`` from ``pool`` in two levels: ZIP within each shard, then ZIP over the union.
 
     With ``checkpoint``, each finished shard's winners are saved beside it (and a shard's rounds while it runs),
     and so are the final pass's rounds: a rerun after a kill recomputes no finished shard and resumes the final
-    pass. The caller removes the checkpoint (which removes its parts).
+    pass. The caller removes the checkpoint (which removes its parts). With ``warm``, the shards select as
+    always, and the final pass starts from the earlier selection's samples still in the pool (added to the union).
     """
     started = time.perf_counter()
     shard = shard_of(pool["content_hash"], config.shards)
@@ -74,8 +80,10 @@ def hierarchical_zip_select(
             results = list(executor.map(_select_shard, jobs))
     winners = [positions for positions, _ in results]
     shard_seconds = time.perf_counter() - started
-    union = np.sort(np.concatenate(winners)) if winners else np.array([], dtype=np.int64)
-    final = zip_select(pool[union], config.zip, checkpoint=checkpoint.part("final") if checkpoint else None)
+    kept = warm.kept(pool) if warm is not None else np.array([], dtype=np.int64)
+    union = np.unique(np.concatenate([*winners, kept])) if winners else kept
+    final_checkpoint = checkpoint.part("final") if checkpoint else None
+    final = zip_select(pool[union], config.zip, checkpoint=final_checkpoint, warm=warm)
     provenance = final.provenance.with_columns(
         position=pl.Series(union[final.positions], dtype=final.provenance["position"].dtype)
     )

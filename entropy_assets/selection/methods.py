@@ -17,6 +17,7 @@ from .base import BudgetUnit, Selection
 from .baselines import BASELINES, BaselineConfig, baseline_select
 from .checkpoint import SelectionCheckpoint
 from .hierarchical import HierarchicalConfig, hierarchical_zip_select
+from .warm import WarmStart
 from .zip import Progress, ZipConfig, zip_select
 
 SelectionConfig = ZipConfig | HierarchicalConfig | BaselineConfig
@@ -46,8 +47,11 @@ class SelectionOptions:
     """``zip_hierarchical``: worker processes for the shards; 0 means one per core."""
 
 
-Run = Callable[[pl.DataFrame, SelectionConfig, Progress | None, SelectionCheckpoint | None], Selection]
-"""A method's function: the pool, its configuration, a progress callback and a checkpoint (each may be ignored)."""
+Run = Callable[
+    [pl.DataFrame, SelectionConfig, Progress | None, SelectionCheckpoint | None, WarmStart | None], Selection
+]
+"""A method's function: the pool, its configuration, a progress callback, a checkpoint and a warm start (each of the
+last three may be ignored)."""
 
 
 @dataclass(frozen=True)
@@ -94,24 +98,36 @@ def _zip_hierarchical(options: SelectionOptions) -> HierarchicalConfig:
 
 
 def _run_zip(
-    pool: pl.DataFrame, config: SelectionConfig, progress: Progress | None, checkpoint: SelectionCheckpoint | None
+    pool: pl.DataFrame,
+    config: SelectionConfig,
+    progress: Progress | None,
+    checkpoint: SelectionCheckpoint | None,
+    warm: WarmStart | None,
 ) -> Selection:
     assert isinstance(config, ZipConfig)
-    return zip_select(pool, config, progress, checkpoint=checkpoint)
+    return zip_select(pool, config, progress, checkpoint=checkpoint, warm=warm)
 
 
 def _run_hierarchical(
-    pool: pl.DataFrame, config: SelectionConfig, _progress: Progress | None, checkpoint: SelectionCheckpoint | None
+    pool: pl.DataFrame,
+    config: SelectionConfig,
+    _progress: Progress | None,
+    checkpoint: SelectionCheckpoint | None,
+    warm: WarmStart | None,
 ) -> Selection:
     assert isinstance(config, HierarchicalConfig)
-    return hierarchical_zip_select(pool, config, checkpoint=checkpoint)
+    return hierarchical_zip_select(pool, config, checkpoint=checkpoint, warm=warm)
 
 
 def _run_baseline(
-    pool: pl.DataFrame, config: SelectionConfig, _progress: Progress | None, _checkpoint: SelectionCheckpoint | None
+    pool: pl.DataFrame,
+    config: SelectionConfig,
+    _progress: Progress | None,
+    _checkpoint: SelectionCheckpoint | None,
+    warm: WarmStart | None,
 ) -> Selection:
     assert isinstance(config, BaselineConfig)
-    return baseline_select(pool, config)
+    return baseline_select(pool, config, warm=warm)
 
 
 def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
@@ -179,7 +195,9 @@ def select(
     *,
     progress: Progress | None = None,
     checkpoint: SelectionCheckpoint | None = None,
+    warm: WarmStart | None = None,
 ) -> Selection:
-    """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round, and
-    ``checkpoint`` (ignored by baselines) lets a killed run resume."""
-    return SELECTION_METHODS[method_of(config)].run(pool, config, progress, checkpoint)
+    """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round,
+    ``checkpoint`` (ignored by baselines) lets a killed run resume, and ``warm`` starts from an earlier
+    selection."""
+    return SELECTION_METHODS[method_of(config)].run(pool, config, progress, checkpoint, warm)

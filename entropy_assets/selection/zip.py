@@ -17,6 +17,10 @@ Two modes:
 
 Either mode can save its state between rounds to a ``SelectionCheckpoint``: a run killed mid-way resumes from
 its last saved round and makes exactly the selection of an uninterrupted run.
+
+Either mode can start warm from an earlier selection (``WarmStart``): its samples still in the pool, unchanged, are
+the chosen set's start (``round`` -1 in the provenance), and the rounds fill the freed budget. In default mode with
+a budget in samples, a new sample then replaces a kept one where the swap lowers the set's ratio (one last round).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from entropy_assets.selection.base import (
     tiebreak_order,
 )
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
+from entropy_assets.selection.warm import WarmStart
 from entropy_assets.versions import input_fingerprint
 
 ZipMode = Literal["default", "paper"]
@@ -68,6 +73,11 @@ _LAZY_BATCH = 256
 
 _EXACT_CONTEXT_BYTES = 4 << 20
 """Up to this many chosen bytes, every round measures candidates against a context of the whole chosen set."""
+
+_SWAP_BLOCKS = 4
+"""A kept sample's worth is measured against the chosen set less the block (of this many) it is in: one context per
+block instead of one per sample. Samples of its own block that repeat it are missed, so its worth is overstated a
+little, and a swap is proposed a little too readily; the swap is kept only where the ratio improves."""
 
 _CONTEXT_GROWTH = 0.125
 """Past ``_EXACT_CONTEXT_BYTES``, the whole-set context is rebuilt only once the set has grown by this fraction:
@@ -126,33 +136,46 @@ def zip_select(
     progress: Progress | None = None,
     *,
     checkpoint: SelectionCheckpoint | None = None,
+    warm: WarmStart | None = None,
 ) -> Selection:
     """Select from ``pool`` (a pool frame with ``id``, ``text``, ``n_bytes`` and, for paper mode, ``record``).
 
     With ``checkpoint``, the state is saved between rounds and a run resumes from a saved state of the same inputs
     and settings; the selection is exactly the one an uninterrupted run makes. The caller removes the checkpoint.
+    With ``warm``, the selection starts from an earlier one (see the module's docstring).
     """
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
     budget.check_fits(n_bytes)
     started = time.perf_counter()
     ids = pool_ids(pool)
+    start = _Start(warm, pool, budget, n_bytes)
     if config.mode == "paper":
         records = [repr(json.loads(record)).encode("utf-8") for record in pool["record"].to_list()]
-        saver = _Saver(checkpoint, ids, records, config)
-        provenance = _paper_zip(records, ids, config, progress, saver)
+        saver = _Saver(checkpoint, ids, records, config, warm)
+        rows = _paper_zip(records, config, progress, saver, start)
     else:
         texts = pool_texts(pool)
-        saver = _Saver(checkpoint, ids, texts, config)
-        provenance = _default_zip(texts, ids, config, budget, progress, saver)
+        saver = _Saver(checkpoint, ids, texts, config, warm)
+        rows = _default_zip(texts, config, budget, progress, saver, start)
+    provenance = _provenance(ids, rows)
     chosen = provenance["position"].to_numpy()
+    rounds = [r for r in rows["round"] if r >= 0]
     summary: dict[str, object] = {
         "pool_size": pool.height,
         "selected": len(chosen),
         "selected_bytes": int(n_bytes[chosen].sum()),
-        "rounds": int(provenance["round"].max() or 0) + 1 if len(chosen) else 0,
+        "rounds": max(rounds) + 1 if rounds else 0,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if warm is not None:
+        kept = int(np.isin(chosen, start.kept).sum())
+        summary["warm"] = {
+            "kept": kept,
+            "dropped": len(warm.ids) - len(start.kept),
+            "new": len(start.new),
+            "swapped": len(start.kept) - kept,
+        }
     if checkpoint is not None:
         summary.update(
             resumed_from_round=checkpoint.resumed_from_round,
@@ -169,15 +192,61 @@ def zip_select(
 
 _ROW_KEYS = ("position", "round", "s1", "s2", "s3", "marginal", "ratio")
 _ROW_TYPES = {"position": np.int64, "round": np.int64, "marginal": np.int64}
+_KEPT = -1
+"""The round of a sample kept from the earlier selection a warm start began with."""
+
+
+class _Start:
+    """Where a run begins: the positions kept from a warm start's earlier selection (in its order, within the
+    budget), and the positions of the samples new since (which may replace kept ones)."""
+
+    def __init__(self, warm: WarmStart | None, pool: pl.DataFrame, budget: Budget, n_bytes: np.ndarray) -> None:
+        self.kept = np.array([], dtype=np.int64)
+        self.new = np.array([], dtype=np.int64)
+        if warm is not None:
+            kept = warm.kept(pool)
+            self.kept = budget.take_prefix(kept, n_bytes) if len(kept) else kept
+            self.new = warm.new(pool)
+
+    def rows(self) -> dict[str, list]:
+        """The provenance rows of the kept samples: their scores are the earlier selection's, not this run's, so
+        they are left empty."""
+        n = len(self.kept)
+        empty = {key: [float("nan")] * n for key in ("s1", "s2", "s3", "ratio")}  # a list each: rows grow
+        return {"position": self.kept.tolist(), "round": [_KEPT] * n, "marginal": [0] * n, **empty}
+
+
+def _provenance(ids: list[str], rows: dict[str, list]) -> pl.DataFrame:
+    """The provenance table of a run's rows; a kept sample's scores of this run are null."""
+    frame = provenance_frame(
+        ids,
+        rows["position"],
+        round=rows["round"],
+        stage1_score=rows["s1"],
+        stage2_score=rows["s2"],
+        stage3_score=rows["s3"],
+        marginal_bytes=rows["marginal"],
+        set_ratio_after=rows["ratio"],
+    )
+    kept = pl.col("round") == _KEPT
+    columns = ("stage1_score", "stage2_score", "stage3_score", "marginal_bytes", "set_ratio_after")
+    return frame.with_columns(pl.when(kept).then(None).otherwise(pl.col(name)).alias(name) for name in columns)
 
 
 class _Saver:
     """Saves a run's state to its checkpoint (if any) and loads the state a killed run saved."""
 
-    def __init__(self, checkpoint: SelectionCheckpoint | None, ids: list[str], data: list[bytes], config: ZipConfig):
+    def __init__(
+        self,
+        checkpoint: SelectionCheckpoint | None,
+        ids: list[str],
+        data: list[bytes],
+        config: ZipConfig,
+        warm: WarmStart | None,
+    ):
         self.checkpoint = checkpoint
         # Threads change no size: a run resumed with another n_jobs continues the same selection.
-        settings = {**asdict(config), "n_jobs": 0}
+        settings = {**asdict(config), "n_jobs": 0, **(warm.fingerprint() if warm is not None else {})}
         self.fingerprint = input_fingerprint(ids, data, settings) if checkpoint is not None else ""
 
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, list]] | None:
@@ -202,9 +271,10 @@ class _Saver:
 
 
 def _paper_zip(
-    records: list[bytes], ids: list[str], config: ZipConfig, progress: Progress | None, saver: _Saver
-) -> pl.DataFrame:
-    """The published semantics over ``repr`` of whole records, with incremental zlib-9 streams."""
+    records: list[bytes], config: ZipConfig, progress: Progress | None, saver: _Saver, start: _Start
+) -> dict[str, list]:
+    """The published semantics over ``repr`` of whole records, with incremental zlib-9 streams; the provenance
+    rows. A warm start's kept samples open the stream."""
     n = len(records)
     threads = config.threads
     tiebreak = tiebreak_order(n, config.seed)
@@ -215,14 +285,15 @@ def _paper_zip(
     stage1 = state.copy()
     available = np.ones(n, dtype=bool)
     chosen_stream = ZlibContext(9, b"[")
-    rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
+    rows = start.rows()
+    available[start.kept] = False
     round_index = 0
     saved = saver.load()
     if saved is not None:
         arrays, rows = saved
         round_index, state, available = int(arrays["rounds"]), arrays["state"], arrays["available"]
-        for pick in rows["position"]:  # the same appends as the interrupted run made: the same stream
-            chosen_stream.extend(records[pick] + b", ")
+    for pick in rows["position"]:  # kept samples, or the same appends as the interrupted run made
+        chosen_stream.extend(records[pick] + b", ")
     while len(rows["position"]) < config.budget:
         candidates = np.flatnonzero(available)
         if len(candidates) == 0:
@@ -255,16 +326,7 @@ def _paper_zip(
         saver.save(rows, {"rounds": round_index, "state": state, "available": available}, finished)
         if progress:
             progress(len(rows["position"]))
-    return provenance_frame(
-        ids,
-        rows["position"],
-        round=rows["round"],
-        stage1_score=rows["s1"],
-        stage2_score=rows["s2"],
-        stage3_score=rows["s3"],
-        marginal_bytes=rows["marginal"],
-        set_ratio_after=rows["ratio"],
-    )
+    return rows
 
 
 def _paper_stage3(
@@ -292,21 +354,23 @@ def _paper_stage3(
 
 def _default_zip(
     texts: list[bytes],
-    ids: list[str],
     config: ZipConfig,
     budget: Budget,
     progress: Progress | None,
     saver: _Saver,
-) -> pl.DataFrame:
-    """ZIP over canonical text with a whole-set zstd window, stage 3 against chosen + picks, lazy re-scoring."""
+    start: _Start,
+) -> dict[str, list]:
+    """ZIP over canonical text with a whole-set zstd window, stage 3 against chosen + picks, lazy re-scoring; the
+    provenance rows. A warm start's kept samples are the chosen set's start, and new samples may replace them."""
     run = _DefaultZip(texts, config)
-    selected_bytes = 0
     round_index = 0
     saved = saver.load()
     if saved is not None:
         arrays, rows = saved
         run.restore(arrays, rows)
         round_index, selected_bytes = int(arrays["rounds"]), int(arrays["selected_bytes"])
+    else:
+        selected_bytes = run.start_from(start)
 
     def unfinished() -> bool:
         return budget.remaining(len(run.rows["position"]), selected_bytes) > 0 and bool(run.available.any())
@@ -314,7 +378,9 @@ def _default_zip(
     while unfinished():
         candidates = run.stage1(config.k1)
         context = run.context()
-        group, group_scores = run.stage2(context, candidates, config.k2, fresh=round_index == 0)
+        # Only a cold run's first round has every size measured against its context (the empty one).
+        fresh = round_index == 0 and not len(start.kept)
+        group, group_scores = run.stage2(context, candidates, config.k2, fresh=fresh)
         for pick_bytes in run.stage3(context, group, group_scores, config.k3, round_index):
             selected_bytes += pick_bytes
             if budget.remaining(len(run.rows["position"]), selected_bytes) <= 0:
@@ -323,16 +389,9 @@ def _default_zip(
         saver.save(run.rows, {**run.state(), "rounds": round_index, "selected_bytes": selected_bytes}, not unfinished())
         if progress:
             progress(len(run.rows["position"]))
-    return provenance_frame(
-        ids,
-        run.rows["position"],
-        round=run.rows["round"],
-        stage1_score=run.rows["s1"],
-        stage2_score=run.rows["s2"],
-        stage3_score=run.rows["s3"],
-        marginal_bytes=run.rows["marginal"],
-        set_ratio_after=run.rows["ratio"],
-    )
+    if len(start.new) and budget.unit == "samples":  # a swap keeps the count; a byte budget it could break
+        run.swap_in(start.new, round_index)
+    return run.rows
 
 
 class _SplitContext(CompressionContext):
@@ -411,11 +470,8 @@ class _DefaultZip:
         self.tiebreak = tiebreak_order(len(texts), config.seed)
         self.raw = np.array([len(t) + len(SET_SEPARATOR) for t in texts], dtype=np.float64)
         self.sample_bytes = np.array([len(t) for t in texts], dtype=np.int64)
-        # Against an empty context: a frame's fixed overhead is left out, so that short samples are not ranked
-        # informative for the overhead alone.
-        sizes = self.compressor.context(b"").conditional_sizes(texts, self.threads)
-        self.marginal = np.maximum(sizes, 1).astype(np.float64)
-        self.stage1_ratio = self.raw / self.marginal
+        self._marginal: np.ndarray | None = None
+        self._stage1_ratio: np.ndarray | None = None
         self.available = np.ones(len(texts), dtype=bool)
         self.chosen_stream = bytearray()
         self.set_raw = 0.0
@@ -423,6 +479,86 @@ class _DefaultZip:
         self.rows: dict[str, list] = {key: [] for key in _ROW_KEYS}
         self._whole: CompressionContext | None = None
         self._whole_bytes = 0
+
+    def _measure_alone(self) -> None:
+        """Every sample's size against an empty context, once, when a round first needs it (a warm start with no
+        budget to fill needs none). A frame's fixed overhead is left out, so that short samples are not ranked
+        informative for the overhead alone."""
+        sizes = np.maximum(self.compressor.alone_sizes(self.texts, self.threads), 1)
+        self._stage1_ratio = self.raw / sizes
+        if self._marginal is None:
+            self._marginal = sizes.astype(np.float64)
+
+    @property
+    def marginal(self) -> np.ndarray:
+        """Every sample's last measured marginal size."""
+        if self._marginal is None:
+            self._measure_alone()
+        assert self._marginal is not None
+        return self._marginal
+
+    @property
+    def stage1_ratio(self) -> np.ndarray:
+        """Every sample's ratio alone: the stage-1 score recorded in the provenance."""
+        if self._stage1_ratio is None:
+            self._measure_alone()
+        assert self._stage1_ratio is not None
+        return self._stage1_ratio
+
+    def start_from(self, start: _Start) -> int:
+        """Begin with a warm start's kept samples as the chosen set; returns their bytes."""
+        if not len(start.kept):
+            return 0
+        self.rows = start.rows()
+        self.available[start.kept] = False
+        self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in start.kept))
+        self.set_raw = float(self.raw[start.kept].sum())
+        self.set_compressed = float(max(self.compressor.alone_sizes([bytes(self.chosen_stream)])[0], 1))
+        return int(self.sample_bytes[start.kept].sum())
+
+    def swap_in(self, new: np.ndarray, round_index: int) -> int:
+        """Let new samples replace chosen ones, one for one, wherever the swap lowers the set's ratio; returns how
+        many were swapped. A new sample's gain is what it adds after the whole set; a chosen sample's cost is what
+        it adds after the set less its block (see ``_SWAP_BLOCKS``). Pairs go best first: the new sample that adds
+        most per byte against the chosen one that adds least, while the ratio still falls."""
+        incoming = new[self.available[new]]
+        chosen = np.asarray(self.rows["position"], dtype=np.int64)
+        if not len(incoming) or not len(chosen):
+            return 0
+        stream = bytes(self.chosen_stream)
+        whole = self.compressor.context(stream)
+        adds = np.maximum(whole.conditional_sizes([self.texts[p] + SET_SEPARATOR for p in incoming], self.threads), 1)
+        ends = np.cumsum(self.raw[chosen].astype(np.int64))
+        worth = np.empty(len(chosen), dtype=np.float64)
+        for block in np.array_split(np.arange(len(chosen)), min(_SWAP_BLOCKS, len(chosen))):
+            begin, end = int(ends[block[0]] - self.raw[chosen[block[0]]]), int(ends[block[-1]])
+            others = self.compressor.context(stream[:begin] + stream[end:])
+            sizes = others.conditional_sizes([self.texts[chosen[i]] + SET_SEPARATOR for i in block], self.threads)
+            worth[block] = np.maximum(sizes, 1)
+        ins = incoming[np.lexsort((self.tiebreak[incoming], self.raw[incoming] / adds))]
+        gain = dict(zip(incoming.tolist(), adds.tolist(), strict=True))
+        outs = np.lexsort((self.tiebreak[chosen], -(self.raw[chosen] / worth)))
+        swaps: list[tuple[int, int]] = []
+        for incoming_sample, out in zip(ins.tolist(), outs.tolist(), strict=False):
+            raw = self.set_raw - self.raw[chosen[out]] + self.raw[incoming_sample]
+            compressed = self.set_compressed - worth[out] + gain[incoming_sample]
+            if raw / compressed >= self.set_raw / self.set_compressed:
+                break
+            self.set_raw, self.set_compressed = raw, compressed
+            swaps.append((out, incoming_sample))
+        if not swaps:
+            return 0
+        leaving = {out for out, _ in swaps}
+        self.rows = {key: [v for i, v in enumerate(values) if i not in leaving] for key, values in self.rows.items()}
+        arriving = [incoming_sample for _, incoming_sample in swaps]
+        alone = self.compressor.alone_sizes([self.texts[p] for p in arriving], self.threads)
+        for (out, incoming_sample), size in zip(swaps, alone.tolist(), strict=True):
+            self.available[chosen[out]] = True
+            self.available[incoming_sample] = False
+            stage1 = float(self.raw[incoming_sample] / max(size, 1))
+            self._record(incoming_sample, round_index, float("nan"), int(gain[incoming_sample]), stage1)
+        self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in self.rows["position"]))
+        return len(swaps)
 
     def state(self) -> dict[str, np.ndarray | int | float]:
         """What a resumed run needs besides the provenance rows: everything a later round reads."""
@@ -437,7 +573,7 @@ class _DefaultZip:
     def restore(self, state: dict[str, np.ndarray], rows: dict[str, list]) -> None:
         """Continue from a saved ``state`` and its ``rows``; the contexts are rebuilt from the chosen samples."""
         self.rows = rows
-        self.marginal = state["marginal"].astype(np.float64)
+        self._marginal = state["marginal"].astype(np.float64)
         self.available = state["available"].astype(bool)
         self.set_raw, self.set_compressed = float(state["set_raw"]), float(state["set_compressed"])
         self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in rows["position"]))
@@ -551,12 +687,14 @@ class _DefaultZip:
             score = (self.set_raw + raw[best]) / (self.set_compressed + sizes[member])
             heapq.heapreplace(queue, (float(score), tiebreak, best))
 
-    def _record(self, pick: int, round_index: int, stage2_score: float, extra: int) -> None:
+    def _record(
+        self, pick: int, round_index: int, stage2_score: float, extra: int, stage1_score: float | None = None
+    ) -> None:
         ratio = self.set_raw / self.set_compressed
         for key, value in (
             ("position", pick),
             ("round", round_index),
-            ("s1", float(self.stage1_ratio[pick])),
+            ("s1", float(self.stage1_ratio[pick]) if stage1_score is None else stage1_score),
             ("s2", stage2_score),
             ("s3", ratio),
             ("marginal", extra),
