@@ -25,8 +25,10 @@ from entropy_assets.records import FORMATS
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import BUDGET_UNITS
 from entropy_assets.selection.methods import METHODS, SelectionOptions, method_config
+from entropy_assets.selection.warm import WarmStart, write_provenance
 from entropy_assets.selection.zip import ZIP_MODES, ZipConfig
 from entropy_assets.sources import LoadedPool, SourceError, load_pool, write_atomically, write_records
+from entropy_assets.stages.churn import churn
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, **options: Any) -> None:
@@ -67,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--shards", type=int, default=8, help="zip_hierarchical: content-hash shards (default: 8)")
     select.add_argument("--provenance", help="also write per-sample provenance to this parquet file")
+    _flag(
+        select,
+        "warm_start",
+        metavar="PREVIOUS.parquet",
+        help="start from an earlier selection (its --provenance file): keep its samples still in the data, fill the "
+        "freed budget, let new samples in",
+    )
     _add_compressor_options(select, default=None)
     _add_input_options(select)
 
@@ -130,6 +139,7 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         shards=args.shards,
     )
     config = method_config(method, options)  # settings are validated before any data is read
+    warm = WarmStart.from_file(args.warm_start) if args.warm_start else None
     loaded = _load(args)
     pool = loaded.frame
     rounds = isinstance(config, ZipConfig)  # ZIP reports its rounds: a progress bar on a terminal
@@ -139,11 +149,20 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         def progress(selected: int) -> None:
             bar.update(selected - bar.n)
 
-        selection = methods.select(pool, config, progress=progress)
+        selection = methods.select(pool, config, progress=progress, warm=warm)
     subset = selection.subset(pool)
+    provenance = selection.provenance.join(
+        pool.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
+    )
     written = write_records(subset, args.save_path)
     if args.provenance:
-        write_atomically(Path(args.provenance), selection.provenance.write_parquet)
+        write_provenance(args.provenance, provenance, pool)
+    churned: dict[str, Any] = {}
+    if warm is not None:
+        earlier = pl.DataFrame({"id": warm.ids, "content_hash": warm.content_hashes})
+        change = churn(earlier, provenance, None, pool)
+        churned = {"churn": {"kept": change.kept, "added": change.added, "removed": change.removed,
+                             "by_reason": dict(change.by_reason)}, "warm": selection.summary.get("warm")}  # fmt: skip
     return {
         "method": selection.method,
         "saved": str(written),
@@ -152,6 +171,7 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         "set_ratio_zlib9": round(law_ratio(subset["text"].to_list()), 4),
         "seconds": selection.summary["seconds"],
         "config": selection.config,
+        **churned,
         "input": loaded.report.to_dict(),
     }
 

@@ -83,11 +83,11 @@ class Storage:
         storage is moved or copied."""
         return path.relative_to(UPath(self.base_path)).as_posix()
 
-    def read_parquet(self, *parts: str) -> pl.DataFrame:
-        """Read parquet stored at ``parts``."""
+    def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """Read parquet stored at ``parts`` (only ``columns``, when given)."""
         target = self.path(*parts)
         with target.open("rb") as handle:
-            return pl.read_parquet(handle)
+            return pl.read_parquet(handle, columns=columns)
 
     def exists(self, *parts: str) -> bool:
         return self.path(*parts).exists()

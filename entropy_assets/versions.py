@@ -8,8 +8,9 @@ hashes that decide whether a checkpoint belongs to a run.
 - pool: named by the raw data version it read;
 - scores: ``scores_version`` (the pool's version, or a shard's ``shard_fingerprints``, and the compressor's
   ``compressor_settings_hash``), ``gathered_scores_version`` for a pool's shards taken together;
-- subset: ``subset_version`` (pool, scores, method configuration, ``SUBSET_CODE_VERSION``), and
-  ``subset_content_version`` (the samples a run trained on, in order);
+- subset: ``subset_version`` (the samples it holds, in order, and the form they are exported in), and
+  ``selection_key`` (what a selection starts from: pool, scores, configuration, an earlier subset it warm-starts
+  from), which names its checkpoint; ``subset_content_version`` (the samples a run trained on, in order);
 - runs and checkpoints: ``settings_hash`` of what shapes a run, ``input_fingerprint`` of a selection's inputs,
   ``run_fingerprint`` of a training run's data and settings, ``location_hash`` of a storage's base path;
 - ``files_signature``: names, sizes and modification times, to skip hashing unchanged files.
@@ -34,7 +35,7 @@ from entropy_assets.scoring import settings_key, shard_expr, shard_keys
 from entropy_assets.sources.discovery import Paths, data_files
 from entropy_assets.sources.errors import SourceError
 
-SUBSET_CODE_VERSION = "selected-subset-2"
+SUBSET_CODE_VERSION = "selected-subset-3"
 """The code version of selection: part of every subset's version, and the ``selected_subset`` asset's."""
 
 
@@ -115,10 +116,17 @@ def gathered_scores_version(shard_versions: Mapping[str, str]) -> str:
     return short_hash("\n".join(shard_versions[shard] for shard in sorted(shard_versions)), 24)
 
 
-def subset_version(pool_version: str, scores: str, config: Mapping[str, Any]) -> str:
-    """The version of a subset, known before selecting: its pool, its scores, the method's configuration (as the
-    selection records it) and ``SUBSET_CODE_VERSION``."""
-    inputs = [pool_version, scores, json.dumps(config, sort_keys=True), SUBSET_CODE_VERSION]
+def subset_version(content_hashes: Sequence[str], export_suffix: str) -> str:
+    """The version of a subset: the content of its samples, in order, and the form they are exported in. A
+    selection that lands on the same samples makes the same version, so nothing downstream runs again."""
+    return short_hash("\n".join([*content_hashes, export_suffix, SUBSET_CODE_VERSION]), 16)
+
+
+def selection_key(pool_version: str, scores: str, config: Mapping[str, Any], warm_from: str | None = None) -> str:
+    """What a selection starts from, known before it runs: its pool, its scores, the method's configuration (as the
+    selection records it), the subset version it warm-starts from (if any) and ``SUBSET_CODE_VERSION``. It names
+    the selection's checkpoint, so that only a rerun of the same selection resumes."""
+    inputs = [pool_version, scores, json.dumps(config, sort_keys=True), warm_from or "", SUBSET_CODE_VERSION]
     return short_hash("\n".join(inputs), 16)
 
 

@@ -182,3 +182,35 @@ def test_default_mode_beats_paper_mode_on_zlib9_ratio(capsys, raw_dir: Path, tmp
         assert status == 0 and summary is not None
         ratios[mode] = summary["set_ratio_zlib9"]
     assert ratios["default"] <= ratios["paper"]
+
+
+def test_select_starts_warm_from_an_earlier_provenance_file_and_reports_the_churn(
+    capsys, raw_dir: Path, tmp_path: Path
+) -> None:
+    chats = raw_dir / "fastchat_dummy_conversation.json"
+    first = ["select", "--data_path", str(chats), "--budget", "60", "--k1", "200", "--k2", "40", "--k3", "20"]
+    status, _, _ = run(
+        capsys, *first, "--save_path", str(tmp_path / "a.jsonl"), "--provenance", str(tmp_path / "a.parquet")
+    )
+    assert status == 0
+    earlier = pl.read_parquet(tmp_path / "a.parquet")
+    assert {"id", "rank", "content_hash"} <= set(earlier.columns)
+
+    grown = [str(chats), str(raw_dir / "pretrain_c4_demo.jsonl")]
+    again = ["select", "--data_path", *grown, "--budget", "60", "--k1", "200", "--k2", "40", "--k3", "20"]
+    status, summary, _ = run(
+        capsys, *again, "--save_path", str(tmp_path / "b.jsonl"), "--warm-start", str(tmp_path / "a.parquet")
+    )
+    assert status == 0 and summary is not None and summary["selected"] == 60
+    churn, warm = summary["churn"], summary["warm"]
+    assert churn["kept"] + churn["added"] == 60 == churn["kept"] + churn["removed"]
+    assert warm["new"] == 300 and warm["kept"] == churn["kept"] and warm["swapped"] == churn["added"]
+    selected = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sum("text" in record for record in selected) == churn["added"] > 0  # the C4 documents that came in
+
+    earlier.select("position", "id", "rank").write_parquet(tmp_path / "old.parquet")
+    status, _, err = run(
+        capsys, *again, "--save_path", str(tmp_path / "c.jsonl"), "--warm-start", str(tmp_path / "old.parquet")
+    )
+    assert status == 2 and "old.parquet: a provenance file without content hashes" in err
+    assert not (tmp_path / "c.jsonl").exists()

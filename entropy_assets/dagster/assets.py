@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext
 from entropy_assets.stages import (
     PoolResult,
     ScoresResult,
+    SubsetResult,
     build_pool,
     observe_raw_data,
     score_pool,
@@ -116,7 +117,9 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
             scores: Any = {shard: latest(instance, scores_key, ScoresResult, shard) for shard in _shards(settings)}
         else:
             scores = required(context.instance, scores_key, ScoresResult)
-        result = select_subset(workspace, pool, scores, settings.subset(context.partition_key), settings.scoring)
+        previous = latest(context.instance, settings.key("selected_subset"), SubsetResult, context.partition_key)
+        subset = settings.subset(context.partition_key)
+        result = select_subset(workspace, pool, scores, subset, settings.scoring, previous)
         return materialized(result, data_version=result.version)
 
     return selected_subset

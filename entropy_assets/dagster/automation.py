@@ -4,7 +4,8 @@ new data version made stale, and an optional refresh schedule.
 Dagster's default automation sensor starts stopped, and ``AutomationCondition.eager()`` requests nothing on its
 first evaluation; so each pipeline ships its own automation sensor, running by default, and the graph must have
 been materialized once (``materialize_all``, or the UI) before changes flow on their own. The daemon runs the
-sensors: ``dagster dev`` starts one, production runs ``dagster-daemon run``.
+sensors: ``dagster dev`` starts one, production runs ``dagster-daemon run``. A training run waits for a new data
+version of its subset (``eager_on_new_data``), so a re-selection that lands on the same samples trains nothing.
 """
 
 import json
@@ -19,6 +20,21 @@ from entropy_assets.versions import data_version, files_signature
 def eager() -> dg.AutomationCondition:
     """Materialize when an upstream asset has a new version (and nothing upstream is missing or in progress)."""
     return dg.AutomationCondition.eager()
+
+
+def eager_on_new_data() -> dg.AutomationCondition:
+    """``eager()``, but a dependency counts as updated only when its data version changed, not whenever it was
+    materialized: a subset re-selected to the same samples (the same version) trains nothing. It also waits for
+    the dependency to land rather than running beside it, since its version is known only then."""
+    condition = dg.AutomationCondition
+    changed = condition.any_deps_match(condition.data_version_changed() & ~condition.executed_with_root_target())
+    return (
+        condition.in_latest_time_window()
+        & (condition.newly_missing() | changed).since_last_handled()
+        & ~condition.any_deps_missing()
+        & ~condition.any_deps_in_progress()
+        & ~condition.in_progress()
+    ).with_label("eager_on_new_data")
 
 
 def eager_past_checks() -> dg.AutomationCondition:

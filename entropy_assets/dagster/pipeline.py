@@ -14,7 +14,7 @@ import dagster as dg
 from entropy_assets.stages import LawSettings
 
 from .assets import pool_asset, raw_data_asset, scores_asset, subset_asset
-from .automation import automation_sensor, eager, observation_sensor, refresh_schedule
+from .automation import automation_sensor, eager, eager_on_new_data, observation_sensor, refresh_schedule
 from .law import law_defs
 from .settings import SelectionPipeline
 from .shards import shard_sensor
@@ -66,6 +66,8 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         subset_asset(settings, sensor_driven),
     ]
     if settings.training is not None:
-        assets.append(training_asset(settings, settings.training, common))
+        # A training run follows a new version of its subset, not every re-selection: the same samples train once.
+        trained = {**common, "automation_condition": eager_on_new_data()} if settings.automation else common
+        assets.append(training_asset(settings, settings.training, trained))
         assets.extend(law_defs(settings, settings.law or LawSettings(), common))
     return assets

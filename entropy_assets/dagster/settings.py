@@ -47,6 +47,17 @@ class SelectionPipeline(Settings):
     )
     level: int | None = Field(default=None, description="Compression level (default: zstd 3, zlib 9, lzma 6).")
     seed: int = Field(default=0, description="Seeds random draws and breaks exact ties.")
+    reselect: Literal["warm", "full"] = Field(
+        default="warm",
+        description="How a refresh re-selects a subset: warm starts from its previous version (same settings), "
+        "keeping what is still in the pool, filling the freed budget and letting new samples in; full selects "
+        "from scratch.",
+    )
+    full_every: int | None = Field(
+        default=None,
+        description="With warm: every this many refreshes, a full re-selection, recording how far the warm one "
+        "would have drifted (warm R against full R).",
+    )
     export_suffix: str = Field(
         default=".jsonl", description=f"Form of the exported subsets: {', '.join(WRITABLE_SUFFIXES)}."
     )
@@ -114,6 +125,8 @@ class SelectionPipeline(Settings):
             for method in dict.fromkeys(("zip", "random", *self.methods)):
                 self.selection_config(method, budget)
         make_compressor(self.compressor, self.level)
+        if self.full_every is not None and self.full_every < 1:
+            raise ValueError(f"pipeline {self.name!r}: full_every must be 1 or more, got {self.full_every}")
         if self.observe_interval_seconds <= 0:
             raise ValueError(f"pipeline {self.name!r}: observe_interval_seconds must be positive")
         if self.refresh_cron is not None:
@@ -181,4 +194,6 @@ class SelectionPipeline(Settings):
             config=self.selection_config(method, budget),
             holdout=self.training.holdout if self.training else 0,
             export_suffix=self.export_suffix,
+            reselect=self.reselect,
+            full_every=self.full_every,
         )

@@ -17,6 +17,8 @@ from typing import Any, Self
 
 from entropy_assets.entropy_law import LawPoint
 
+from .churn import Churn
+
 
 class FilePath(str):
     """Metadata text that is a path to a file."""
@@ -250,6 +252,15 @@ class SubsetResult:
     seconds: float
     config: Mapping[str, Any]
     resumed_from_round: int = 0
+    reselect: str = "full"
+    """``warm``: started from the previous version; ``full``: selected from scratch."""
+    refreshes_since_full: int = 0
+    churn: Churn | None = None
+    """Against the partition's previous version; None for the first."""
+    warm_ratio_zlib9: float | None = None
+    """On a scheduled full re-selection: R of the warm one it replaced."""
+    drift: float | None = None
+    """On a scheduled full re-selection: the warm R over the full R, less 1."""
     histogram: bytes = field(default=b"", repr=False)
 
     @property
@@ -274,6 +285,10 @@ class SubsetResult:
             "mean_sample_ratio": self.mean_sample_ratio,
             "pool_size": self.pool_size,
             "seconds": self.seconds,
+            "reselect": self.reselect,
+            "refreshes_since_full": self.refreshes_since_full,
+            **_churn_metadata(self.churn),
+            **({} if self.drift is None else {"warm_ratio_zlib9": self.warm_ratio_zlib9, "drift": self.drift}),
             "config": dict(self.config),
             "ratio_histogram": markdown_image(self.histogram, "per-sample ratios"),
         }
@@ -297,8 +312,29 @@ class SubsetResult:
             seconds=read.number("seconds"),
             config=read.mapping("config"),
             resumed_from_round=read.integer("resumed_from_round"),
+            # Subsets recorded before refreshes could start warm have no reselect: they were full selections.
+            reselect=read.text("reselect") if read.has("reselect") else "full",
+            refreshes_since_full=read.integer("refreshes_since_full") if read.has("refreshes_since_full") else 0,
+            churn=_read_churn(read),
+            warm_ratio_zlib9=read.number("warm_ratio_zlib9") if read.has("drift") else None,
+            drift=read.number("drift") if read.has("drift") else None,
             histogram=embedded_png(read.text("ratio_histogram")),
         )
+
+
+def _churn_metadata(churn: Churn | None) -> dict[str, Any]:
+    """A churn as numbers Dagster charts across materializations, and its reasons as JSON."""
+    if churn is None:
+        return {}
+    counts = {"churn_kept": churn.kept, "churn_added": churn.added, "churn_removed": churn.removed}
+    return {**counts, "churn": dict(churn.by_reason)}
+
+
+def _read_churn(read: _Reader) -> Churn | None:
+    if not read.has("churn_kept"):
+        return None
+    counts = (read.integer("churn_kept"), read.integer("churn_added"), read.integer("churn_removed"))
+    return Churn(*counts, by_reason={reason: int(n) for reason, n in read.mapping("churn").items()})
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import dagster as dg
 import pytest
 
 from entropy_assets.dagster import TrainingSettings
+from entropy_assets.dagster.events import latest, materializations
+from entropy_assets.stages import PoolResult, SubsetResult
 
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph, settings
 
@@ -57,16 +59,58 @@ def test_a_changed_file_requests_exactly_the_downstream_assets_and_an_unchanged_
         graph.refresh()
 
         second = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=changed.cursor)
-        assert requested(second) == {"selected_subset": 3, "training_run": 3}
-        assert second.get_requested_partitions(SUBSET) == second.get_requested_partitions(TRAINING) == set(METHODS)
+        assert requested(second) == {"selected_subset": 3}  # training waits for the subsets' new versions
+        assert second.get_requested_partitions(SUBSET) == set(METHODS)
+        before = {method: subset_version(instance, method) for method in METHODS}
         for method in METHODS:
-            graph.run([SUBSET, TRAINING], method)
+            graph.run([SUBSET], method)
+        moved = {method for method in METHODS if subset_version(instance, method) != before[method]}
+        assert "zip" in moved  # the new document is the most informative: ZIP takes it in
 
         third = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=second.cursor)
-        assert requested(third) == {"entropy_law": 1}  # after every training run's blocking check passed
+        assert requested(third) == {"training_run": len(moved)}
+        assert third.get_requested_partitions(TRAINING) == moved
+        for method in moved:
+            graph.run([TRAINING], method)
+        fourth = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=third.cursor)
+        assert requested(fourth) == {"entropy_law": 1}  # after every training run's blocking check passed
         graph.run([LAW])
-        quiet = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=third.cursor)
+        quiet = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=fourth.cursor)
         assert quiet.total_requested == 0
+
+
+def subset_version(instance: dg.DagsterInstance, method: str) -> str:
+    subset = latest(instance, SUBSET, SubsetResult, method)
+    assert subset is not None
+    return subset.version
+
+
+def test_a_reselection_that_lands_on_the_same_samples_makes_no_version_and_trains_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """A new data version whose only change is a copy of a document already in the pool: every subset is selected
+    again (warm), lands on the same samples, and keeps its version; no training run is requested."""
+    with dg.instance_for_test() as instance:
+        graph = trained_graph(data_dir, tmp_path, instance)
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance)
+        before = {method: subset_version(instance, method) for method in METHODS}
+        runs = {method: len(materializations(instance, TRAINING, method)) for method in METHODS}
+
+        target = data_dir / "pretrain_c4_demo.jsonl"
+        first_line = target.read_text(encoding="utf-8").splitlines()[0]
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(first_line + "\n")
+        graph.refresh()
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == {"selected_subset": 3}
+        pool = latest(instance, POOL, PoolResult)
+        for method in METHODS:
+            subset = graph.metadata(graph.run([SUBSET], method), SUBSET)
+            assert subset["pool_version"] == pool.version and subset["reselect"] == "warm"  # type: ignore[union-attr]
+            assert subset["version"] == before[method] and subset["churn_added"] == 0
+        tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=instance, cursor=tick.cursor)
+        assert tick.total_requested == 0
+        assert {method: len(materializations(instance, TRAINING, method)) for method in METHODS} == runs
 
 
 def test_the_observation_sensor_observes_only_when_content_changed(data_dir: Path, tmp_path: Path) -> None:
