@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .compression import Compressor, default_threads
 from .sources import POOL_SCHEMA, SourceError
@@ -31,6 +35,7 @@ SCORES_SCHEMA: dict[str, pl.DataType] = {
 SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
 """The pool columns that scoring reads."""
 _SCORED_TYPES: dict[str, pl.DataType] = {name: POOL_SCHEMA[name] for name in SCORED_COLUMNS}
+_SHARD_ORDERED_SCHEMA: pa.Schema = pl.DataFrame(schema={**_SCORED_TYPES, "shard": pl.Int32}).to_arrow().schema
 
 
 def shard_keys(shards: int) -> list[str]:
@@ -59,8 +64,46 @@ SHARD_ROW_GROUP = 8192
 def write_shard_ordered(pool: pl.DataFrame, shards: int, path: str | os.PathLike[str]) -> None:
     """Write the columns scoring needs, with a ``shard`` column, rows grouped by shard (pool order within each), in
     small row groups: ``read_shard`` then decodes only its own shard's row groups, found by their statistics."""
-    ordered = pool.select(SCORED_COLUMNS).with_columns(shard=shard_expr(shards).cast(pl.Int32))
-    ordered.sort("shard", maintain_order=True).write_parquet(path, row_group_size=SHARD_ROW_GROUP, statistics=True)
+    with tempfile.TemporaryDirectory(prefix="shard-ordered-") as scratch:
+        writer = ShardOrderedWriter(shards, Path(scratch))
+        writer.add(pool)
+        writer.finish(path)
+
+
+class ShardOrderedWriter:
+    """``write_shard_ordered`` for a pool seen a piece at a time, in order: each piece's rows go to a file per shard
+    under ``scratch``, and ``finish`` joins those files in shard order. Memory holds one piece and one row group."""
+
+    def __init__(self, shards: int, scratch: Path) -> None:
+        self._shards = shards
+        self._scratch = scratch
+        self._writers: dict[int, pq.ParquetWriter] = {}
+
+    def add(self, rows: pl.DataFrame) -> None:
+        """Add the next rows of the pool (at least the columns scoring reads)."""
+        ordered = rows.select(SCORED_COLUMNS).with_columns(shard=shard_expr(self._shards).cast(pl.Int32))
+        for (shard,), part in ordered.partition_by("shard", as_dict=True, maintain_order=True).items():
+            table = part.to_arrow().cast(_SHARD_ORDERED_SCHEMA)
+            if shard not in self._writers:
+                self._writers[shard] = pq.ParquetWriter(self._file(shard), _SHARD_ORDERED_SCHEMA)
+            self._writers[shard].write_table(table)
+
+    def finish(self, path: str | os.PathLike[str]) -> None:
+        """Write the shard-ordered file at ``path``: every shard's rows, in shard order, in row groups of at most
+        ``SHARD_ROW_GROUP`` rows that never straddle two shards."""
+        for writer in self._writers.values():
+            writer.close()
+        with pq.ParquetWriter(path, _SHARD_ORDERED_SCHEMA, compression="zstd") as out:
+            for shard in sorted(self._writers):
+                for batch in pq.ParquetFile(self._file(shard)).iter_batches(batch_size=SHARD_ROW_GROUP):
+                    out.write_batch(batch, row_group_size=SHARD_ROW_GROUP)
+                self._file(shard).unlink()
+            if not self._writers:  # an empty pool: a file with the columns and no rows
+                out.write_table(_SHARD_ORDERED_SCHEMA.empty_table())
+        self._writers.clear()
+
+    def _file(self, shard: int) -> Path:
+        return self._scratch / f"shard-{shard}.parquet"
 
 
 def read_shard(pool_file: str | os.PathLike[str], shard: int, shards: int) -> pl.DataFrame:

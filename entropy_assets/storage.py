@@ -6,9 +6,13 @@ are versioned and never overwritten: a versioned file names its content, so it i
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +20,7 @@ import polars as pl
 from upath import UPath
 
 from entropy_assets.credentials import refuse_inline_credentials
-from entropy_assets.sources import write_atomically, write_records
+from entropy_assets.sources import STALE_TEMPORARY_SECONDS, write_atomically, write_records
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,45 @@ class Storage:
         return path.relative_to(UPath(self.base_path)).as_posix()
 
     def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pl.DataFrame:
-        """Read parquet stored at ``parts`` (only ``columns``, when given)."""
+        """Read parquet stored at ``parts`` (only ``columns``, when given): a file, or a folder of files (a pool)
+        read in name order."""
         target = self.path(*parts)
-        with target.open("rb") as handle:
-            return pl.read_parquet(handle, columns=columns)
+        if target.is_dir():
+            files = sorted((p for p in target.iterdir() if p.name.endswith(".parquet")), key=lambda p: p.name)
+            return pl.concat([_read_parquet(file, columns) for file in files], how="vertical")
+        return _read_parquet(target, columns)
+
+    def link_folder(self, files: Sequence[tuple[str, ...]], *parts: str) -> UPath:
+        """A folder at ``parts`` holding the stored ``files`` (each given by its parts), in order: each under its own
+        name behind its position (``00000.<name>``, ``00001.<name>``, ...), as hard links where the storage is local
+        (no byte is copied), copies on a remote store. Written once: an existing folder is kept. Locally the folder
+        appears whole or not at all; on a remote store, a copy cut short is completed by the next call."""
+        target = self.path(*parts)
+        sources = [self.path(*file) for file in files]
+        names = [f"{index:05d}.{source.name}" for index, source in enumerate(sources)]
+        if not _is_local(target):  # no folder to rename into place: a copy cut short is completed by the next
+            for source, name in zip(sources, names, strict=True):
+                if not (target / name).exists():
+                    source.fs.copy(source.path, (target / name).path)
+            return target
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        try:
+            for source, name in zip(sources, names, strict=True):
+                try:
+                    os.link(source.path, staging / name)
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(source.path, staging / name)
+            os.chmod(staging, 0o755)
+            os.rename(staging, target.path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():  # else another writer put the same folder in place first
+                raise
+        _remove_stale_folders(Path(target.path))
+        return target
 
     def exists(self, *parts: str) -> bool:
         return self.path(*parts).exists()
@@ -106,6 +145,20 @@ class Storage:
             target.fs.put_file(str(local), staging.path)
             target.fs.mv(staging.path, target.path)
         return target
+
+
+def _remove_stale_folders(path: Path) -> None:
+    """Staging folders of ``link_folder`` left by a killed writer (see ``STALE_TEMPORARY_SECONDS``)."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):  # another writer removed it first
+            if stale.is_dir() and stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale)
+
+
+def _read_parquet(path: UPath, columns: list[str] | None) -> pl.DataFrame:
+    with path.open("rb") as handle:
+        return pl.read_parquet(handle, columns=columns)
 
 
 def _is_local(path: UPath) -> bool:

@@ -93,16 +93,37 @@ def compressor_settings_hash(compressor: Compressor) -> str:
 def shard_fingerprints(pool: pl.DataFrame, shards: int) -> dict[str, str]:
     """Each shard's fingerprint (16 hex digits): a hash of its samples' ids and content hashes, in pool order. Equal
     fingerprints mean equal scores, row for row."""
-    keys = shard_keys(shards)
-    fingerprints = {key: hashlib.sha256() for key in keys}
-    grouped = (
-        pool.select(shard=shard_expr(shards), row=pl.concat_str("id", "content_hash", separator="\t"))
-        .group_by("shard", maintain_order=True)
-        .agg("row")
-    )
-    for shard, rows in grouped.iter_rows():
-        fingerprints[keys[shard]].update("\n".join(rows).encode())
-    return {key: digest.hexdigest()[:16] for key, digest in fingerprints.items()}
+    fingerprints = ShardFingerprints(shards)
+    fingerprints.update(pool)
+    return fingerprints.result()
+
+
+class ShardFingerprints:
+    """``shard_fingerprints`` of a pool seen a piece at a time, in order: the same digests as of the whole."""
+
+    def __init__(self, shards: int) -> None:
+        self._shards = shards
+        self._keys = shard_keys(shards)
+        self._digests = [hashlib.sha256() for _ in self._keys]
+        self._started = [False] * shards
+
+    def update(self, rows: pl.DataFrame) -> None:
+        """Count the next ``rows`` of the pool (columns ``id`` and ``content_hash``)."""
+        grouped = (
+            rows.select(shard=shard_expr(self._shards), row=pl.concat_str("id", "content_hash", separator="\t"))
+            .group_by("shard", maintain_order=True)
+            .agg("row")
+        )
+        for shard, shard_rows in grouped.iter_rows():
+            digest = self._digests[shard]
+            if self._started[shard]:
+                digest.update(b"\n")
+            digest.update("\n".join(shard_rows).encode())
+            self._started[shard] = True
+
+    def result(self) -> dict[str, str]:
+        """Each shard's fingerprint, by shard key."""
+        return {key: digest.hexdigest()[:16] for key, digest in zip(self._keys, self._digests, strict=True)}
 
 
 def scores_version(samples: str, compressor_hash: str) -> str:

@@ -170,8 +170,7 @@ def _read(result: StoredResult, file: str, field: str) -> pl.DataFrame:
         raise AuditError(f"recorded {field} {file!r}: {error}") from error
     if not target.exists():
         raise AuditError(f"{target} is gone: was it pruned?")
-    with target.open("rb") as handle:
-        return pl.read_parquet(handle)
+    return written_under(result).read_parquet(file)
 
 
 def _nan_if_none(value: float | None) -> float:

@@ -25,7 +25,8 @@ VERSIONED_ASSETS: dict[str, type[PoolResult | ScoresResult | SubsetResult | Trai
 
 @dataclass(frozen=True)
 class PrunePlan:
-    """Files (with their sibling exports and plots) that only older versions refer to, and those kept."""
+    """Files and pool folders (with their sibling exports and plots) that only older versions refer to, the stored
+    parts of sources no pool left holds, and what is kept."""
 
     remove: tuple[UPath, ...]
     kept_versions: int
@@ -59,14 +60,31 @@ def plan_prune(instance: dg.DagsterInstance, pipeline: str, keep: int) -> PruneP
         return PrunePlan((), keep, 0)
     remove = sorted({path for file in older - kept for path in _with_siblings(storage, file)}, key=str)
     protected = {path for file in kept for path in _with_siblings(storage, file)}
-    return PrunePlan(tuple(p for p in remove if p not in protected), keep, len(protected))
+    remove = [path for path in remove if path not in protected]
+    remove += _unlinked_parts(storage, pipeline, set(remove))
+    return PrunePlan(tuple(remove), keep, len(protected))
+
+
+def _unlinked_parts(storage: Storage, pipeline: str, removed: set[UPath]) -> list[UPath]:
+    """The stored parts of sources (``pool/parts/``) that no pool version left after pruning holds: a pool
+    version's folder names each part it holds after its position (``00000.<part>``)."""
+    folder = storage.path(pipeline, "pool")
+    parts = folder / "parts"
+    if not parts.exists():
+        return []
+    pools = [entry for entry in folder.iterdir() if entry.is_dir() and entry.name != "parts" and entry not in removed]
+    held = {file.name.split(".", 1)[1] for pool in pools for file in pool.iterdir()}
+    return sorted((part for part in parts.iterdir() if part.name not in held), key=str)
 
 
 def prune(plan: PrunePlan) -> int:
-    """Delete the files ``plan`` lists; returns how many were deleted."""
+    """Delete the files and folders ``plan`` lists; returns how many were deleted."""
     deleted = 0
     for path in plan.remove:
-        if path.exists():
+        if path.is_dir():
+            path.fs.rm(path.path, recursive=True)
+            deleted += 1
+        elif path.exists():
             path.unlink()
             deleted += 1
     return deleted

@@ -102,6 +102,18 @@ class LoadReport:
         """Plain JSON-ready dict, for asset metadata and logs."""
         return asdict(self)
 
+    def merge(self, other: LoadReport, label: str) -> None:
+        """Count ``other`` (the report of one source, ``label``) in this one."""
+        self.files.append(label)
+        self.records_read += other.records_read
+        self.records_kept += other.records_kept
+        self.invalid_utf8 += other.invalid_utf8
+        self.bytes += other.bytes
+        for reason, count in other.dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+        formats = Counter(self.formats) + Counter(other.formats)
+        self.formats = dict(sorted(formats.items()))
+
 
 @dataclass
 class LoadedPool:

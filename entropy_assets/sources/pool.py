@@ -98,10 +98,11 @@ def write_pool(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
 
 
 def read_pool(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Read a pool stored by ``write_pool``, with exactly ``POOL_SCHEMA``."""
+    """Read a pool stored by ``write_pool`` (a file) or by the ``pool`` asset (a folder of parquet files, read in
+    name order), with exactly ``POOL_SCHEMA``."""
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such pool file")
+    if not (path.is_file() or path.is_dir()):
+        raise SourceError(f"{path}: no such pool file or folder")
     try:
         frame = pl.read_parquet(path)
     except (Exception, pl.exceptions.PanicException) as exc:  # polars panics on some damaged files

@@ -1,12 +1,35 @@
-"""Raw data to pool: the observation of the source files, and the pool built from them."""
+"""Raw data to pool: the observation of the source files, and the pool built from them one source at a time.
+
+A pool version is a folder of parquet files, one per source in load order (``<version>/00000.parquet``, ...). Each
+is a hard link to the source's stored *part* (``parts/``), named by the source's content, its load settings and its
+name in the pool: an unchanged source is neither parsed nor copied again, whatever else changed. Polars, pyarrow
+and DuckDB read such a folder as one table.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from entropy_assets.scoring import write_shard_ordered
-from entropy_assets.sources import SourceError, load_pool
-from entropy_assets.versions import data_version, file_hashes, shard_fingerprints
+from upath import UPath
+
+from entropy_assets.scoring import SCORED_COLUMNS, ShardOrderedWriter
+from entropy_assets.sources import LoadReport, SourceError
+from entropy_assets.sources.discovery import Source, discover, source_names
+from entropy_assets.sources.parts import (
+    EMPTY_POOL,
+    LoadSettings,
+    part_key,
+    part_report,
+    read_part,
+    read_part_rows,
+    write_part,
+)
+from entropy_assets.versions import ShardFingerprints, data_version, file_hashes, short_hash
 
 from .results import PoolResult, RawDataResult
 from .workspace import Workspace
@@ -18,32 +41,112 @@ def observe_raw_data(paths: Sequence[str]) -> RawDataResult:
     return RawDataResult(tuple(paths), data_version(paths, hashes), hashes)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One source of the pool and its stored part: ``content`` names what it holds, ``file`` where it is."""
+
+    source: Source
+    name: str
+    content: str | None
+    file: tuple[str, ...]
+
+
 def build_pool(
     workspace: Workspace, paths: Sequence[str], *, skip_malformed: bool = False, shards: int = 1
 ) -> PoolResult:
     """Every record at ``paths`` as canonical text, stored under the raw data version it was read from (once: a
     version already stored is kept). With ``shards`` above 1, also a copy ordered by content-hash shard, and each
-    shard's fingerprint. Raises ``SourceError`` if the data changed while it was read: nothing is then written."""
-    version = data_version(paths)
+    shard's fingerprint.
+
+    Built one source at a time: a source whose content, load settings and name are unchanged since an earlier build
+    is neither parsed nor copied, its stored part is linked into the new version; a moved or renamed one is relabelled
+    from its part; a new or changed one is parsed; a removed one is simply not in the new version. Memory holds one
+    source's rows at a time. Raises ``SourceError`` if the data changed while it was read: no pool is then written,
+    nor the part of a file that changed."""
+    hashes = file_hashes(paths)
+    version = data_version(paths, hashes)
+    settings = LoadSettings(skip_malformed=skip_malformed)
     try:
-        loaded = load_pool(paths, skip_malformed=skip_malformed)
+        sources = discover(paths)
+        parts = [
+            _part(workspace, source, name, part_key(source, hashes, settings))
+            for source, name in zip(sources, source_names(sources), strict=True)
+        ]
+        parsed = [
+            part for part in parts if not workspace.storage.exists(*part.file) and _store(workspace, part, settings)
+        ]
+        _check_unchanged(paths, version)  # else the pool would be stored under a version it is not
+        return _assemble(workspace, parts, parsed, version, shards)
     except SourceError as error:  # a half-written record, say: if the data moved meanwhile, that is the cause
         _check_unchanged(paths, version, cause=error)
         raise
-    _check_unchanged(paths, version)  # else the pool would be stored under a version it is not
+
+
+def _part(workspace: Workspace, source: Source, name: str, content: str | None) -> _Part:
+    labels = short_hash(f"{name}\0{source.label}", 12)
+    key = f"{content}.{labels}" if content is not None else f"unhashed-{labels}-{os.getpid()}-{time.time_ns()}"
+    return _Part(source, name, content, (*workspace.folder("pool", "parts"), f"{key}.parquet"))
+
+
+def _store(workspace: Workspace, part: _Part, settings: LoadSettings) -> bool:
+    """Store a source's part: relabelled from a part of the same content under another name, or parsed. Whether
+    the source was parsed."""
+    storage = workspace.storage
+    sibling = _same_content(workspace, part)
+    if sibling is not None:
+        with sibling.open("rb") as handle:
+            report, rows = part_report(handle, str(sibling)), read_part_rows(handle, str(sibling))
+        storage.write_once(lambda local: write_part(rows, report, part.name, part.source.label, local), *part.file)
+        return False
+    loaded = read_part(part.source, settings)
+    if part.content is not None and part_key(part.source, file_hashes(part.source.label), settings) != part.content:
+        raise SourceError(f"{part.source.label} changed while it was being read")
+    storage.write_once(
+        lambda local: write_part(loaded.frame, loaded.report, part.name, part.source.label, local), *part.file
+    )
+    workspace.log.info(f"pool: parsed {part.source.label} ({loaded.report.records_read:,} records)")
+    return True
+
+
+def _same_content(workspace: Workspace, part: _Part) -> UPath | None:
+    """A stored part of the same content under another name (a moved or renamed file), if any."""
+    if part.content is None:
+        return None
+    folder = workspace.storage.path(*part.file[:-1])
+    if not folder.exists():
+        return None
+    return next(iter(sorted(folder.glob(f"{part.content}.*.parquet"), key=str)), None)
+
+
+def _assemble(
+    workspace: Workspace, parts: Sequence[_Part], parsed: Sequence[_Part], version: str, shards: int
+) -> PoolResult:
+    """Link the parts into the version's folder and, with shards, stream them into the shard-ordered copy and the
+    shards' fingerprints."""
     storage = workspace.storage
     folder = workspace.folder("pool")
-    path = storage.write_version(loaded.frame, *folder, f"{version}.parquet")
+    files = [part.file for part in parts]
+    if not files:  # no source at all: one empty part, so that the folder reads as an empty table
+        files = [(*folder, "parts", "empty.parquet")]
+        storage.write_once(lambda local: write_part(EMPTY_POOL, LoadReport(), "", "", local), *files[0])
+    pool = storage.link_folder(files, *folder, version)
+    reports = []
+    for part in parts:
+        with storage.path(*part.file).open("rb") as handle:
+            reports.append(part_report(handle, "/".join(part.file)))
     shard_file, fingerprints = None, None
-    if shards > 1:  # scoring reads its shard from a copy of the pool ordered by shard
-        ordered = storage.write_once(
-            lambda local: write_shard_ordered(loaded.frame, shards, local), *folder, f"{version}.shards{shards}.parquet"
-        )
-        shard_file, fingerprints = storage.relative(ordered), shard_fingerprints(loaded.frame, shards)
-    report = loaded.report
+    if shards > 1:
+        shard_file, fingerprints = _shards(workspace, files, version, shards)
+    for part in parts:  # a dataset name's part is made for this build only
+        if part.content is None:
+            storage.path(*part.file).unlink()
+    report = LoadReport()
+    for part, part_report_ in zip(parts, reports, strict=True):
+        report.merge(part_report_, part.source.label)
+    fresh = [part_report_ for part, part_report_ in zip(parts, reports, strict=True) if part in parsed]
     return PoolResult(
-        path=str(path),
-        file=storage.relative(path),
+        path=str(pool),
+        file=storage.relative(pool),
         version=version,
         records_read=report.records_read,
         records_kept=report.records_kept,
@@ -51,10 +154,32 @@ def build_pool(
         invalid_utf8=report.invalid_utf8,
         bytes=report.bytes,
         formats=dict(report.formats),
-        files=len(report.files),
+        files=len(parts),
+        files_parsed=len(fresh),
+        records_parsed=sum(part_report_.records_read for part_report_ in fresh),
         shard_file=shard_file,
         shard_fingerprints=fingerprints,
     )
+
+
+def _shards(
+    workspace: Workspace, files: Sequence[tuple[str, ...]], version: str, shards: int
+) -> tuple[str, dict[str, str]]:
+    """The shard-ordered copy (written once) and every shard's fingerprint, from the parts one at a time."""
+    storage = workspace.storage
+    target = (*workspace.folder("pool"), f"{version}.shards{shards}.parquet")
+    fingerprints = ShardFingerprints(shards)
+    with tempfile.TemporaryDirectory(prefix="pool-shards-") as scratch:
+        ordered = None if storage.exists(*target) else ShardOrderedWriter(shards, Path(scratch))
+        for file in files:
+            columns = list(SCORED_COLUMNS) if ordered is not None else ["id", "content_hash"]
+            rows = storage.read_parquet(*file, columns=columns)
+            fingerprints.update(rows)
+            if ordered is not None:
+                ordered.add(rows)
+        if ordered is not None:
+            storage.write_once(ordered.finish, *target)
+    return storage.relative(storage.path(*target)), fingerprints.result()
 
 
 def _check_unchanged(paths: Sequence[str], version: str, *, cause: SourceError | None = None) -> None:

@@ -120,6 +120,9 @@ class PoolResult:
     bytes: int
     formats: Mapping[str, int]
     files: int
+    files_parsed: int
+    """Files parsed for this build: new or changed since an earlier build (the others' rows were reused)."""
+    records_parsed: int
     shard_file: str | None = None
     """With shards: a copy of the scored columns ordered by shard, so that each shard is read on its own."""
     shard_fingerprints: Mapping[str, str] | None = None
@@ -144,6 +147,10 @@ class PoolResult:
             "bytes": self.bytes,
             "formats": dict(self.formats),
             "files": self.files,
+            "files_parsed": self.files_parsed,
+            "files_reused": self.files - self.files_parsed,
+            "records_parsed": self.records_parsed,
+            "records_reused": self.records_read - self.records_parsed,
             "raw_data_version": self.version,
             "version": self.version,
             **shards,
@@ -164,6 +171,9 @@ class PoolResult:
             bytes=read.integer("bytes"),
             formats=read.mapping("formats"),
             files=read.integer("files"),
+            # a pool built before parts were reused parsed every file
+            files_parsed=read.integer("files_parsed" if read.has("files_parsed") else "files"),
+            records_parsed=read.integer("records_parsed" if read.has("records_parsed") else "records_read"),
             shard_file=read.text("shard_file") if sharded else None,
             shard_fingerprints=read.mapping("shard_fingerprints") if sharded else None,
         )

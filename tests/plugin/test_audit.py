@@ -50,7 +50,7 @@ def test_a_run_audit_names_its_subset_pool_raw_files_and_samples(trained: tuple[
     assert [row["id"] for row in audit.rows] == subset.sort("rank")["id"].to_list()
     pool = pl.read_parquet(root / "store" / str(facts["pool_file"]))
     assert set(subset["id"]) <= set(pool["id"])
-    assert str(facts["pool_file"]).endswith(f"{facts['raw_data_version']}.parquet")
+    assert str(facts["pool_file"]).endswith(f"pool/{facts['raw_data_version']}")
     # By run id too, and in every output form.
     by_id = audit_run(instance, "t", run_id=run_id_of(instance, "random")[:8])
     assert by_id.facts["partition"] == "random"

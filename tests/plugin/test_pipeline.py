@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import entropy_assets.stages.pool as pool_stage
 from entropy_assets.dagster import (
@@ -14,7 +15,12 @@ from entropy_assets.dagster import (
     SelectionPipelineComponent,
     selection_pipeline_defs,
 )
+from entropy_assets.dagster.events import latest
 from entropy_assets.selection import methods
+from entropy_assets.sources import LoadedPool, load_pool, read_pool
+from entropy_assets.sources.discovery import Source
+from entropy_assets.sources.parts import LoadSettings
+from entropy_assets.stages import PoolResult
 from entropy_assets.storage import Storage
 
 RAW = dg.AssetKey(["t", "raw_data"])
@@ -277,19 +283,32 @@ def test_a_file_changing_while_the_pool_is_read_fails_without_writing(
     with dg.instance_for_test() as instance:
         graph = Graph(settings(data_dir), tmp_path / "store", instance)
         graph.run([RAW])
-        original = pool_stage.load_pool
+        original = pool_stage.read_part
+        edited: list[bool] = []
 
-        def load_then_edit(*args: object, **kwargs: object) -> object:
-            loaded = original(*args, **kwargs)  # type: ignore[arg-type]
-            with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"text": "written while the pool was being read"}) + "\n")
+        def read_then_edit(source: Source, load: LoadSettings) -> LoadedPool:
+            loaded = original(source, load)
+            if not edited:  # after the first file is read, another one changes
+                edited.append(True)
+                with open(data_dir / "pretrain_c4_demo.jsonl", "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"text": "written while the pool was being read"}) + "\n")
             return loaded
 
-        monkeypatch.setattr(pool_stage, "load_pool", load_then_edit)
+        monkeypatch.setattr(pool_stage, "read_part", read_then_edit)
         result = graph.run([POOL], raise_on_error=False)
         assert not result.success
         assert "changed while it was being read" in str(result.get_step_failure_events()[0].step_failure_data.error)
-        assert not (tmp_path / "store" / "t" / "pool").exists()
+        folder = tmp_path / "store" / "t" / "pool"
+        assert [entry.name for entry in folder.iterdir()] == ["parts"], "no pool is stored, only parts"
+        stored_parts = len(list((folder / "parts").glob("*.parquet")))
+        monkeypatch.undo()
+        # the parts stored before the change are of files that did not change: the next build reuses them, and
+        # its pool is what reading every file afresh gives
+        graph.run([RAW, POOL])
+        pool = latest(instance, POOL, PoolResult)
+        assert pool is not None and pool.files - pool.files_parsed == stored_parts >= 1
+        expected = load_pool(str(data_dir)).frame
+        assert_frame_equal(read_pool(tmp_path / "store" / pool.file), expected)
 
 
 def test_a_pool_load_failing_on_a_record_then_finished_reports_the_change(
@@ -304,20 +323,22 @@ def test_a_pool_load_failing_on_a_record_then_finished_reports_the_change(
         graph.run([RAW])
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(record[:20])
-        original = pool_stage.load_pool
+        original = pool_stage.read_part
 
-        def load_then_finish_the_record(*args: object, **kwargs: object) -> object:
+        def read_then_finish_the_record(source: Source, load: LoadSettings) -> LoadedPool:
             try:
-                return original(*args, **kwargs)  # type: ignore[arg-type]
+                return original(source, load)
             finally:
-                with open(target, "a", encoding="utf-8") as handle:
-                    handle.write(record[20:])
+                if source.path == target:
+                    with open(target, "a", encoding="utf-8") as handle:
+                        handle.write(record[20:])
 
-        monkeypatch.setattr(pool_stage, "load_pool", load_then_finish_the_record)
+        monkeypatch.setattr(pool_stage, "read_part", read_then_finish_the_record)
         result = graph.run([POOL], raise_on_error=False)
         assert not result.success
         error = result.get_step_failure_events()[0].step_failure_data.error
         change = error.cause if error is not None else None  # Dagster's own error wraps the asset's
         assert change is not None and "changed while it was being read" in change.message
         assert change.cause is not None and "it is the last line, with no newline" in change.cause.message
-        assert not (tmp_path / "store" / "t" / "pool").exists()
+        pool_folder = tmp_path / "store" / "t" / "pool"
+        assert not pool_folder.exists() or [entry.name for entry in pool_folder.iterdir()] == ["parts"]

@@ -43,7 +43,7 @@ def test_a_storage_root_that_is_itself_a_symlink_is_followed(tmp_path: Path) -> 
 def forged_pool(path: str, file: str, version: str) -> dict[str, object]:
     """The metadata of a well-formed pool materialization whose recorded file may lead anywhere (an edited event
     log, a bad external report)."""
-    pool = PoolResult(path, file, version, 1, 1, {}, 0, 1, {"text": 1}, 1)
+    pool = PoolResult(path, file, version, 1, 1, {}, 0, 1, {"text": 1}, 1, 1, 1)
     return dagster_metadata(pool.to_metadata())
 
 

@@ -48,8 +48,7 @@ def test_held_out_evaluation_samples_are_never_selected(data_dir: Path, tmp_path
     training = TrainingSettings(steps=5, eval_samples=300, builtin=TINY)
     graph, result = trained(data_dir, tmp_path, training, method="dedup")
     run = graph.metadata(result, TRAINING)  # type: ignore[arg-type]
-    (pool_file,) = (tmp_path / "store" / "t" / "pool").glob("*.parquet")
-    pool = pl.read_parquet(pool_file)
+    pool = pl.read_parquet(tmp_path / "store" / str(run["pool_file"]))
     held_out = set(pool.filter(holdout_mask(pool, 300))["content_hash"])
     chosen = pl.read_parquet(tmp_path / "store" / str(run["subset_file"]))
     assert Path(str(run["subset_file"])).parent.name == "dedup_60"
