@@ -18,8 +18,12 @@ Each phase runs in a fresh process, so that its peak memory (max RSS) is its own
 3. selection: ``hierarchical_zip_select`` of 50,000 (K1=10000, K2=200, K3=100) over ``--shards`` shards in one
    process per core, and the zlib-9 ratio of the chosen set beside a random set of the same size.
 
+4. the pool step: ``build_pool`` (the ``pool`` asset) over the files with ``--shards`` shards, then again after one
+   file changed (1,000 records edited, 1,000 appended), each in a fresh process: time and peak memory (target: under
+   2 GB for both).
+
 Usage: ``python benchmarks/million_samples.py [--samples N] [--shards S] [--workdir DIR] [--repeat R]
-[--skip-selection]``
+[--skip-selection] [--pool-only]``
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ from entropy_assets.selection.baselines import BaselineConfig, baseline_select
 from entropy_assets.selection.hierarchical import HierarchicalConfig, hierarchical_zip_select
 from entropy_assets.selection.zip import ZipConfig
 from entropy_assets.sources import load_pool, write_pool
+from entropy_assets.stages import Workspace, build_pool
+from entropy_assets.storage import Storage
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 RECORDS_PER_FILE = 20_000
@@ -257,6 +263,49 @@ def load_phase(folder: str, pool_file: str, shard_file: str, shards: int) -> dic
     }
 
 
+def pipeline_pool_phase(data: str, store: str, shards: int) -> dict[str, Any]:
+    """The ``pool`` asset's step, ``build_pool``, over the data folder: a first build parses every file; on a storage
+    that holds an earlier version's parts, only what changed."""
+    started = time.perf_counter()
+    pool = build_pool(Workspace("million", Storage(store)), [data], shards=shards)
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_mb": peak_mb(),
+        "records": pool.records_kept,
+        "files": pool.files,
+        "files_parsed": pool.files_parsed,
+        "records_parsed": pool.records_parsed,
+        "version": pool.version,
+    }
+
+
+def linked_data(folder: Path, data: Path) -> None:
+    """``data``: links to the pool's JSONL files (the records' folder also holds a manifest, not data)."""
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    for file in sorted(folder.glob("pool_*.jsonl")):
+        (data / file.name).symlink_to(file)
+
+
+def change_one_file(data: Path) -> str:
+    """Replace the last of ``data``'s links by a copy with its first 1,000 records edited and 1,000 appended."""
+    last = sorted(data.glob("pool_*.jsonl"))[-1]
+    lines = last.read_bytes().splitlines(keepends=True)
+    edited = [
+        orjson.dumps({"text": f"record {i}, replaced after the first build by this document."}) + b"\n"
+        if i < 1000
+        else line
+        for i, line in enumerate(lines)
+    ]
+    added = [
+        orjson.dumps({"text": f"an appended document, number {i}, written after the first build."}) + b"\n"
+        for i in range(1000)
+    ]
+    last.unlink()
+    last.write_bytes(b"".join(edited + added))
+    return f"{last.name}: 1,000 of its records edited, 1,000 appended"
+
+
 def score_shard(pool_file: str, shard: int, shards: int, level: int, threads: int | None) -> dict[str, Any]:
     """One partition's work: read its shard of the pool file and score it (level < 1: raw zstd batch call)."""
     started = time.perf_counter()
@@ -358,6 +407,30 @@ def selection_phase(pool_file: str, shards: int, budget: int) -> dict[str, Any]:
 # --- report ------------------------------------------------------------------------------------------------
 
 
+def pool_phases(workdir: Path, folder: Path, shards: int, load: dict[str, Any]) -> None:
+    """The pipeline's ``pool`` step over the files, built, then updated after one file changed (each in a fresh
+    process), beside the whole-pool load above."""
+    store = workdir / "pipeline-store"
+    shutil.rmtree(store, ignore_errors=True)
+    data = workdir / "pool-data"
+    linked_data(folder, data)
+    built = in_fresh_process(pipeline_pool_phase, str(data), str(store), shards)
+    change = change_one_file(data)
+    updated = in_fresh_process(pipeline_pool_phase, str(data), str(store), shards)
+    print(f"\npool step (build_pool, {shards} shards: the pool folder, its shard-ordered copy and fingerprints):")
+    for name, phase in (("build", built), (f"update after a change ({change})", updated)):
+        print(
+            f"  {name}: {phase['seconds']:.1f} s, peak RSS {phase['peak_mb']:,.0f} MB; {phase['records']:,} records "
+            f"from {phase['files']} files, parsed {phase['files_parsed']} file(s), {phase['records_parsed']:,} records"
+        )
+    print(
+        f"  targets: peak under 2,000 MB: build {verdict(built['peak_mb'] < 2000)}, update "
+        f"{verdict(updated['peak_mb'] < 2000)}; whole-pool load_pool above: peak {load['peak_mb']:,.0f} MB"
+    )
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
 def verdict(ok: bool) -> str:
     return "meets target" if ok else "MISSES target"
 
@@ -371,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=50_000, help="samples hierarchical ZIP selects")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-selection", action="store_true", help="load and scoring only")
+    parser.add_argument("--pool-only", action="store_true", help="the pool phases only (load, and the pool step)")
     args = parser.parse_args(argv)
     if not RAW.is_dir():
         print(f"no raw data under {RAW}", file=sys.stderr)
@@ -408,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
         f"median {load['median_bytes']:,.0f} B; formats "
         + ", ".join(f"{fmt} {count:,}" for fmt, count in load["formats"].items())
     )
+
+    pool_phases(workdir, folder, args.shards, load)
+    if args.pool_only:
+        return 0
 
     scoring = in_fresh_process(scoring_phase, shard_file, args.shards, args.repeat)
     total_mb = load["bytes"] / 1e6

@@ -7,7 +7,9 @@ The pipeline (ZIP and random on the bundled sample, 100 samples, 20 training ste
 first: ``AutomationCondition.eager()`` requests nothing on its first evaluation, so automation starts from a
 materialized graph. Then ``dagster dev`` runs the daemon, whose sensors (running by default) observe the raw data
 every 5 s and evaluate the automation conditions. The script appends records to a data file and polls the
-instance until new materializations of every asset have landed, and prints when each arrived. With ``--shards``,
+instance until every subset partition has been re-selected (warm, from its previous version) and, where a subset's
+content changed, retrained and refitted; it prints when each asset's new version arrived, and each subset's version
+and churn. With ``--shards``,
 the pipeline is sharded (ZIP is then ``zip_hierarchical``) and the script also prints which shards were rescored.
 """
 
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 from entropy_assets.dagster.events import metadata_values
-from entropy_assets.stages import ScoresResult
+from entropy_assets.stages import ScoresResult, SubsetResult
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFS = """
@@ -49,6 +51,26 @@ def _latest(instance: object, name: str) -> float:
     fetch = instance.fetch_observations if name == "raw_data" else instance.fetch_materializations  # type: ignore[attr-defined]
     records = fetch(key, limit=1).records
     return records[0].timestamp if records else 0.0
+
+
+def _subsets(instance: object, after: float = 0.0) -> dict[str, SubsetResult]:
+    """The latest subset of each partition (materialized after ``after``, a time stamp)."""
+    import dagster as dg
+
+    records = instance.fetch_materializations(dg.AssetKey(["demo", "selected_subset"]), limit=20).records  # type: ignore[attr-defined]
+    latest: dict[str, SubsetResult] = {}
+    for record in records:  # newest first
+        if record.timestamp > after and record.partition_key not in latest:
+            latest[record.partition_key] = SubsetResult.from_metadata(metadata_values(record))
+    return latest
+
+
+def _trained(instance: object, partitions: list[str], after: float) -> bool:
+    """Whether every partition in ``partitions`` has a training run materialized after ``after``."""
+    import dagster as dg
+
+    records = instance.fetch_materializations(dg.AssetKey(["demo", "training_run"]), limit=20).records  # type: ignore[attr-defined]
+    return set(partitions) <= {record.partition_key for record in records if record.timestamp > after}
 
 
 def main() -> int:
@@ -90,6 +112,7 @@ def main() -> int:
         # Let the sensors tick once on the unchanged data: the observation sees the same version, nothing runs.
         time.sleep(45)
         before = {name: _latest(instance, name) for name in ASSETS}
+        old_subsets = _subsets(instance)
         edited = time.time()
         target = next(data.glob("*.jsonl"))
         with target.open("a", encoding="utf-8") as handle:
@@ -97,18 +120,36 @@ def main() -> int:
                 handle.write(json.dumps({"text": f"Document {i}, added while dagster dev was running."}) + "\n")
         print(f"edited {target.name} (20 records appended); waiting for the re-selection ...")
         arrived: dict[str, float] = {}
-        while len(arrived) < len(ASSETS) and time.time() - edited < args.timeout:
+        expected = list(ASSETS[:4])  # training and the law follow only where a subset's content changed
+        while time.time() - edited < args.timeout:
             for name in ASSETS:
                 if name not in arrived and _latest(instance, name) > before[name]:
                     arrived[name] = time.time() - edited
                     print(f"  {name:<20} new version after {arrived[name]:6.1f} s")
+            new_subsets = _subsets(instance, after=edited)
+            if len(new_subsets) == len(old_subsets) and "selected_subset" in arrived:
+                changed = [key for key, subset in new_subsets.items() if subset.version != old_subsets[key].version]
+                expected = list(ASSETS) if changed else expected
+                if all(name in arrived for name in expected) and _trained(instance, changed, edited):
+                    break
             time.sleep(2)
-        if len(arrived) < len(ASSETS):
-            print(f"timed out: no new version of {sorted(set(ASSETS) - set(arrived))}; see {folder}/dagster_dev.log")
+        else:
+            print(f"timed out: no new version of {sorted(set(expected) - set(arrived))}; see {folder}/dagster_dev.log")
             return 1
-        subsets = instance.fetch_materializations(dg.AssetKey(["demo", "selected_subset"]), limit=10).records
-        partitions = sorted({r.partition_key for r in subsets if r.timestamp > edited})
-        print(f"re-selected {', '.join(partitions)} and retrained; whole graph in {max(arrived.values()):.1f} s")
+        for key, subset in sorted(new_subsets.items()):
+            old, churn = old_subsets[key], subset.churn
+            unchanged = " (unchanged: nothing retrains)" if subset.version == old.version else ""
+            counts = (
+                f"kept {churn.kept}, added {churn.added}, removed {churn.removed}: "
+                + (", ".join(f"{why} {count}" for why, count in sorted(churn.by_reason.items())) or "none")
+                if churn is not None
+                else "none recorded"
+            )
+            print(f"  subset {key}: {subset.reselect}, {old.version} -> {subset.version}{unchanged}; churn {counts}")
+        print(
+            f"new subsets after {arrived['selected_subset']:.1f} s; retrained {', '.join(changed) or 'nothing'}; "
+            f"the hands-off refresh took {max(arrived.values()):.1f} s"
+        )
         if args.shards > 1:
             scores = instance.fetch_materializations(dg.AssetKey(["demo", "compression_scores"]), limit=100).records
             runs = {
