@@ -12,19 +12,21 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from tqdm import tqdm
 
+from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.records import FORMATS
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import BUDGET_UNITS
 from entropy_assets.selection.methods import METHODS, SelectionOptions, method_config
+from entropy_assets.selection.stratified import STRATA, Stratify
 from entropy_assets.selection.warm import WarmStart, write_provenance
 from entropy_assets.selection.zip import ZIP_MODES, ZipConfig
 from entropy_assets.sources import LoadedPool, SourceError, load_pool, write_atomically, write_records
@@ -69,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--shards", type=int, default=8, help="zip_hierarchical: content-hash shards (default: 8)")
     select.add_argument("--provenance", help="also write per-sample provenance to this parquet file")
+    select.add_argument(
+        "--stratify",
+        choices=STRATA,
+        help="select within each source file, record format or script, each with a share of the budget proportional "
+        "to its share of the data",
+    )
     _flag(
         select,
         "warm_start",
@@ -115,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rounded(shares: Mapping[str, float]) -> dict[str, float]:
+    return {name: round(share, 4) for name, share in shares.items()}
+
+
 def _load(args: argparse.Namespace) -> LoadedPool:
     loaded = load_pool(args.data_path, fmt=args.format, skip_malformed=args.skip_malformed)
     if loaded.frame.is_empty():
@@ -137,6 +149,7 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         n_jobs=args.n_jobs,
         shards=args.shards,
+        stratify=Stratify(args.stratify) if args.stratify else None,
     )
     config = method_config(method, options)  # settings are validated before any data is read
     warm = WarmStart.from_file(args.warm_start) if args.warm_start else None
@@ -171,6 +184,11 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         "set_ratio_zlib9": round(law_ratio(subset["text"].to_list()), 4),
         "seconds": selection.summary["seconds"],
         "config": selection.config,
+        **({"strata": selection.summary["strata"]} if "strata" in selection.summary else {}),
+        "composition": {
+            facet: {"distance": mixed.distance, "pool": _rounded(mixed.pool), "subset": _rounded(mixed.subset)}
+            for facet, mixed in composition(facet_frame(pool), selection.positions).items()
+        },
         **churned,
         "input": loaded.report.to_dict(),
     }

@@ -1,11 +1,13 @@
 """The selection assets of a pipeline: raw data -> pool -> compression scores -> selected subsets. Each reads its
 upstream results from the event log, runs one step (``entropy_assets.stages``) and returns the step's metadata."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
+from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
+from entropy_assets.composition import FacetMix, judge_composition
 from entropy_assets.stages import (
     PoolResult,
     ScoresResult,
@@ -123,6 +125,40 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         return materialized(result, data_version=result.version)
 
     return selected_subset
+
+
+def composition_check(settings: SelectionPipeline) -> dg.AssetChecksDefinition:
+    subset_key = settings.key("selected_subset")
+
+    @dg.asset_check(
+        asset=subset_key,
+        name="composition",
+        blocking=settings.composition_blocking,
+        partitions_def=settings.partitions,
+        description="Checks that a subset keeps its pool's mix: for each facet (source file, record format, "
+        f"dominant script, length; judged: {', '.join(settings.composition_facets)}), the total variation distance "
+        f"of the two mixes is at most {settings.composition_threshold}.",
+    )
+    def composition(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        subset = required(context.instance, subset_key, SubsetResult, context.partition_key)
+        mixes = {
+            facet: mixed for facet, mixed in (subset.composition or {}).items() if facet in settings.composition_facets
+        }
+        return composition_check_result(mixes, settings.composition_threshold, settings.composition_severity)
+
+    return composition
+
+
+def composition_check_result(mixes: Mapping[str, FacetMix], threshold: float, severity: str) -> dg.AssetCheckResult:
+    """Whether a subset's ``mixes`` are within ``threshold`` of its pool's on every facet."""
+    passed, summary = judge_composition(mixes, threshold)
+    distances = {f"tvd_{facet}": mixed.distance for facet, mixed in mixes.items()}
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR if severity == "error" else dg.AssetCheckSeverity.WARN,
+        description=summary,
+        metadata=distances,
+    )
 
 
 def _shards(settings: SelectionPipeline) -> list[str]:

@@ -13,6 +13,7 @@ from entropy_assets.compression import make_compressor
 from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.scoring import shard_keys
 from entropy_assets.selection.methods import METHODS, SelectionConfig, SelectionOptions, method_config
+from entropy_assets.selection.stratified import Stratify
 from entropy_assets.sources import WRITABLE_SUFFIXES
 from entropy_assets.stages import LawSettings, ScoringSettings, SubsetSettings, TrainingSettings
 from entropy_assets.stages.settings import Settings
@@ -98,6 +99,32 @@ class SelectionPipeline(Settings):
     hierarchical_oversample: float = Field(
         default=2.0, description="zip_hierarchical: each shard keeps this many times its share of the budget."
     )
+    stratify: Literal["source", "format", "script"] | None = Field(
+        default=None,
+        description="Select within each source file, record format or dominant script: every stratum gets a share "
+        "of the budget proportional to its share of the pool (or to stratify_weights), and each method selects "
+        "within it, so that a subset keeps the pool's mix.",
+    )
+    stratify_weights: dict[str, float] | None = Field(
+        default=None,
+        description="With stratify: each stratum's weight instead of its share of the pool (a stratum left out "
+        "gets nothing).",
+    )
+    composition_threshold: float = Field(
+        default=0.2,
+        description="The composition check fails when a facet's mix in a subset (source, format, script, length) "
+        "is farther than this total variation distance from the pool's.",
+    )
+    composition_facets: tuple[Literal["source", "format", "script", "length"], ...] = Field(
+        default=("source", "format", "script", "length"),
+        description="The facets the composition check judges (each subset records all four).",
+    )
+    composition_severity: Literal["warn", "error"] = Field(
+        default="warn", description="Severity of a failed composition check."
+    )
+    composition_blocking: bool = Field(
+        default=False, description="A failed composition check stops what follows the subset (training, the law)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SelectionPipeline:
@@ -125,6 +152,12 @@ class SelectionPipeline(Settings):
             for method in dict.fromkeys(("zip", "random", *self.methods)):
                 self.selection_config(method, budget)
         make_compressor(self.compressor, self.level)
+        if not 0.0 < self.composition_threshold <= 1.0:
+            raise ValueError(
+                f"pipeline {self.name!r}: composition_threshold must be in (0, 1], got {self.composition_threshold}"
+            )
+        if self.stratify_weights is not None and self.stratify is None:
+            raise ValueError(f"pipeline {self.name!r}: stratify_weights needs stratify")
         if self.full_every is not None and self.full_every < 1:
             raise ValueError(f"pipeline {self.name!r}: full_every must be 1 or more, got {self.full_every}")
         if self.observe_interval_seconds <= 0:
@@ -182,8 +215,15 @@ class SelectionPipeline(Settings):
             oversample=self.hierarchical_oversample,
             # In a daemonic process (a dask worker, say) the shards cannot go to child processes.
             processes=1 if multiprocessing.current_process().daemon else 0,
+            stratify=self._stratify(),
         )
         return method_config(method, options)
+
+    def _stratify(self) -> Stratify | None:
+        if self.stratify is None:
+            return None
+        weights = tuple(sorted(self.stratify_weights.items())) if self.stratify_weights is not None else None
+        return Stratify(self.stratify, weights)
 
     def subset(self, key: str | dg.MultiPartitionKey) -> SubsetSettings:
         """The subset of a ``selected_subset`` partition."""

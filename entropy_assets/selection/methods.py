@@ -8,7 +8,7 @@ config)`` runs the method the configuration belongs to (``method_of(config)``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -17,11 +17,21 @@ from .base import BudgetUnit, Selection
 from .baselines import BASELINES, BaselineConfig, baseline_select
 from .checkpoint import SelectionCheckpoint
 from .hierarchical import HierarchicalConfig, hierarchical_zip_select
+from .stratified import Stratify, stratified_select, with_budget
 from .warm import WarmStart
 from .zip import Progress, ZipConfig, zip_select
 
-SelectionConfig = ZipConfig | HierarchicalConfig | BaselineConfig
-"""The configuration of any method."""
+
+@dataclass(frozen=True)
+class StratifiedConfig:
+    """A method's configuration (its budget the whole subset's), run within the strata of ``stratify``."""
+
+    inner: ZipConfig | HierarchicalConfig | BaselineConfig
+    stratify: Stratify
+
+
+SelectionConfig = ZipConfig | HierarchicalConfig | BaselineConfig | StratifiedConfig
+"""The configuration of any method, stratified or not."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class SelectionOptions:
     """``zip_hierarchical``: each shard keeps this many times its share of the budget."""
     processes: int = 0
     """``zip_hierarchical``: worker processes for the shards; 0 means one per core."""
+    stratify: Stratify | None = None
+    """Select within the strata of a facet, each with a share of the budget (``selection.stratified``)."""
 
 
 Run = Callable[
@@ -177,11 +189,21 @@ def method_config(name: str, options: SelectionOptions) -> SelectionConfig:
     """The validated configuration of method ``name``; raises ``ValueError`` naming the bad setting."""
     if name not in SELECTION_METHODS:
         raise ValueError(f"unknown selection method {name!r}; expected one of {', '.join(METHODS)}")
-    return SELECTION_METHODS[name].configure(options)
+    config = SELECTION_METHODS[name].configure(options)
+    return config if options.stratify is None else StratifiedConfig(config, options.stratify)
+
+
+def describe_config(config: SelectionConfig) -> dict[str, Any]:
+    """A configuration as JSON-ready settings: what a subset records, and what a warm start must match."""
+    if isinstance(config, StratifiedConfig):
+        return {**asdict(config.inner), "stratify": config.stratify.describe()}
+    return asdict(config)
 
 
 def method_of(config: SelectionConfig) -> str:
     """The name of the method ``config`` configures."""
+    if isinstance(config, StratifiedConfig):
+        return method_of(config.inner)
     if isinstance(config, HierarchicalConfig):
         return "zip_hierarchical"
     if isinstance(config, ZipConfig):
@@ -199,5 +221,18 @@ def select(
 ) -> Selection:
     """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round,
     ``checkpoint`` (ignored by baselines) lets a killed run resume, and ``warm`` starts from an earlier
-    selection."""
-    return SELECTION_METHODS[method_of(config)].run(pool, config, progress, checkpoint, warm)
+    selection. A stratified configuration runs the method within each stratum, with no checkpoint (a rerun selects
+    every stratum again)."""
+    run = SELECTION_METHODS[method_of(config)].run
+    if not isinstance(config, StratifiedConfig):
+        return run(pool, config, progress, checkpoint, warm)
+    inner = config.inner
+    budget = inner.zip if isinstance(inner, HierarchicalConfig) else inner
+    selection = stratified_select(
+        pool,
+        config.stratify,
+        budget.budget,
+        budget.budget_unit,
+        lambda stratum, quota: run(stratum, with_budget(inner, quota), progress, None, warm),
+    )
+    return replace(selection, config=describe_config(config))

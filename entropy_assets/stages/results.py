@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from entropy_assets.composition import FacetMix
 from entropy_assets.entropy_law import LawPoint
 
 from .churn import Churn
@@ -271,6 +272,10 @@ class SubsetResult:
     """On a scheduled full re-selection: R of the warm one it replaced."""
     drift: float | None = None
     """On a scheduled full re-selection: the warm R over the full R, less 1."""
+    composition: Mapping[str, FacetMix] | None = None
+    """The subset's mix against the pool's, per facet (source, format, script, length)."""
+    strata: Mapping[str, Any] | None = None
+    """A stratified selection's strata: each one's pool size, quota, selected size and zlib-9 ratio."""
     histogram: bytes = field(default=b"", repr=False)
 
     @property
@@ -299,6 +304,8 @@ class SubsetResult:
             "refreshes_since_full": self.refreshes_since_full,
             **_churn_metadata(self.churn),
             **({} if self.drift is None else {"warm_ratio_zlib9": self.warm_ratio_zlib9, "drift": self.drift}),
+            **_composition_metadata(self.composition),
+            **({} if self.strata is None else {"strata": dict(self.strata)}),
             "config": dict(self.config),
             "ratio_histogram": markdown_image(self.histogram, "per-sample ratios"),
         }
@@ -328,6 +335,8 @@ class SubsetResult:
             churn=_read_churn(read),
             warm_ratio_zlib9=read.number("warm_ratio_zlib9") if read.has("drift") else None,
             drift=read.number("drift") if read.has("drift") else None,
+            composition=_read_composition(read),
+            strata=read.mapping("strata") if read.has("strata") else None,
             histogram=embedded_png(read.text("ratio_histogram")),
         )
 
@@ -338,6 +347,25 @@ def _churn_metadata(churn: Churn | None) -> dict[str, Any]:
         return {}
     counts = {"churn_kept": churn.kept, "churn_added": churn.added, "churn_removed": churn.removed}
     return {**counts, "churn": dict(churn.by_reason)}
+
+
+def _composition_metadata(mixes: Mapping[str, FacetMix] | None) -> dict[str, Any]:
+    """Each facet's distance from the pool's mix as a number Dagster charts (``composition_tvd_<facet>``), and the
+    mixes themselves as JSON (``composition``: per facet, the pool's and the subset's shares)."""
+    if mixes is None:
+        return {}
+    distances = {f"composition_tvd_{facet}": mixed.distance for facet, mixed in mixes.items()}
+    shares = {facet: {"pool": dict(mixed.pool), "subset": dict(mixed.subset)} for facet, mixed in mixes.items()}
+    return {**distances, "composition": shares}
+
+
+def _read_composition(read: _Reader) -> dict[str, FacetMix] | None:
+    if not read.has("composition"):  # subsets recorded before composition was measured
+        return None
+    return {
+        facet: FacetMix(dict(mixes["pool"]), dict(mixes["subset"]), read.number(f"composition_tvd_{facet}"))
+        for facet, mixes in read.mapping("composition").items()
+    }
 
 
 def _read_churn(read: _Reader) -> Churn | None:

@@ -14,12 +14,13 @@ to a checkpoint beside the subset, named by what the selection starts from, so t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
+from entropy_assets.composition import composition, facet_frame
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
@@ -95,7 +96,7 @@ def select_subset(
     gathered = gather_scores(workspace, pool, pool_frame, scoring, scores)
     offered = ~holdout_mask(pool_frame, subset.holdout)
     frame, ratios = pool_frame.filter(offered), gathered.frame.filter(offered)["ratio"].to_numpy()
-    config = asdict(subset.config)
+    config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
     plan = _plan(subset, config, earlier)
     key = selection_key(pool.version, gathered.version, config, plan.warm_from)
@@ -122,6 +123,7 @@ def select_subset(
     if checkpoint is not None:  # the subset's files are written: nothing is left to resume
         checkpoint.remove()
     chosen_ratios = ratios[selection.positions]
+    mixes = composition(facet_frame(frame), selection.positions)
     return SubsetResult(
         path=str(path),
         file=storage.relative(path),
@@ -143,6 +145,8 @@ def select_subset(
         churn=churn(earlier.subset, provenance, earlier.pool, pool_frame) if earlier is not None else None,
         warm_ratio_zlib9=drift.get("warm_ratio_zlib9"),
         drift=drift.get("drift"),
+        composition=mixes,
+        strata=selection.summary.get("strata"),
         histogram=histogram,
     )
 

@@ -224,8 +224,8 @@ def test_the_bundled_code_location_loads() -> None:
         "sample/training_run",
         "sample/entropy_law",
     }
-    (check,) = graph.asset_check_keys
-    assert (check.asset_key.to_user_string(), check.name) == ("sample/training_run", "entropy_law_risk")
+    checks = {(check.asset_key.to_user_string(), check.name) for check in graph.asset_check_keys}
+    assert checks == {("sample/training_run", "entropy_law_risk"), ("sample/selected_subset", "composition")}
 
 
 @pytest.mark.parametrize(
