@@ -67,9 +67,13 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
                 if not check.passed:
                     print(f"check {check.asset_check_key.name} failed on {partition}: {check.description}")
     if after:
-        for event in run(after).get_asset_materialization_events():
+        result = run(after)
+        for event in result.get_asset_materialization_events():
             metadata = event.materialization.metadata
             subsets[event.asset_key.to_user_string()] = {k: v.value for k, v in metadata.items()}
+        for check in result.get_asset_check_evaluations():
+            if not check.passed:
+                print(f"check {check.asset_check_key.name} failed: {check.description}")
     return subsets
 
 
@@ -119,6 +123,8 @@ def print_law(outcome: Outcome) -> None:
             if fit is not None:
                 print(f"  {fit.formula}   (R² {fit.r_squared})")
         print(f"  plots: {Path(law.path).parent}/*.png; notes: {law.notes}")
+        if law.verdict:
+            print(f"  against random: {law.verdict}")
 
 
 def main() -> int:

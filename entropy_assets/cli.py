@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
+from entropy_assets.comparison import MethodComparison, compare_methods, is_random
 from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
 from entropy_assets.entropy_law import law_ratio
@@ -293,7 +294,7 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
     for key in keys:
         points = law_points(instance, key)
         methods = args.methods or _fitted_methods(instance, dg.AssetKey([key.path[0], "entropy_law"]))
-        fitted = [p for p in points if not methods or p.method in methods]
+        fitted = [p for p in points if _fits(p.method, methods)]
         reports[key.path[0]] = (points, fit_law(fitted, level=args.level), methods)
     if args.json:
         return {
@@ -301,6 +302,11 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
             for name, (points, fit, methods) in reports.items()
         }
     return "\n\n".join(_law_report(name, *report) for name, report in reports.items())
+
+
+def _fits(method: str, methods: Sequence[str] | None) -> bool:
+    """Whether runs of ``method`` enter a fit of ``methods`` (all when empty; random's seeds count as random)."""
+    return not methods or method in methods or (is_random(method) and "random" in methods)
 
 
 def _fitted_methods(instance: Any, law_key: Any) -> list[str]:
@@ -344,12 +350,30 @@ def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[st
     lines.append(f"{'version':<9}{'data version':<14}{'method':<12}{'budget':>7}{'R':>9}{'L':>9}{'Z':>9}  fit")
     for point in points:
         z = f"{point.performance:9.4f}" if point.performance is not None else f"{'-':>9}"
-        used = "yes" if not methods or point.method in methods else "no"
+        used = "yes" if _fits(point.method, methods) else "no"
         lines.append(
             f"{'v' + str(versions.index(point.data_version) + 1):<9}{point.data_version[:12]:<14}{point.method:<12}"
             f"{point.budget:>7}{point.ratio:9.4f}{point.loss:9.4f}{z}  {used}"
         )
+    comparison = compare_methods(points)
+    if comparison.random:
+        lines += ["", "against random (latest data version; Z: lower is better)", _comparison_table(comparison)]
+        lines.append(f"verdict: {comparison.summary()}")
     return "\n".join(lines)
+
+
+def _comparison_table(comparison: MethodComparison) -> str:
+    rows = [f"{'budget':>7}  {'method':<20}{'R':>9}{'L':>9}{'Z':>9}{'± sd':>9}{'vs random':>11}  verdict"]
+    for budget, spread in sorted(comparison.random.items()):
+        z = f"{spread.performance:9.4f}" if spread.performance is not None else f"{'-':>9}"
+        sd = f"{spread.performance_sd:9.4f}" if spread.performance_sd is not None else f"{'-':>9}"
+        name = f"random ({spread.seeds} seeds)"
+        rows.append(f"{budget:>7}  {name:<20}{spread.ratio:9.4f}{spread.loss:9.4f}{z}{sd}")
+        for row in (r for r in comparison.methods if r.budget == budget):
+            z = f"{row.performance:9.4f}" if row.performance is not None else f"{'-':>9}"
+            score = f"{row.z_score:+10.1f}σ" if row.z_score is not None else f"{'-':>11}"
+            rows.append(f"{budget:>7}  {row.method:<20}{row.ratio:9.4f}{row.loss:9.4f}{z}{'':>9}{score}  {row.verdict}")
+    return "\n".join(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

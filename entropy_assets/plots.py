@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from entropy_assets.comparison import MARGIN_SDS, MethodComparison
 from entropy_assets.entropy_law import CurveFit, LawPoint, data_versions
 
 
@@ -188,4 +189,33 @@ def version_trajectory_png(points: Sequence[LawPoint], *, dpi: int = 90) -> byte
         )
         top.set_title("compression ratio and first-epoch loss across data versions", fontsize=10)
         top.legend(fontsize=6, ncols=3)
+    return figure.png
+
+
+def method_comparison_png(comparison: MethodComparison, *, dpi: int = 90) -> bytes:
+    """Each method's Z (held-out loss) per budget beside random's mean and its band of ``MARGIN_SDS`` standard
+    deviations over seeds: a point below the band beats random beyond chance."""
+    budgets = sorted({row.budget for row in comparison.methods} | set(comparison.random))
+    with _figure(dpi, rows=len(budgets) or 1, size=(6.4, 2.4 * max(len(budgets), 1))) as (figure, axes):
+        panels = list(np.atleast_1d(axes))
+        for panel, budget in zip(panels, budgets, strict=True):
+            rows = [row for row in comparison.methods if row.budget == budget and row.performance is not None]
+            names = [row.method for row in rows]
+            panel.scatter(range(len(rows)), [row.performance for row in rows], color="tab:blue", zorder=3)
+            spread = comparison.random.get(budget)
+            if spread is not None and spread.performance is not None:
+                panel.axhline(spread.performance, color="tab:orange", label=f"random, mean of {spread.seeds}")
+                if spread.performance_sd is not None:
+                    margin = MARGIN_SDS * spread.performance_sd
+                    panel.axhspan(
+                        spread.performance - margin,
+                        spread.performance + margin,
+                        color="tab:orange",
+                        alpha=0.2,
+                        label=f"± {MARGIN_SDS:g} sd of random's seeds",
+                    )
+                panel.legend(fontsize=7, loc="best")
+            panel.set_xticks(range(len(rows)), names, fontsize=8)
+            panel.set_ylabel("Z (eval loss)", fontsize=8)
+            panel.set_title(f"budget {budget}: lower is better", fontsize=9)
     return figure.png

@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
+from entropy_assets.comparison import compare_methods
 from entropy_assets.entropy_law import LawPoint
 from entropy_assets.stages import (
     LawSettings,
@@ -30,8 +31,9 @@ def law_points(instance: dg.DagsterInstance, training_key: dg.AssetKey) -> list[
 
 def law_defs(
     settings: SelectionPipeline, law: LawSettings, common: dict[str, Any]
-) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
-    """The ``entropy_law`` asset and the risk check on ``training_run``."""
+) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    """The ``entropy_law`` asset, the risk check on ``training_run`` and, with ``random_seeds`` above 1, the check
+    of whether ZIP beats random."""
     training_key = settings.key("training_run")
     # Under automation the law waits for every blocking check upstream: a refresh stops at risky data.
     law_common = {**common, "automation_condition": eager_past_checks()} if settings.automation else common
@@ -61,7 +63,26 @@ def law_defs(
     def entropy_law_risk(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
         return risk_check_result(context.instance, training_key, context.partition_key, law)
 
-    return entropy_law, entropy_law_risk
+    if settings.random_seeds < 2:
+        return [entropy_law, entropy_law_risk]
+
+    @dg.asset_check(
+        asset=settings.key("entropy_law"),
+        name="zip_beats_random",
+        description="Checks that every ZIP method's held-out loss Z is below random's mean by more than "
+        "twice the standard deviation of random's seeds, at every budget, on the latest data version.",
+    )
+    def zip_beats_random(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        comparison = compare_methods(law_points(context.instance, training_key))
+        verdicts = comparison.zip_verdicts()
+        return dg.AssetCheckResult(
+            passed=all(row.beats_random for row in verdicts),
+            severity=dg.AssetCheckSeverity.WARN,
+            description=comparison.summary(),
+            metadata={f"{row.method}_{row.budget}": row.verdict for row in verdicts},
+        )
+
+    return [entropy_law, entropy_law_risk, zip_beats_random]
 
 
 def risk_check_result(

@@ -9,6 +9,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, model_validator
 
+from entropy_assets.comparison import RANDOM, SEED_SUFFIX, is_random
 from entropy_assets.compression import make_compressor
 from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.scoring import shard_keys
@@ -99,6 +100,11 @@ class SelectionPipeline(Settings):
     hierarchical_oversample: float = Field(
         default=2.0, description="zip_hierarchical: each shard keeps this many times its share of the budget."
     )
+    random_seeds: int = Field(
+        default=1,
+        description="Random subsets at this many seeds (the first is random; then random_seed1, ...: partitions "
+        "of their own), so that entropy_law can say whether a method beats random beyond chance.",
+    )
     stratify: Literal["source", "format", "script"] | None = Field(
         default=None,
         description="Select within each source file, record format or dominant script: every stratum gets a share "
@@ -152,6 +158,8 @@ class SelectionPipeline(Settings):
             for method in dict.fromkeys(("zip", "random", *self.methods)):
                 self.selection_config(method, budget)
         make_compressor(self.compressor, self.level)
+        if self.random_seeds < 1 or (self.random_seeds > 1 and "random" not in self.methods):
+            raise ValueError(f"pipeline {self.name!r}: random_seeds must be 1 or more, and above 1 needs method random")
         if not 0.0 < self.composition_threshold <= 1.0:
             raise ValueError(
                 f"pipeline {self.name!r}: composition_threshold must be in (0, 1], got {self.composition_threshold}"
@@ -178,11 +186,17 @@ class SelectionPipeline(Settings):
     @property
     def partitions(self) -> dg.PartitionsDefinition:
         """The partitions of ``selected_subset`` and ``training_run``: by method, and by budget when several."""
-        methods = dg.StaticPartitionsDefinition(list(self.methods))
+        methods = dg.StaticPartitionsDefinition(list(self.partition_methods))
         if len(self.budgets) == 1:
             return methods
         budgets = dg.StaticPartitionsDefinition([str(b) for b in self.budgets])
         return dg.MultiPartitionsDefinition({"budget": budgets, "method": methods})
+
+    @property
+    def partition_methods(self) -> tuple[str, ...]:
+        """The method partitions: every method, and random's extra seeds (``random_seed1``, ...)."""
+        seeds = [f"{RANDOM}{SEED_SUFFIX}{i}" for i in range(1, self.random_seeds)] if RANDOM in self.methods else []
+        return (*self.methods, *seeds)
 
     def partition(self, key: str | dg.MultiPartitionKey) -> tuple[str, int]:
         """The method and budget of a ``selected_subset`` partition."""
@@ -201,7 +215,11 @@ class SelectionPipeline(Settings):
         return ScoringSettings(compressor=self.compressor, level=self.level, shards=self.shards)
 
     def selection_config(self, method: str, budget: int) -> SelectionConfig:
-        """The validated configuration of one method at one budget."""
+        """The validated configuration of one method partition at one budget (random's extra seeds are random at
+        the pipeline's seed plus their number)."""
+        seed = self.seed
+        if is_random(method) and method != RANDOM:
+            method, seed = RANDOM, self.seed + int(method.removeprefix(RANDOM + SEED_SUFFIX))
         options = SelectionOptions(
             budget=budget,
             budget_unit=self.budget_unit,
@@ -210,7 +228,7 @@ class SelectionPipeline(Settings):
             k3=self.k3,
             compressor=self.compressor,
             level=self.level,
-            seed=self.seed,
+            seed=seed,
             shards=self.shards,
             oversample=self.hierarchical_oversample,
             # In a daemonic process (a dask worker, say) the shards cannot go to child processes.

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from entropy_assets.comparison import compare_methods
 from entropy_assets.entropy_law import LawFit, LawPoint, assess_point, fit_law
-from entropy_assets.plots import law_scatter_png, version_trajectory_png
+from entropy_assets.plots import law_scatter_png, method_comparison_png, version_trajectory_png
 
 from .results import Assessment, CurveSummary, FitSummary, LawResult, RiskResult
 from .settings import LawSettings
@@ -30,6 +31,9 @@ def fit_entropy_law(workspace: Workspace, points: Sequence[LawPoint], law: LawSe
     fitted = [law.includes(p.method) for p in points]
     fit = fit_law([p for p, used in zip(points, fitted, strict=True) if used], level=law.level, forms=law.forms)
     plots = _plots(points, fitted, fit)
+    comparison = compare_methods(points)
+    if comparison.random:
+        plots["method_comparison_plot"] = method_comparison_png(comparison)
     storage, folder = workspace.storage, workspace.folder("entropy_law")
     storage.write_parquet(_points_frame(points, fitted), *folder, "points.parquet")
     path = storage.write_bytes(json.dumps(fit.to_dict(), indent=2).encode(), *folder, "fit.json")
@@ -43,6 +47,8 @@ def fit_entropy_law(workspace: Workspace, points: Sequence[LawPoint], law: LawSe
         notes="; ".join(fit.notes) or "none",
         fit_methods=tuple(law.methods),
         points_table=_points_markdown(points, fitted),
+        comparison_table=comparison.markdown() if comparison.random else "",
+        verdict=comparison.summary() if comparison.random else "",
         plots=plots,
         **_summaries(fit),
     )

@@ -536,6 +536,10 @@ class LawResult:
     loss: CurveSummary | None = None
     performance: FitSummary | None = None
     plane: FitSummary | None = None
+    comparison_table: str = ""
+    """Each method's R, L and Z per budget against random's mean and spread over seeds (markdown)."""
+    verdict: str = ""
+    """Whether each ZIP method beats random on Z beyond random's spread, in plain words."""
     plots: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -581,6 +585,7 @@ class LawResult:
             **metadata,
             "fit_methods": ", ".join(self.fit_methods) or "all",
             "points": Markdown(self.points_table),
+            **({"verdict": self.verdict, "method_comparison": Markdown(self.comparison_table)} if self.verdict else {}),
             **{name: markdown_image(png, name) for name, png in self.plots.items()},
         }
 
@@ -626,6 +631,8 @@ class LawResult:
             loss=loss,
             performance=performance,
             plane=plane,
+            comparison_table=read.text("method_comparison") if read.has("verdict") else "",
+            verdict=read.text("verdict") if read.has("verdict") else "",
             plots={name: embedded_png(read.text(name)) for name in plot_paths},
         )
 

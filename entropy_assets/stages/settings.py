@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from entropy_assets.comparison import RANDOM, is_random
 from entropy_assets.entropy_law import FORMS
 
 Backend = Literal["builtin", "transformers", "pipes", "file"]
@@ -136,8 +137,8 @@ class LawSettings(Settings):
         return self
 
     def includes(self, method: str) -> bool:
-        """Whether runs of ``method`` enter the fit and are checked."""
-        return not self.methods or method in self.methods
+        """Whether runs of ``method`` enter the fit and are checked (random's extra seeds count as random)."""
+        return not self.methods or method in self.methods or (is_random(method) and RANDOM in self.methods)
 
     def accepts(self, data_version: str) -> bool:
         """Whether a person accepted ``data_version``."""

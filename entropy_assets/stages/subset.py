@@ -101,7 +101,7 @@ def select_subset(
     plan = _plan(subset, config, earlier)
     key = selection_key(pool.version, gathered.version, config, plan.warm_from)
     folder = workspace.folder("selected_subset", subset.folder)
-    checkpoint = _checkpoint(workspace, folder, key, subset.method)
+    checkpoint = _checkpoint(workspace, folder, key, methods.method_of(subset.config))
     selection = methods.select(frame, subset.config, checkpoint=checkpoint, warm=plan.warm)
     if selection.summary.get("shards_resumed"):
         workspace.log.info(f"{selection.summary['shards_resumed']} shards' winners read from their checkpoints")
