@@ -1,4 +1,4 @@
-"""Screenshot an asset page with one of its markdown plots open, from a running ``dagster dev``.
+"""Screenshot an asset page with one of its markdown plots (or tables) open, from a running ``dagster dev``.
 
 Usage (after ``bash scripts/main.sh``, with ``dagster dev -w workspace.yaml -p 3311`` running)::
 
@@ -46,7 +46,7 @@ def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -
         _dismiss_community_modal(page)
         page.get_by_text(key, exact=True).first.wait_for(timeout=30000)
         page.locator("tr", has=page.get_by_text(key, exact=True)).get_by_text("[Show Markdown]").first.click()
-        page.get_by_role("dialog").locator("img").first.wait_for(timeout=15000)
+        page.get_by_role("dialog").locator("img, table").first.wait_for(timeout=15000)  # a plot or a table
         page.wait_for_timeout(500)
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
