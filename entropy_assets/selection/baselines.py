@@ -1,4 +1,6 @@
-"""Baseline selections to compare ZIP against, with the same interface: random, per-sample ratio, longest, dedup.
+"""Baseline selections to compare ZIP against, with the same interface: random, per-sample ratio, longest, dedup
+(exact copies removed, then random), near_dedup (near-duplicates removed by MinHash, then random) and ratio_band
+(samples whose own ratio lies in the pool's central half, then random).
 
 Budgets in bytes matter for fair comparisons: by per-sample ratio alone the most "informative" samples are the
 shortest ones (a compressor's fixed overhead dominates them), and a sample count hides that.
@@ -22,10 +24,13 @@ from entropy_assets.selection.base import (
     pool_texts,
     provenance_frame,
 )
+from entropy_assets.selection.near_duplicates import first_of_near_duplicates
 from entropy_assets.selection.warm import WarmStart
 
-BaselineMethod = Literal["random", "ratio", "longest", "dedup"]
-BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "dedup")
+BaselineMethod = Literal["random", "ratio", "longest", "dedup", "near_dedup", "ratio_band"]
+BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "dedup", "near_dedup", "ratio_band")
+RATIO_BAND: tuple[float, float] = (25.0, 75.0)
+"""``ratio_band``: the percentiles of the pool's per-sample ratios that bound the band drawn from."""
 
 
 @dataclass(frozen=True)
@@ -71,22 +76,19 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
     elif config.method == "longest":
         order = np.lexsort((rng.permutation(pool.height), -n_bytes))
     elif config.method == "ratio":
-        compressor = make_compressor(config.compressor, config.level)
-        sizes = compressor.compressed_sizes(pool_texts(pool), config.n_jobs or default_threads())
-        scores = n_bytes / np.maximum(sizes, 1)
+        scores = _sample_ratios(pool, config, n_bytes)
         order = np.lexsort((rng.permutation(pool.height), scores))
-    else:  # dedup: the first copy of each distinct content, in random order
-        first = pool.with_row_index("_position").unique("content_hash", keep="first", maintain_order=True)
-        unique = first["_position"].to_numpy().astype(np.int64)
-        if budget.amount > budget.used(len(unique), int(n_bytes[unique].sum())):
+    else:  # a random draw among the eligible samples
+        eligible = _eligible(pool, config, n_bytes)
+        if budget.amount > budget.used(len(eligible), int(n_bytes[eligible].sum())):
             raise ValueError(
-                f"budget of {budget.amount} {budget.unit} is larger than the pool's distinct samples "
-                f"({budget.used(len(unique), int(n_bytes[unique].sum()))} {budget.unit})"
+                f"budget of {budget.amount} {budget.unit} is larger than the {_KEEPS[config.method]} "
+                f"({budget.used(len(eligible), int(n_bytes[eligible].sum()))} {budget.unit})"
             )
         if warm is not None:
-            chosen, warm_summary = _redraw(unique, warm, pool, budget, n_bytes, rng)
+            chosen, warm_summary = _redraw(eligible, warm, pool, budget, n_bytes, rng)
         else:
-            order = unique[rng.permutation(len(unique))]
+            order = eligible[rng.permutation(len(eligible))]
     if not warm_summary:
         chosen = budget.take_prefix(order, n_bytes)
     provenance = provenance_frame(
@@ -104,6 +106,34 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
             **({"warm": warm_summary} if warm_summary else {}),
         },
     )
+
+
+_KEEPS = {
+    "dedup": "pool's distinct samples",
+    "near_dedup": "pool's samples once near-duplicates are removed",
+    "ratio_band": "pool's samples within its central band of ratios",
+}
+
+
+def _sample_ratios(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray) -> np.ndarray:
+    compressor = make_compressor(config.compressor, config.level)
+    sizes = compressor.compressed_sizes(pool_texts(pool), config.n_jobs or default_threads())
+    return n_bytes / np.maximum(sizes, 1)
+
+
+def _eligible(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray) -> np.ndarray:
+    """The samples a filtering baseline draws from, in pool order: the first copy of each distinct content
+    (``dedup``), the first of each near-duplicate cluster (``near_dedup``), or those whose ratio is within the
+    pool's central band (``ratio_band``)."""
+    if config.method == "ratio_band":
+        ratios = _sample_ratios(pool, config, n_bytes)
+        low, high = np.percentile(ratios, RATIO_BAND)
+        return np.flatnonzero((ratios >= low) & (ratios <= high)).astype(np.int64)
+    first = pool.with_row_index("_position").unique("content_hash", keep="first", maintain_order=True)
+    unique = first["_position"].to_numpy().astype(np.int64)
+    if config.method == "near_dedup":
+        return unique[first_of_near_duplicates(pool["text"].gather(unique).to_list())]
+    return unique
 
 
 def _redraw(

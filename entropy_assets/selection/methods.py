@@ -159,6 +159,8 @@ _BASELINE_DESCRIPTIONS = {
     "ratio": "the samples of lowest per-sample compression ratio",
     "longest": "the longest samples",
     "dedup": "a random draw among the first copy of each distinct content",
+    "near_dedup": "a random draw among the first of each cluster of near-duplicates (MinHash LSH, word 5-grams)",
+    "ratio_band": "a random draw among the samples whose own ratio lies in the pool's central half",
 }
 
 SELECTION_METHODS: Mapping[str, SelectionMethod] = {

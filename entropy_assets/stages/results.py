@@ -274,6 +274,10 @@ class SubsetResult:
     """On a scheduled full re-selection: the warm R over the full R, less 1."""
     composition: Mapping[str, FacetMix] | None = None
     """The subset's mix against the pool's, per facet (source, format, script, length)."""
+    distinct_2: float | None = None
+    """Model-free diversity beside R: distinct word bigrams over all of the subset's bigrams."""
+    vendi_2gram: float | None = None
+    """Model-free diversity beside R: the Vendi score of the samples' word-bigram vectors (1 to the sample count)."""
     strata: Mapping[str, Any] | None = None
     """A stratified selection's strata: each one's pool size, quota, selected size and zlib-9 ratio."""
     histogram: bytes = field(default=b"", repr=False)
@@ -305,6 +309,7 @@ class SubsetResult:
             **_churn_metadata(self.churn),
             **({} if self.drift is None else {"warm_ratio_zlib9": self.warm_ratio_zlib9, "drift": self.drift}),
             **_composition_metadata(self.composition),
+            **({} if self.distinct_2 is None else {"distinct_2": self.distinct_2, "vendi_2gram": self.vendi_2gram}),
             **({} if self.strata is None else {"strata": dict(self.strata)}),
             "config": dict(self.config),
             "ratio_histogram": markdown_image(self.histogram, "per-sample ratios"),
@@ -336,6 +341,8 @@ class SubsetResult:
             warm_ratio_zlib9=read.number("warm_ratio_zlib9") if read.has("drift") else None,
             drift=read.number("drift") if read.has("drift") else None,
             composition=_read_composition(read),
+            distinct_2=read.number("distinct_2") if read.has("distinct_2") else None,
+            vendi_2gram=read.number("vendi_2gram") if read.has("distinct_2") else None,
             strata=read.mapping("strata") if read.has("strata") else None,
             histogram=embedded_png(read.text("ratio_histogram")),
         )

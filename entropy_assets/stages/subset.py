@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from entropy_assets.composition import composition, facet_frame
+from entropy_assets.diversity import distinct_ngrams, ngram_vendi
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
@@ -124,6 +125,7 @@ def select_subset(
         checkpoint.remove()
     chosen_ratios = ratios[selection.positions]
     mixes = composition(facet_frame(frame), selection.positions)
+    texts = chosen["text"].to_list()
     return SubsetResult(
         path=str(path),
         file=storage.relative(path),
@@ -146,6 +148,8 @@ def select_subset(
         warm_ratio_zlib9=drift.get("warm_ratio_zlib9"),
         drift=drift.get("drift"),
         composition=mixes,
+        distinct_2=round(distinct_ngrams(texts, 2), 4),
+        vendi_2gram=round(ngram_vendi(texts, 2), 2),
         strata=selection.summary.get("strata"),
         histogram=histogram,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from entropy_assets.compression import make_compressor
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select
-from entropy_assets.sources import load_pool
+from entropy_assets.sources import load_pool, pool_from_records
 
 ALPACA = "alpaca52k_en_part02_03252-06382.json"
 GLAIVE = "llamafactory_glaive_toolcall_en_demo.json"
@@ -118,7 +119,10 @@ def test_sample_budget_larger_than_the_pool_is_refused(method: str, alpaca: pl.D
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"method": "shortest"}, r"baseline method must be one of random, ratio, longest, dedup, got 'shortest'"),
+        (
+            {"method": "shortest"},
+            r"baseline method must be one of random, ratio, longest, dedup, near_dedup, ratio_band, got 'shortest'",
+        ),
         ({"budget": 0}, r"budget must be positive, got 0"),
         ({"budget_unit": "tokens"}, r"budget unit must be one of samples, bytes, got 'tokens'"),
         ({"n_jobs": -2}, r"BaselineConfig\.n_jobs must be >= 0, got -2"),
@@ -130,3 +134,31 @@ def test_baseline_config_rejects_bad_settings(settings: dict[str, Any], message:
     values: dict[str, Any] = {"method": "random", "budget": 10, **settings}
     with pytest.raises(ValueError, match=message):
         BaselineConfig(**values)
+
+
+def test_near_dedup_drops_the_near_copies_that_exact_dedup_keeps(raw_dir: Path) -> None:
+    """The bad update of examples/data_update_risk.py: 20 records repeated 30 times each with a counter appended."""
+    records = json.loads((raw_dir / ALPACA).read_text(encoding="utf-8"))[:300]
+    variants = [{**records[i % 20], "output": f"{records[i % 20]['output']} (ref {i})"} for i in range(600)]
+    pool = pool_from_records(records + variants, "update").frame
+    is_variant = pool["id"].str.extract(r":(\d+)$").cast(pl.Int64).to_numpy() >= 300
+
+    exact = baseline_select(pool, BaselineConfig("dedup", 200, seed=1))
+    near = baseline_select(pool, BaselineConfig("near_dedup", 200, seed=1))
+    assert is_variant[exact.positions].sum() > 100  # every variant is distinct content: exact dedup keeps them all
+    assert is_variant[near.positions].sum() <= 2  # each variant is a near copy of one of the first 20 records
+    with pytest.raises(ValueError, match=r"larger than the pool's samples once near-duplicates are removed"):
+        baseline_select(pool, BaselineConfig("near_dedup", 301))
+
+
+def test_ratio_band_draws_from_the_central_half_of_the_ratios(alpaca: pl.DataFrame) -> None:
+    selection = baseline_select(alpaca, BaselineConfig("ratio_band", 100, seed=5))
+    measure = make_compressor("zstd")
+    ratios = np.array([len(t.encode()) / max(measure.compressed_size(t.encode()), 1) for t in alpaca["text"]])
+    low, high = np.percentile(ratios, (25, 75))
+    chosen = ratios[selection.positions]
+    assert len(selection) == 100 and ((chosen >= low) & (chosen <= high)).all()
+    assert (
+        selection.positions.tolist()
+        != baseline_select(alpaca, BaselineConfig("ratio_band", 100, seed=6)).positions.tolist()
+    )

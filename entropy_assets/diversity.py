@@ -1,0 +1,59 @@
+"""Model-free diversity of a set of texts, reported beside its compression ratio R: the share of distinct word
+n-grams (distinct-n, Li et al. 2016), and the n-gram Vendi score (Friedman and Dieng, 2023) over hashed word n-gram
+counts.
+
+The Vendi score is the exponential of the Shannon entropy of the eigenvalues of ``K / n``, ``K`` the cosine
+similarity matrix of the texts: 1 when every text is the same, ``n`` when no two share an n-gram. It is computed
+from the ``d x d`` matrix ``X^T X / n`` (the same non-zero eigenvalues), so its cost grows with the set linearly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+VENDI_DIMENSIONS = 1024
+"""Hashed feature dimensions of the Vendi score: collisions merge rare n-grams, which lowers the score a little for
+large, varied sets; the same for every subset compared."""
+
+
+def _ngrams(texts: Sequence[str], n: int) -> pl.DataFrame:
+    """Every word n-gram of every text (lowercased ``\\w+`` words): columns ``row`` and ``gram``."""
+    words = (
+        pl.DataFrame({"text": list(texts)})
+        .with_row_index("row")
+        .select("row", word=pl.col("text").str.to_lowercase().str.extract_all(r"\w+"))
+        .explode("word")
+        .drop_nulls("word")
+    )
+    shifted = [pl.col("word").shift(-k).over("row") for k in range(n)]
+    return words.select("row", gram=pl.concat_str(shifted, separator=" ")).drop_nulls("gram")
+
+
+def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
+    """Distinct word n-grams over all n-grams of the set (0 for a set without any)."""
+    grams = _ngrams(texts, n)["gram"]
+    return grams.n_unique() / grams.len() if grams.len() else 0.0
+
+
+def ngram_vendi(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENSIONS) -> float:
+    """The Vendi score of the texts' hashed word n-gram count vectors (unit length; a text without n-grams is
+    left out)."""
+    grams = _ngrams(texts, n)
+    if grams.is_empty():
+        return 0.0
+    counts = (
+        grams.select("row", feature=(pl.col("gram").hash(seed=0) % dimensions).cast(pl.Int64))
+        .group_by("row", "feature")
+        .len()
+    )
+    rows = counts["row"].to_numpy()
+    _, dense_rows = np.unique(rows, return_inverse=True)
+    features = np.zeros((int(dense_rows.max()) + 1, dimensions))
+    np.add.at(features, (dense_rows, counts["feature"].to_numpy()), counts["len"].to_numpy().astype(np.float64))
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    eigenvalues = np.linalg.eigvalsh(features.T @ features / len(features))
+    eigenvalues = eigenvalues[eigenvalues > 1e-12]
+    return float(np.exp(-np.sum(eigenvalues * np.log(eigenvalues))))
