@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from entropy_assets.comparison import MARGIN_SDS, MethodComparison
+from entropy_assets.composition import FacetMix
 from entropy_assets.entropy_law import CurveFit, LawPoint, data_versions
 
 
@@ -37,8 +38,11 @@ class _Figure:
 
 
 @contextmanager
-def _figure(dpi: int, *, rows: int = 1, size: tuple[float, float] = (6, 3.2)) -> Iterator[tuple[_Figure, Any]]:
-    figure, axes = _pyplot().subplots(rows, 1, figsize=size, dpi=dpi, sharex=rows > 1, squeeze=True)
+def _figure(
+    dpi: int, *, rows: int = 1, size: tuple[float, float] = (6, 3.2), sharex: bool | None = None
+) -> Iterator[tuple[_Figure, Any]]:
+    share = rows > 1 if sharex is None else sharex
+    figure, axes = _pyplot().subplots(rows, 1, figsize=size, dpi=dpi, sharex=share, squeeze=True)
     rendered = _Figure(figure)
     try:
         yield rendered, axes
@@ -50,22 +54,48 @@ def _figure(dpi: int, *, rows: int = 1, size: tuple[float, float] = (6, 3.2)) ->
         _pyplot().close(figure)
 
 
-def ratio_histogram_png(series: Mapping[str, np.ndarray], title: str, *, dpi: int = 80) -> bytes:
-    """A PNG of overlaid, normalized histograms of per-sample compression ratios (one per named series)."""
+def ratio_histogram_png(
+    series: Mapping[str, np.ndarray],
+    title: str,
+    *,
+    mix: tuple[str, FacetMix] | None = None,
+    dpi: int = 80,
+) -> bytes:
+    """A PNG of overlaid, normalized histograms of per-sample compression ratios (one per named series); with
+    ``mix`` (a facet and its mixes), a second panel of the pool's and the subset's shares over that facet."""
     values = [np.asarray(v, dtype=np.float64) for v in series.values() if len(v)]
     top = float(np.percentile(np.concatenate(values), 99.5)) if values else 1.0
     bins = np.linspace(min(float(v.min()) for v in values) if values else 0.0, max(top, 1.0), 40)
-    with _figure(dpi) as (figure, axes):
+    rows, size = (2, (6, 5.6)) if mix is not None else (1, (6, 3.2))
+    with _figure(dpi, rows=rows, size=size, sharex=False) as (figure, axes):
+        panels = list(np.atleast_1d(axes))
+        histogram = panels[0]
         for name, data in series.items():
             if len(data):
-                axes.hist(
+                histogram.hist(
                     np.clip(data, bins[0], bins[-1]), bins=bins, density=True, alpha=0.55, label=f"{name} ({len(data)})"
                 )
-        axes.set_xlabel("per-sample compression ratio (raw / compressed bytes)")
-        axes.set_ylabel("density")
-        axes.set_title(title, fontsize=10)
-        axes.legend(fontsize=8)
+        histogram.set_xlabel("per-sample compression ratio (raw / compressed bytes)")
+        histogram.set_ylabel("density")
+        histogram.set_title(title, fontsize=10)
+        histogram.legend(fontsize=8)
+        if mix is not None:
+            _mix_panel(panels[1], *mix)
     return figure.png
+
+
+def _mix_panel(axes: Any, facet: str, mixed: FacetMix, most: int = 8) -> None:
+    """Side-by-side bars of the pool's and the subset's shares of a facet's largest values."""
+    names = list(mixed.pool)[:most]
+    names += [name for name in mixed.subset if name not in names][: max(most - len(names), 0)]
+    positions = np.arange(len(names))
+    axes.barh(positions - 0.2, [mixed.pool.get(n, 0.0) for n in names], height=0.4, label="pool")
+    axes.barh(positions + 0.2, [mixed.subset.get(n, 0.0) for n in names], height=0.4, label="subset")
+    axes.set_yticks(positions, [n if len(n) <= 28 else n[:25] + "..." for n in names], fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlabel("share of samples")
+    axes.set_title(f"{facet} mix: total variation {mixed.distance:.2f} from the pool's", fontsize=9)
+    axes.legend(fontsize=7)
 
 
 def loss_curve_png(losses: Sequence[float], title: str, *, dpi: int = 80) -> bytes:

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from entropy_assets.composition import composition, facet_frame
+from entropy_assets.composition import FacetMix, composition, facet_frame
 from entropy_assets.diversity import distinct_ngrams, ngram_vendi
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
@@ -117,14 +117,14 @@ def select_subset(
         frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
     )
     version = subset_version(provenance["content_hash"].to_list(), subset.export_suffix)
-    histogram = _histogram(selection, frame, ratios)
+    mixes = composition(facet_frame(frame), selection.positions)
+    histogram = _histogram(selection, frame, ratios, mixes)
     path = storage.write_version(provenance, *folder, f"{version}.parquet")
     export = storage.write_records(chosen, *folder, f"{version}{subset.export_suffix}")
     plot = storage.write_bytes(histogram, *folder, f"{version}.ratio_histogram.png")
     if checkpoint is not None:  # the subset's files are written: nothing is left to resume
         checkpoint.remove()
     chosen_ratios = ratios[selection.positions]
-    mixes = composition(facet_frame(frame), selection.positions)
     texts = chosen["text"].to_list()
     return SubsetResult(
         path=str(path),
@@ -199,9 +199,12 @@ def _checkpoint(workspace: Workspace, folder: tuple[str, ...], key: str, method:
     return SelectionCheckpoint(target, CHECKPOINT_SECONDS, warn=workspace.log.warning, info=workspace.log.info)
 
 
-def _histogram(selection: Selection, frame: pl.DataFrame, ratios: np.ndarray) -> bytes:
-    """Per-sample ratios of the pool and of the subset, as a PNG (about 20 KB)."""
+def _histogram(selection: Selection, frame: pl.DataFrame, ratios: np.ndarray, mixes: Mapping[str, FacetMix]) -> bytes:
+    """Per-sample ratios of the pool and of the subset, and the mix of the facet farthest from the pool's, as a PNG
+    (about 30 KB)."""
+    farthest = max(mixes, key=lambda facet: mixes[facet].distance) if mixes else None
     return ratio_histogram_png(
         {"pool": ratios, selection.method: ratios[selection.positions]},
         f"{selection.method}: {len(selection)} of {frame.height} samples",
+        mix=(farthest, mixes[farthest]) if farthest is not None else None,
     )
