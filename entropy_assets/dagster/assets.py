@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster import AssetCheckExecutionContext, AssetExecutionContext
+from dagster import AssetExecutionContext
 
 from entropy_assets.composition import FacetMix, judge_composition
 from entropy_assets.stages import (
@@ -98,6 +98,16 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
 
 def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
     scores_key = settings.key("compression_scores")
+    subset_key = settings.key("selected_subset")
+    composition_spec = dg.AssetCheckSpec(
+        "composition",
+        asset=subset_key,
+        blocking=settings.composition_blocking,
+        partitions_def=settings.partitions,  # an evaluation per subset partition
+        description="Checks that a subset keeps its pool's mix: for each facet (source file, record format, "
+        f"dominant script, length; judged: {', '.join(settings.composition_facets)}), the total variation distance "
+        f"of the two mixes is at most {settings.composition_threshold}. Evaluated in the subset's own step.",
+    )
 
     @dg.asset(
         name="selected_subset",
@@ -106,6 +116,7 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         partitions_def=settings.partitions,
         code_version=SUBSET_CODE_VERSION,
         kinds={"polars", "parquet"},
+        check_specs=[composition_spec],
         description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
         "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
         f"in its records' original form ({settings.export_suffix}), ready for a trainer.",
@@ -119,34 +130,16 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
             scores: Any = {shard: latest(instance, scores_key, ScoresResult, shard) for shard in _shards(settings)}
         else:
             scores = required(context.instance, scores_key, ScoresResult)
-        previous = latest(context.instance, settings.key("selected_subset"), SubsetResult, context.partition_key)
+        previous = latest(context.instance, subset_key, SubsetResult, context.partition_key)
         subset = settings.subset(context.partition_key)
         result = select_subset(workspace, pool, scores, subset, settings.scoring, previous)
-        return materialized(result, data_version=result.version)
+        judged = {
+            facet: mixed for facet, mixed in (result.composition or {}).items() if facet in settings.composition_facets
+        }
+        check = composition_check_result(judged, settings.composition_threshold, settings.composition_severity)
+        return materialized(result, data_version=result.version, checks=[check])
 
     return selected_subset
-
-
-def composition_check(settings: SelectionPipeline) -> dg.AssetChecksDefinition:
-    subset_key = settings.key("selected_subset")
-
-    @dg.asset_check(
-        asset=subset_key,
-        name="composition",
-        blocking=settings.composition_blocking,
-        partitions_def=settings.partitions,
-        description="Checks that a subset keeps its pool's mix: for each facet (source file, record format, "
-        f"dominant script, length; judged: {', '.join(settings.composition_facets)}), the total variation distance "
-        f"of the two mixes is at most {settings.composition_threshold}.",
-    )
-    def composition(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        subset = required(context.instance, subset_key, SubsetResult, context.partition_key)
-        mixes = {
-            facet: mixed for facet, mixed in (subset.composition or {}).items() if facet in settings.composition_facets
-        }
-        return composition_check_result(mixes, settings.composition_threshold, settings.composition_severity)
-
-    return composition
 
 
 def composition_check_result(mixes: Mapping[str, FacetMix], threshold: float, severity: str) -> dg.AssetCheckResult:

@@ -4,7 +4,7 @@ here, so that what they read is exactly what the event log says was made."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self, TypeVar
 
 import dagster as dg
@@ -46,11 +46,15 @@ def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def materialized(result: Result, *, data_version: str | None = None) -> dg.MaterializeResult:
-    """What an asset returns for ``result``; ``data_version`` makes downstream assets stale only when it changes."""
+def materialized(
+    result: Result, *, data_version: str | None = None, checks: Sequence[dg.AssetCheckResult] = ()
+) -> dg.MaterializeResult:
+    """What an asset returns for ``result``; ``data_version`` makes downstream assets stale only when it changes;
+    ``checks`` are the results of the asset's own checks (``check_specs``), evaluated in the same step."""
     return dg.MaterializeResult(
         metadata=dagster_metadata(result.to_metadata()),
         data_version=dg.DataVersion(data_version) if data_version is not None else None,
+        check_results=list(checks) or None,
     )
 
 

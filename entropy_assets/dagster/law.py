@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
-from entropy_assets.comparison import compare_methods
+from entropy_assets.comparison import MethodComparison, compare_methods
 from entropy_assets.entropy_law import LawPoint
 from entropy_assets.stages import (
     LawSettings,
@@ -32,8 +32,8 @@ def law_points(instance: dg.DagsterInstance, training_key: dg.AssetKey) -> list[
 def law_defs(
     settings: SelectionPipeline, law: LawSettings, common: dict[str, Any]
 ) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
-    """The ``entropy_law`` asset, the risk check on ``training_run`` and, with ``random_seeds`` above 1, the check
-    of whether ZIP beats random."""
+    """The ``entropy_law`` asset (with ``random_seeds`` above 1, its own check of whether ZIP beats random) and the
+    risk check on ``training_run``."""
     training_key = settings.key("training_run")
     # Under automation the law waits for every blocking check upstream: a refresh stops at risky data.
     law_common = {**common, "automation_condition": eager_past_checks()} if settings.automation else common
@@ -43,6 +43,7 @@ def law_defs(
         deps=[training_key],
         code_version="entropy-law-1",
         kinds={"scipy", "matplotlib"},
+        check_specs=[zip_beats_random_spec(settings.key("entropy_law"))] if settings.random_seeds >= 2 else None,
         description="The entropy law fitted on every training run in the event log, earlier data versions "
         "included: L as a function of R (linear, exponential and power forms compared by leave-one-out error), "
         "Z as a function of R and of (R, L), with confidence intervals, R squared and plots.",
@@ -50,7 +51,9 @@ def law_defs(
     )
     def entropy_law(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         workspace = entropy_storage.workspace(settings.name, context.log)
-        return materialized(fit_entropy_law(workspace, law_points(context.instance, training_key), law))
+        points = law_points(context.instance, training_key)
+        checks = [zip_beats_random_result(compare_methods(points))] if settings.random_seeds >= 2 else []
+        return materialized(fit_entropy_law(workspace, points, law), checks=checks)
 
     @dg.asset_check(
         asset=training_key,
@@ -63,26 +66,29 @@ def law_defs(
     def entropy_law_risk(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
         return risk_check_result(context.instance, training_key, context.partition_key, law)
 
-    if settings.random_seeds < 2:
-        return [entropy_law, entropy_law_risk]
+    return [entropy_law, entropy_law_risk]
 
-    @dg.asset_check(
-        asset=settings.key("entropy_law"),
-        name="zip_beats_random",
-        description="Checks that every ZIP method's held-out loss Z is below random's mean by more than "
-        "twice the standard deviation of random's seeds, at every budget, on the latest data version.",
+
+def zip_beats_random_spec(law_key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "zip_beats_random",
+        asset=law_key,
+        description="Checks that every ZIP method's held-out loss Z is below random's mean by more than twice the "
+        "standard deviation of random's seeds, at every budget, on the latest data version. Evaluated in the "
+        "law's own step.",
     )
-    def zip_beats_random(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        comparison = compare_methods(law_points(context.instance, training_key))
-        verdicts = comparison.zip_verdicts()
-        return dg.AssetCheckResult(
-            passed=all(row.beats_random for row in verdicts),
-            severity=dg.AssetCheckSeverity.WARN,
-            description=comparison.summary(),
-            metadata={f"{row.method}_{row.budget}": row.verdict for row in verdicts},
-        )
 
-    return [entropy_law, entropy_law_risk, zip_beats_random]
+
+def zip_beats_random_result(comparison: MethodComparison) -> dg.AssetCheckResult:
+    """Whether every ZIP method beats random beyond random's spread; a warning, with the verdicts, when not."""
+    verdicts = comparison.zip_verdicts()
+    return dg.AssetCheckResult(
+        check_name="zip_beats_random",
+        passed=all(row.beats_random for row in verdicts),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=comparison.summary(),
+        metadata={f"{row.method}_{row.budget}": row.verdict for row in verdicts},
+    )
 
 
 def risk_check_result(

@@ -13,7 +13,7 @@ import dagster as dg
 
 from entropy_assets.stages import LawSettings
 
-from .assets import composition_check, pool_asset, raw_data_asset, scores_asset, subset_asset
+from .assets import pool_asset, raw_data_asset, scores_asset, subset_asset
 from .automation import automation_sensor, eager, eager_on_new_data, observation_sensor, refresh_schedule
 from .law import law_defs
 from .settings import SelectionPipeline
@@ -64,7 +64,6 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         pool_asset(settings, common),
         scores_asset(settings, sensor_driven),
         subset_asset(settings, sensor_driven),
-        composition_check(settings),
     ]
     if settings.training is not None:
         # A training run follows a new version of its subset, not every re-selection: the same samples train once.

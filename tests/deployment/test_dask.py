@@ -48,8 +48,7 @@ def test_the_graph_materializes_on_a_dask_cluster(raw_dir: Path, tmp_path: Path,
         assert sorted(e.step_key for e in steps) == [
             "t__compression_scores",
             "t__pool",
-            *["t__selected_subset"] * 2,
-            *["t__selected_subset_composition"] * 2,  # the check of each subset, a step of its own
+            *["t__selected_subset"] * 2,  # each with its composition check, in the same step
         ]
         assert all(e.pid != os.getpid() for e in steps)
 
@@ -85,7 +84,7 @@ def test_sharded_scores_and_hierarchical_zip_run_on_a_dask_cluster(
         for method in ("zip_hierarchical", "random"):
             events += run_selection(subsets_job, instance, [SUBSET], method, run_config=run_config)
         steps = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
-        assert len(steps) == 7 and all(e.pid != os.getpid() for e in steps)  # 2 subsets with their checks
+        assert len(steps) == 5 and all(e.pid != os.getpid() for e in steps)
 
         shards = [latest(instance, SCORES, ScoresResult, shard) for shard in ("0", "1")]
         assert sum(pl.read_parquet(store / s.file).height for s in shards if s) == sum(RAW_FILES.values())

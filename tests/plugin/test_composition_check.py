@@ -37,7 +37,11 @@ def test_the_composition_check_warns_on_a_subset_that_left_the_pool_mix(mixed_di
         zip_subset, zip_check = checked(graph, "zip")
         assert not zip_check.passed and zip_check.severity == dg.AssetCheckSeverity.WARN
         assert zip_subset.composition is not None and zip_subset.composition["script"].distance > 0.2
-        assert "script, source mix" in str(zip_check.description) and "zh_demo.json 65%" in str(zip_check.description)
+        assert (
+            zip_check.partition == "zip"
+            and "source, script mix" in str(zip_check.description)
+            and "zh_demo.json 65%" in str(zip_check.description)
+        )
         _, random_check = checked(graph, "random")
         assert random_check.passed
 
