@@ -22,7 +22,7 @@ from tqdm import tqdm
 from entropy_assets.comparison import MethodComparison, compare_methods, is_random
 from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
-from entropy_assets.diversity import distinct_ngrams, ngram_vendi
+from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.records import FORMATS
 from entropy_assets.selection import methods
@@ -166,6 +166,8 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
 
         selection = methods.select(pool, config, progress=progress, warm=warm)
     subset = selection.subset(pool)
+    texts = subset["text"].to_list()
+    diversity = ngram_diversity(texts, 2)
     provenance = selection.provenance.join(
         pool.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
     )
@@ -183,9 +185,9 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         "saved": str(written),
         "selected": len(selection),
         "selected_bytes": selection.summary["selected_bytes"],
-        "set_ratio_zlib9": round(law_ratio(subset["text"].to_list()), 4),
-        "distinct_2": round(distinct_ngrams(subset["text"].to_list(), 2), 4),
-        "vendi_2gram": round(ngram_vendi(subset["text"].to_list(), 2), 2),
+        "set_ratio_zlib9": round(law_ratio(texts), 4),
+        "distinct_2": round(diversity.distinct, 4),
+        "vendi_2gram": round(diversity.vendi, 2),
         "seconds": selection.summary["seconds"],
         "config": selection.config,
         **({"strata": selection.summary["strata"]} if "strata" in selection.summary else {}),

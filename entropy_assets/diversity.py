@@ -10,6 +10,7 @@ from the ``d x d`` matrix ``X^T X / n`` (the same non-zero eigenvalues), so its 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -32,16 +33,36 @@ def _ngrams(texts: Sequence[str], n: int) -> pl.DataFrame:
     return words.select("row", gram=pl.concat_str(shifted, separator=" ")).drop_nulls("gram")
 
 
+@dataclass(frozen=True)
+class Diversity:
+    """A set's distinct-n and n-gram Vendi score, from one pass over its n-grams."""
+
+    distinct: float
+    vendi: float
+
+
+def ngram_diversity(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENSIONS) -> Diversity:
+    """Both figures of the texts, their n-grams taken once."""
+    grams = _ngrams(texts, n)
+    return Diversity(_distinct(grams), _vendi(grams, dimensions))
+
+
 def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
     """Distinct word n-grams over all n-grams of the set (0 for a set without any)."""
-    grams = _ngrams(texts, n)["gram"]
-    return grams.n_unique() / grams.len() if grams.len() else 0.0
+    return _distinct(_ngrams(texts, n))
 
 
 def ngram_vendi(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENSIONS) -> float:
     """The Vendi score of the texts' hashed word n-gram count vectors (unit length; a text without n-grams is
     left out)."""
-    grams = _ngrams(texts, n)
+    return _vendi(_ngrams(texts, n), dimensions)
+
+
+def _distinct(grams: pl.DataFrame) -> float:
+    return grams["gram"].n_unique() / grams.height if grams.height else 0.0
+
+
+def _vendi(grams: pl.DataFrame, dimensions: int) -> float:
     if grams.is_empty():
         return 0.0
     counts = (

@@ -29,7 +29,7 @@ PART_CODE_VERSION = "pool-part-1"
 """Changes when parsing a source could give other rows: part of every part's key, so old parts are not reused."""
 _REPORT_KEY = b"entropy_assets.load_report"
 POOL_ROW_GROUP = 65_536
-"""Rows per row group of an assembled pool file: streaming readers decode one row group at a time."""
+"""Rows per row group of a part: streaming readers of the pool decode one row group at a time."""
 EMPTY_POOL = pl.DataFrame(schema=POOL_SCHEMA)
 ARROW_POOL_SCHEMA: pa.Schema = EMPTY_POOL.to_arrow().schema
 

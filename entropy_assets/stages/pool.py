@@ -1,8 +1,8 @@
 """Raw data to pool: the observation of the source files, and the pool built from them one source at a time.
 
-A pool version is a folder of parquet files, one per source in load order (``<version>/00000.parquet``, ...). Each
-is a hard link to the source's stored *part* (``parts/``), named by the source's content, its load settings and its
-name in the pool: an unchanged source is neither parsed nor copied again, whatever else changed. Polars, pyarrow
+A pool version is a folder of parquet files, one per source in load order (``<version>/00000.<part>``, ...). Each
+is a hard link to the source's stored *part* (``parts/<part>``), named by the source's content, its load settings
+and its name in the pool: an unchanged source is neither parsed nor copied again, whatever else changed. Polars, pyarrow
 and DuckDB read such a folder as one table.
 """
 
@@ -72,9 +72,10 @@ def build_pool(
             _part(workspace, source, name, part_key(source, hashes, settings))
             for source, name in zip(sources, source_names(sources), strict=True)
         ]
-        parsed = [
-            part for part in parts if not workspace.storage.exists(*part.file) and _store(workspace, part, settings)
-        ]
+        parsed: list[_Part] = []
+        for part in parts:
+            if not workspace.storage.exists(*part.file) and _store(workspace, part, settings):
+                parsed.append(part)
         _check_unchanged(paths, version)  # else the pool would be stored under a version it is not
         return _assemble(workspace, parts, parsed, version, shards)
     except SourceError as error:  # a half-written record, say: if the data moved meanwhile, that is the cause

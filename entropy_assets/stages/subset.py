@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from entropy_assets.composition import FacetMix, composition, facet_frame
-from entropy_assets.diversity import distinct_ngrams, ngram_vendi
+from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
@@ -107,7 +107,8 @@ def select_subset(
     if selection.summary.get("shards_resumed"):
         workspace.log.info(f"{selection.summary['shards_resumed']} shards' winners read from their checkpoints")
     chosen = selection.subset(frame)
-    ratio = round(law_ratio(chosen["text"].to_list()), 4)
+    texts = chosen["text"].to_list()
+    ratio = round(law_ratio(texts), 4)
     drift: dict[str, float] = {}
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
         alternative = methods.select(frame, subset.config, warm=plan.compare)
@@ -125,7 +126,7 @@ def select_subset(
     if checkpoint is not None:  # the subset's files are written: nothing is left to resume
         checkpoint.remove()
     chosen_ratios = ratios[selection.positions]
-    texts = chosen["text"].to_list()
+    diversity = ngram_diversity(texts, 2)
     return SubsetResult(
         path=str(path),
         file=storage.relative(path),
@@ -148,8 +149,8 @@ def select_subset(
         warm_ratio_zlib9=drift.get("warm_ratio_zlib9"),
         drift=drift.get("drift"),
         composition=mixes,
-        distinct_2=round(distinct_ngrams(texts, 2), 4),
-        vendi_2gram=round(ngram_vendi(texts, 2), 2),
+        distinct_2=round(diversity.distinct, 4),
+        vendi_2gram=round(diversity.vendi, 2),
         strata=selection.summary.get("strata"),
         histogram=histogram,
     )
