@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,21 @@ def raw_dir() -> Path:
     if not RAW_DIR.is_dir():
         pytest.skip(f"real data not found at {RAW_DIR}")
     return RAW_DIR
+
+
+@pytest.fixture
+def raw_copy(raw_dir: Path, tmp_path: Path) -> Callable[..., Path]:
+    """Copies named files of the raw data into a new folder of the test's own (``data`` unless named), which the
+    test may change; returns the folder."""
+
+    def copy(names: Sequence[str], folder: str = "data") -> Path:
+        target = tmp_path / folder
+        target.mkdir()
+        for name in names:
+            shutil.copyfile(raw_dir / name, target / name)
+        return target
+
+    return copy
 
 
 @pytest.fixture(scope="session")

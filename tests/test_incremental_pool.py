@@ -5,7 +5,7 @@ everything afresh gives."""
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -29,12 +29,8 @@ FILES = [
 
 
 @pytest.fixture
-def data(raw_dir: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copyfile(raw_dir / name, folder / name)
-    return folder
+def data(raw_copy: Callable[..., Path]) -> Path:
+    return raw_copy(FILES)
 
 
 def build(workspace: Workspace, data: Path, shards: int = 4) -> PoolResult:

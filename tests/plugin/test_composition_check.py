@@ -1,7 +1,7 @@
 """The composition check on real data: ZIP's unstratified subset of a pool a quarter Chinese warns; random's and a
 stratified ZIP subset pass, and the subset's metadata gives its mix against the pool's."""
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -15,12 +15,8 @@ MIXED = ("llamafactory_alpaca_zh_demo.json", "llamafactory_alpaca_en_demo.json",
 
 
 @pytest.fixture
-def mixed_dir(raw_dir: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "mixed"
-    folder.mkdir()
-    for name in MIXED:
-        shutil.copyfile(raw_dir / name, folder / name)
-    return folder
+def mixed_dir(raw_copy: Callable[..., Path]) -> Path:
+    return raw_copy(MIXED, "mixed")
 
 
 def checked(graph: Graph, method: str) -> tuple[SubsetResult, dg.AssetCheckEvaluation]:
