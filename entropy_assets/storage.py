@@ -1,7 +1,9 @@
 """Where a pipeline's files live: parquet, exported records and plots under one base path, written atomically.
 
 Local paths by default; any fsspec location through ``universal_pathlib`` (``s3://bucket/prefix``, ...). Outputs
-are versioned and never overwritten: a versioned file names its content, so it is written once.
+are versioned and never overwritten: a versioned file names its content, so it is written once. A remote store's
+address and credentials come from its own environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...),
+never from the base path.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from upath import UPath
 
 from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.sources import STALE_TEMPORARY_SECONDS, write_atomically, write_records
+
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+"""Protocols of object stores, where an uploaded object becomes visible only once it is whole (a single PUT, or a
+multipart upload when it completes): a file is uploaded under its own name, with no temporary object to move."""
+COMPLETE_SUFFIX = ".complete"
+"""``<folder>.complete``, beside a folder that ``link_folder`` copied on a remote store, is written last: the folder
+is whole. Beside it, not in it, so that the folder reads as a table (polars, pyarrow); named after it, so that
+pruning the folder's version removes it too."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class Storage:
         for part in parts:
             if "\0" in part or part.startswith(("/", "\\")) or ".." in Path(part).parts:
                 raise ValueError(f"storage path part {part!r} must stay inside {self.base_path}")
-        target = UPath(self.base_path).joinpath(*parts)
+        target = self._root().joinpath(*parts)
         if parts and _is_local(target):
             root = os.path.realpath(UPath(self.base_path).path)
             real = os.path.realpath(target.path)
@@ -85,7 +95,7 @@ class Storage:
     def relative(self, path: UPath) -> str:
         """``path`` relative to the base path, as recorded in metadata (``file``): outputs stay readable when the
         storage is moved or copied."""
-        return path.relative_to(UPath(self.base_path)).as_posix()
+        return path.relative_to(self._root()).as_posix()
 
     def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pl.DataFrame:
         """Read parquet stored at ``parts`` (only ``columns``, when given): a file, or a folder of files (a pool)
@@ -100,14 +110,13 @@ class Storage:
         """A folder at ``parts`` holding the stored ``files`` (each given by its parts), in order: each under its own
         name behind its position (``00000.<name>``, ``00001.<name>``, ...), as hard links where the storage is local
         (no byte is copied), copies on a remote store. Written once: an existing folder is kept. Locally the folder
-        appears whole or not at all; on a remote store, a copy cut short is completed by the next call."""
+        appears whole or not at all; on a remote store it fills file by file and is whole once its
+        ``COMPLETE_SUFFIX`` marker is written (see ``_copy_folder``)."""
         target = self.path(*parts)
         sources = [self.path(*file) for file in files]
         names = [f"{index:05d}.{source.name}" for index, source in enumerate(sources)]
-        if not _is_local(target):  # no folder to rename into place: a copy cut short is completed by the next
-            for source, name in zip(sources, names, strict=True):
-                if not (target / name).exists():
-                    source.fs.copy(source.path, (target / name).path)
+        if not _is_local(target):
+            _copy_folder(sources, names, target)
             return target
         if target.exists():
             return target
@@ -131,20 +140,57 @@ class Storage:
     def exists(self, *parts: str) -> bool:
         return self.path(*parts).exists()
 
+    def _root(self) -> UPath:
+        """The base path as a ``UPath``. A remote store's listings are not cached: another process (a worker, another
+        run) writes beside this one, and a cached listing would hide its files (``exists`` false, a read not found)."""
+        root = UPath(self.base_path)
+        return root if _is_local(root) else UPath(self.base_path, use_listings_cache=False)
+
     def _write(self, write_local: Callable[[Path], object], *parts: str) -> UPath:
         """Run ``write_local`` (itself atomic) on the local target, or on a local file then uploaded."""
         target = self.path(*parts)
         if _is_local(target):
             write_local(Path(target.path))
             return target
-        # Remote stores: write a local file whole, upload it under a temporary name, and move it into place.
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / target.name
-            write_local(local)
+            write_local(local)  # whole, or it raised and nothing is uploaded
+            if target.protocol in OBJECT_STORES:
+                target.fs.put_file(str(local), target.path)
+                return target
+            # Other remote file systems may show a file while it is written: upload it under a temporary name, and
+            # move it into place.
             staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            target.fs.put_file(str(local), staging.path)
-            target.fs.mv(staging.path, target.path)
+            try:
+                target.fs.put_file(str(local), staging.path)
+                target.fs.mv(staging.path, target.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    target.fs.rm(staging.path)
+                raise
         return target
+
+
+def _copy_folder(sources: Sequence[UPath], names: Sequence[str], target: UPath) -> None:
+    """``link_folder`` on a remote store, which has no folder to rename into place: each file is copied (inside the
+    store: each object appears whole) unless a copy cut short already made it, then the folder's marker is written.
+    A folder with its marker is kept as it is; one without is completed, and what it holds that it should not (a
+    cut-short copy made under other load settings) is removed first. A pool is recorded, and so read, only once its
+    folder is whole."""
+    fs = target.fs
+    marker = target.with_name(target.name + COMPLETE_SUFFIX)
+    try:
+        present = {entry.name for entry in target.iterdir()}
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet
+        present = set()
+    if present and marker.exists():
+        return
+    for stray in sorted(present - set(names)):
+        fs.rm((target / stray).path)
+    for source, name in zip(sources, names, strict=True):
+        if name not in present:
+            fs.copy(source.path, (target / name).path)
+    fs.pipe_file(marker.path, "\n".join(names).encode() + b"\n")
 
 
 def _remove_stale_folders(path: Path) -> None:

@@ -17,7 +17,12 @@ from entropy_assets.storage import Storage
 
 class EntropyStorage(dg.ConfigurableResource):
     """The base path of a pipeline's outputs (a local folder or an fsspec URL, never with a credential in it). A
-    failed write never replaces a good file."""
+    failed write never replaces a good file.
+
+    A remote store is reached through its own environment variables, in every process that runs a step (for
+    ``s3://``: ``AWS_ENDPOINT_URL`` for an S3-compatible endpoint, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` or
+    an instance role, ``AWS_REGION``): s3fs and polars read the same ones, and nothing of them is in the settings or
+    in any output's metadata."""
 
     base_path: str = "entropy_assets_storage"
 
