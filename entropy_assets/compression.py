@@ -330,25 +330,33 @@ class ZstdCompressor(Compressor):
         cctx = zstd.ZstdCompressor(compression_params=self.parameters(data_size=len(data)))
         return _zstd_frame_size(cctx, data)
 
-    def compressed_sizes(self, items: Sequence[bytes], threads: int = 1) -> np.ndarray:
+    def compressed_sizes(self, items: Sequence[bytes] | zstd.BufferWithSegments, threads: int = 1) -> np.ndarray:
+        """``compressed_size`` of each item, as int64, using up to ``threads`` threads. ``items`` may also be a
+        ``zstd.BufferWithSegments``: many items packed in one buffer (as an Arrow string array holds them), which
+        zstd reads in place, with no Python object made per item."""
         # Up to the level's table size the parameters do not depend on the input's size: those items share one
         # compressor; a larger one gets the parameters ``compressed_size`` gives it, whatever else is in the batch.
-        # Items small enough for a sized frame go to zstd's batch call, which compresses on ``threads`` threads
-        # without the GIL and gives the sizes ``cctx.compress`` gives.
+        # Other items, but empty ones, go to zstd's batch call, which compresses on ``threads`` threads without the
+        # GIL and gives the sizes ``cctx.compress`` gives. Empty items stay out of it: the call refuses a batch of
+        # no bytes, and drops the frames of empty items that end a batch split between threads.
         base = zstd.ZstdCompressionParameters.from_level(self.level)
         shared_limit = min(1 << base.hash_log, 1 << (base.window_log - 1))
         cctx = zstd.ZstdCompressor(compression_params=self.parameters())
-        sizes = np.zeros(len(items), dtype=np.int64)
-        small = [i for i, item in enumerate(items) if len(item) <= _ZSTD_ATTACH_LIMIT]
-        batch = list(items) if len(small) == len(items) else [items[i] for i in small]
-        for i in sorted(set(range(len(items))) - set(small)):
-            item = items[i]
+        lengths = _item_lengths(items)
+        sizes = np.empty(len(lengths), dtype=np.int64)
+        for i in np.flatnonzero(lengths > _ZSTD_ATTACH_LIMIT).tolist():
+            item = bytes(items[i])
             sizes[i] = _zstd_frame_size(cctx, item) if len(item) <= shared_limit else self.compressed_size(item)
-        if any(batch):  # zstd's batch call refuses a batch with no bytes
-            frames = cctx.multi_compress_to_buffer(batch, threads=max(1, threads))
-            sizes[small] = [len(frames[i]) for i in range(len(frames))]
-        elif batch:
-            sizes[small] = _zstd_frame_size(cctx, b"")
+        empty = lengths == 0
+        if empty.any():
+            sizes[empty] = _zstd_frame_size(cctx, b"")
+        batched = (lengths > 0) & (lengths <= _ZSTD_ATTACH_LIMIT)
+        if batched.any():
+            frames = cctx.multi_compress_to_buffer(_items_at(items, batched), threads=max(1, threads))
+            count = int(batched.sum())
+            if len(frames) != count:
+                raise RuntimeError(f"zstd's batch call returned {len(frames)} frames for {count} items")
+            sizes[batched] = np.fromiter(map(len, frames), dtype=np.int64, count=count)
         return sizes
 
     def context(self, chosen: bytes) -> ZstdContext:
@@ -377,6 +385,26 @@ _ZSTD_ATTACH_LIMIT = 16384
 """Inputs above this many bytes are streamed (size unknown), so that zstd attaches a prepared dictionary instead
 of copying its match tables: a copy costs milliseconds for a large context. Up to this size zstd attaches it by
 itself, and a sized frame is cheaper than a streamed one."""
+
+
+def _item_lengths(items: Sequence[bytes] | zstd.BufferWithSegments) -> np.ndarray:
+    """The length of each item, as int64; a packed buffer's come from its segments, (offset, length) uint64 pairs."""
+    if isinstance(items, zstd.BufferWithSegments):
+        return np.frombuffer(items.segments(), dtype=np.uint64).reshape(-1, 2)[:, 1].astype(np.int64)
+    return np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+
+
+def _items_at(
+    items: Sequence[bytes] | zstd.BufferWithSegments, mask: np.ndarray
+) -> list[bytes] | zstd.BufferWithSegments:
+    """The items where ``mask`` is true, as zstd's batch call takes them: a list, or a packed buffer whose segments
+    point into the same memory."""
+    if isinstance(items, zstd.BufferWithSegments):
+        if mask.all():
+            return items
+        segments = np.frombuffer(items.segments(), dtype=np.uint64).reshape(-1, 2)
+        return zstd.BufferWithSegments(items, segments[mask].tobytes())
+    return list(items) if mask.all() else [items[i] for i in np.flatnonzero(mask).tolist()]
 
 
 def _settings(parameters: zstd.ZstdCompressionParameters) -> tuple[int, ...]:

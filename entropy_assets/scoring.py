@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import zstandard as zstd
 
-from .compression import Compressor, default_threads
+from .compression import Compressor, ZstdCompressor, default_threads
 from .sources import POOL_SCHEMA, SourceError
 
 SCORES_SCHEMA: dict[str, pl.DataType] = {
@@ -150,25 +150,41 @@ def score_samples(
 ) -> tuple[pl.DataFrame, int]:
     """Scores for every sample of ``frame`` (``id``, ``content_hash``, ``n_bytes``, ``text``), and how many were
     compressed: sizes in ``previous`` (scores from the same compressor settings) are reused by content hash."""
-    known: dict[str, int] = {}
+    scores = frame.select("id", "content_hash", "n_bytes")
     previous = reusable_scores(previous, compressor)
-    if previous is not None:
-        known = dict(zip(previous["content_hash"].to_list(), previous["compressed_bytes"].to_list(), strict=True))
-    hashes = frame["content_hash"].to_list()
-    missing = [i for i, content in enumerate(hashes) if content not in known]
-    texts = _utf8(frame["text"], missing if len(missing) < len(hashes) else None)
-    sizes = compressor.compressed_sizes(texts, threads or default_threads())
-    known.update({hashes[i]: int(size) for i, size in zip(missing, sizes, strict=True)})
-    scores = frame.select("id", "content_hash", "n_bytes").with_columns(
-        compressed_bytes=pl.Series([known[content] for content in hashes], dtype=pl.Int64),
+    if previous is None:
+        scores = scores.with_columns(compressed_bytes=pl.lit(None, dtype=pl.Int64))
+    else:
+        stored = previous.select("content_hash", pl.col("compressed_bytes").cast(pl.Int64)).unique("content_hash")
+        scores = scores.join(stored, on="content_hash", how="left", maintain_order="left")
+    missing = scores["compressed_bytes"].is_null()
+    count = int(missing.sum())
+    sizes = scores["compressed_bytes"].fill_null(0).to_numpy().copy()
+    if count:
+        texts = frame["text"] if count == frame.height else frame["text"].filter(missing)
+        packed = isinstance(compressor, ZstdCompressor)
+        sizes[missing.to_numpy()] = compressor.compressed_sizes(_utf8(texts, packed), threads or default_threads())
+    scores = scores.with_columns(
+        compressed_bytes=pl.Series(sizes, dtype=pl.Int64),
         compressor=pl.lit(settings_key(compressor)),
     )
     scores = scores.with_columns(ratio=pl.col("n_bytes") / pl.col("compressed_bytes"))
-    return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), len(missing)
+    return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), count
 
 
-def _utf8(texts: pl.Series, positions: Sequence[int] | None) -> list[bytes]:
-    """The UTF-8 bytes of ``texts`` (at ``positions``, or all), converted by polars rather than one by one."""
-    if positions is not None:
-        texts = texts.gather(list(positions))
-    return texts.cast(pl.Binary).to_list()
+def _utf8(texts: pl.Series, packed: bool) -> list[bytes] | zstd.BufferWithSegments:
+    """The UTF-8 bytes of ``texts``: ``packed``, the Arrow array's data buffer itself with each text's (offset,
+    length) as a segment, which zstd's batch call reads in place; else a list of bytes, converted by polars."""
+    if texts.null_count():
+        raise ValueError(f"column {texts.name!r} has {texts.null_count()} null value(s); every sample needs a text")
+    if not packed:
+        return texts.cast(pl.Binary).to_list()
+    array = texts.to_arrow()
+    if not pa.types.is_large_string(array.type):
+        array = array.cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    segments = np.empty((len(array), 2), dtype=np.uint64)
+    segments[:, 0] = ends[:-1]
+    segments[:, 1] = np.diff(ends)
+    return zstd.BufferWithSegments(data if data is not None else b"", segments.tobytes())

@@ -380,3 +380,31 @@ def test_zstd_batch_sizes_equal_one_by_one_sizes(raw_dir: Path, threads: int) ->
         assert compressor.compressed_sizes(items, threads).tolist() == [compressor.compressed_size(i) for i in items]
     assert make_compressor("zstd").compressed_sizes([b"", b""], threads).tolist() == [9, 9]
     assert make_compressor("zstd").compressed_sizes([], threads).tolist() == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_zstd_packed_batch_gives_the_sizes_of_the_same_items_as_bytes(
+    threads: int, alpaca_texts: list[bytes], c4_texts: list[bytes]
+) -> None:
+    """Items packed in one buffer (segments of (offset, length)), as scoring passes Arrow's strings, are measured
+    like the same items passed one by one, streamed large ones and empty ones included."""
+    import zstandard as zstd
+
+    items = [b"", *alpaca_texts[:300], b"", *c4_texts, b"", b""]
+    assert sum(len(item) > STREAMED_ABOVE for item in items) >= 5
+    ends = np.cumsum([len(item) for item in items])
+    segments = np.column_stack([ends - [len(item) for item in items], [len(item) for item in items]])
+    packed = zstd.BufferWithSegments(b"".join(items), segments.astype(np.uint64).tobytes())
+    compressor = make_compressor("zstd")
+
+    sizes = compressor.compressed_sizes(packed, threads)
+
+    assert sizes.tolist() == [compressor.compressed_size(item) for item in items]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_zstd_batch_keeps_the_size_of_empty_items_ending_a_batch(threads: int) -> None:
+    # zstd's batch call, split between threads, returns no frame for empty items that end the batch.
+    compressor = make_compressor("zstd")
+    items = [b"a batch whose second half holds no bytes", b"", b""]
+    assert compressor.compressed_sizes(items, threads).tolist() == [compressor.compressed_size(i) for i in items]

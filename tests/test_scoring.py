@@ -77,3 +77,47 @@ def test_scores_reuse_stored_sizes_by_content(pool: pl.DataFrame) -> None:
     # Sizes from other settings are not reused.
     _, compressed = score_samples(frame, make_compressor("zstd", 9), previous=scores)
     assert compressed == frame.height
+
+
+@pytest.fixture(scope="module")
+def mixed_frame(raw_dir: Path) -> pl.DataFrame:
+    """Chinese Alpaca records (multi-byte UTF-8), C4 documents up to 37 KB and Wikipedia articles up to 110 KB
+    (above the 16,384 bytes that zstd measures on another path), with empty texts among them and at the end."""
+    paths = [raw_dir / "llamafactory_alpaca_zh_demo.json", raw_dir / "pretrain_c4_demo.jsonl"]
+    pool = load_pool([*paths, raw_dir / "pretrain_wiki_demo.txt"]).frame.select("id", "content_hash", "n_bytes", "text")
+    empty = pl.DataFrame(
+        {"id": ["empty-a", "empty-b"], "content_hash": ["0" * 32, "0" * 32], "n_bytes": [0, 0], "text": ["", ""]},
+        schema=pool.schema,
+    )
+    return pl.concat([pool.head(500), empty.head(1), pool.slice(500), empty.tail(1)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_scores_of_packed_texts_equal_each_text_compressed_alone(mixed_frame: pl.DataFrame, threads: int) -> None:
+    compressor = make_compressor("zstd")
+    texts = [text.encode("utf-8") for text in mixed_frame["text"].to_list()]
+    assert sum(len(t) != len(t.decode("utf-8")) for t in texts) >= 1000 and texts[-1] == b""
+    assert sum(len(t) > 16384 for t in texts) >= 20 and sum(not t for t in texts) == 2
+
+    scores, compressed = score_samples(mixed_frame, compressor, threads=threads)
+
+    assert compressed == mixed_frame.height
+    assert scores["compressed_bytes"].to_list() == [compressor.compressed_size(t) for t in texts]
+    # A slice of a frame is measured from its own texts, not from the start of the buffers it shares.
+    sliced, _ = score_samples(mixed_frame.slice(777, 900), compressor, threads=threads)
+    assert sliced["compressed_bytes"].to_list() == [compressor.compressed_size(t) for t in texts[777:1677]]
+
+
+def test_scores_reuse_sizes_of_repeated_contents_and_measure_only_new_ones(mixed_frame: pl.DataFrame) -> None:
+    compressor = make_compressor("zstd")
+    scores, _ = score_samples(mixed_frame, compressor)
+    # The previous scores hold the first 300 contents twice; the frame repeats some of them and adds new ones.
+    previous = pl.concat([scores.head(300), scores.head(300)])
+    frame = pl.concat([mixed_frame.slice(100, 400), mixed_frame.head(50)])
+
+    again, compressed = score_samples(frame, compressor, previous=previous)
+
+    assert compressed == 200
+    assert again["id"].to_list() == frame["id"].to_list()
+    expected = [compressor.compressed_size(t.encode("utf-8")) for t in frame["text"].to_list()]
+    assert again["compressed_bytes"].to_list() == expected
