@@ -106,15 +106,26 @@ def composition(facets: pl.DataFrame, positions: pl.Series | list[int]) -> dict[
     """The mix of the rows at ``positions`` against all rows of ``facets`` (from ``facet_frame``), per facet; shares
     and distances to 4 decimals."""
     chosen = facets[positions]
+    return {facet: _facet_mix(mix(facets[facet]), mix(chosen[facet])) for facet in facets.columns}
+
+
+def composition_from_counts(pool: Mapping[str, Mapping[str, int]], chosen: pl.DataFrame) -> dict[str, FacetMix]:
+    """``composition`` for a pool known by its count of each facet value (a pool too large to hold) and the chosen
+    rows' facets (from ``facet_frame``)."""
     result = {}
-    for facet in facets.columns:
-        pool_mix, subset_mix = mix(facets[facet]), mix(chosen[facet])
-        result[facet] = FacetMix(
-            {k: round(v, 4) for k, v in pool_mix.items()},
-            {k: round(v, 4) for k, v in subset_mix.items()},
-            round(total_variation(pool_mix, subset_mix), 4),
-        )
+    for facet in chosen.columns:
+        total = sum(pool[facet].values())
+        counted = sorted(pool[facet].items(), key=lambda item: (-item[1], item[0]))
+        result[facet] = _facet_mix({str(k): n / total for k, n in counted if total}, mix(chosen[facet]))
     return result
+
+
+def _facet_mix(pool_mix: Mapping[str, float], subset_mix: Mapping[str, float]) -> FacetMix:
+    return FacetMix(
+        {k: round(v, 4) for k, v in pool_mix.items()},
+        {k: round(v, 4) for k, v in subset_mix.items()},
+        round(total_variation(pool_mix, subset_mix), 4),
+    )
 
 
 def judge_composition(mixes: Mapping[str, FacetMix], threshold: float) -> tuple[bool, str]:

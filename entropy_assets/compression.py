@@ -131,10 +131,21 @@ class Compressor(ABC):
         """Compression ratio of ``data``: raw bytes / compressed bytes."""
         return compression_ratio(data, self)
 
-    def alone_sizes(self, items: Sequence[bytes], threads: int = 1) -> np.ndarray:
+    def alone_sizes(self, items: Sequence[bytes], threads: int = 1, known: KnownSizes | None = None) -> np.ndarray:
         """What each item adds to an empty stream: its size against an empty context, without a frame's fixed
-        overhead (so that short samples are not ranked informative for the overhead alone)."""
+        overhead (so that short samples are not ranked informative for the overhead alone). ``known`` (each item's
+        ``compressed_sizes``, measured before) is used where it gives the very same sizes; this compressor ignores
+        it."""
         return self.context(b"").conditional_sizes(items, threads)
+
+
+@dataclass(frozen=True)
+class KnownSizes:
+    """Each sample's ``compressed_sizes`` (a frame of its own), measured before (``compression_scores``), and the
+    settings of the compressor that measured them (``Compressor.describe()``)."""
+
+    settings: dict[str, Any]
+    sizes: np.ndarray
 
 
 def compression_ratio(data: bytes, compressor: Compressor) -> float:
@@ -362,15 +373,26 @@ class ZstdCompressor(Compressor):
     def context(self, chosen: bytes) -> ZstdContext:
         return ZstdContext(self, chosen)
 
-    def alone_sizes(self, items: Sequence[bytes], threads: int = 1) -> np.ndarray:
+    def alone_sizes(self, items: Sequence[bytes], threads: int = 1, known: KnownSizes | None = None) -> np.ndarray:
         # The empty context's sizes are frame sizes less the empty frame's; where its parameters are the ones of
-        # ``compressed_sizes``, that batch call gives the same frames on every core (tested).
+        # ``compressed_sizes``, that batch call gives the same frames on every core (tested). Items larger than the
+        # level's tables get other parameters there: those alone are measured against the empty context.
         empty = self.context(b"")
         base = zstd.ZstdCompressionParameters.from_level(self.level)
         shared_limit = min(1 << base.hash_log, 1 << (base.window_log - 1))
-        if _settings(self.parameters()) != _settings(empty.parameters) or any(len(i) > shared_limit for i in items):
+        if _settings(self.parameters()) != _settings(empty.parameters):
             return empty.conditional_sizes(items, threads)
-        return np.maximum(self.compressed_sizes(items, threads) - empty.overhead, 0)
+        large = [i for i, item in enumerate(items) if len(item) > shared_limit]
+        if known is not None and known.settings == self.describe() and len(known.sizes) == len(items):
+            frames = np.asarray(known.sizes, dtype=np.int64)
+        elif large:
+            return empty.conditional_sizes(items, threads)
+        else:
+            frames = self.compressed_sizes(items, threads)
+        sizes = np.maximum(frames - empty.overhead, 0)
+        if large:
+            sizes[large] = empty.conditional_sizes([items[i] for i in large], threads)
+        return sizes
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -11,11 +11,14 @@ from entropy_assets.composition import FacetMix, judge_composition
 from entropy_assets.stages import (
     PoolResult,
     ScoresResult,
+    ShardSelectionResult,
     SubsetResult,
     build_pool,
+    gather_winners,
     observe_raw_data,
     score_pool,
     score_shard,
+    select_shard,
     select_subset,
 )
 from entropy_assets.versions import SUBSET_CODE_VERSION
@@ -96,6 +99,37 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
     return compression_scores
 
 
+def shard_selection_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
+    scores_key = settings.key("compression_scores")
+    by_shard = None if len(settings.budgets) == 1 else dg.MultiToSingleDimensionPartitionMapping("shard")
+
+    @dg.asset(
+        name="shard_selection",
+        deps=[settings.key("pool"), dg.AssetDep(scores_key, partition_mapping=by_shard)],
+        partitions_def=settings.shard_selection_partitions,
+        code_version="shard-selection-1",
+        kinds={"polars", "parquet"},
+        description="zip_hierarchical's selection within one content-hash shard (at one budget): ZIP over the "
+        f"shard's samples alone, keeping {settings.hierarchical_oversample} times its share of the budget for the "
+        "final pass. A partition per shard, so that any executor runs the shards as separate steps, each reading "
+        "only its shard and its scores; a shard whose samples did not change keeps its winners, and one that "
+        "changed starts warm from them.",
+        **common,
+    )
+    def shard_selection(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
+        workspace = entropy_storage.workspace(settings.name, context.log)
+        instance = context.instance
+        pool = required(instance, settings.key("pool"), PoolResult)
+        shard, budget = settings.shard_partition(context.partition_key)
+        scores = latest(instance, scores_key, ScoresResult, shard)
+        previous = latest(instance, settings.key("shard_selection"), ShardSelectionResult, context.partition_key)
+        subset = settings.hierarchical_subset(budget)
+        result = select_shard(workspace, pool, scores, settings.scoring, shard, subset, previous)
+        return materialized(result, data_version=result.version)
+
+    return shard_selection
+
+
 def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
     scores_key = settings.key("compression_scores")
     subset_key = settings.key("selected_subset")
@@ -109,10 +143,14 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         f"of the two mixes is at most {settings.composition_threshold}. Evaluated in the subset's own step.",
     )
 
+    deps = [settings.key("pool"), dg.AssetDep(scores_key, partition_mapping=dg.AllPartitionMapping())]
+    if settings.selects_shards:  # zip_hierarchical's final pass reads every shard's winners at its budget
+        deps.append(dg.AssetDep(settings.key("shard_selection"), partition_mapping=dg.AllPartitionMapping()))
+
     @dg.asset(
         name="selected_subset",
         # Every subset reads every shard of the scores.
-        deps=[settings.key("pool"), dg.AssetDep(scores_key, partition_mapping=dg.AllPartitionMapping())],
+        deps=deps,
         partitions_def=settings.partitions,
         code_version=SUBSET_CODE_VERSION,
         kinds={"polars", "parquet"},
@@ -125,14 +163,24 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
     def selected_subset(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         workspace = entropy_storage.workspace(settings.name, context.log)
         pool = required(context.instance, settings.key("pool"), PoolResult)
+        instance = context.instance
         if settings.shards > 1:
-            instance = context.instance
             scores: Any = {shard: latest(instance, scores_key, ScoresResult, shard) for shard in _shards(settings)}
         else:
             scores = required(context.instance, scores_key, ScoresResult)
         previous = latest(context.instance, subset_key, SubsetResult, context.partition_key)
         subset = settings.subset(context.partition_key)
-        result = select_subset(workspace, pool, scores, subset, settings.scoring, previous)
+        winners = None
+        if settings.selects_shards and subset.method == "zip_hierarchical":
+            shard_key = settings.key("shard_selection")
+            latest_winners = {
+                shard: latest(
+                    instance, shard_key, ShardSelectionResult, settings.shard_partition_key(shard, subset.budget)
+                )
+                for shard in _shards(settings)
+            }
+            winners = gather_winners(workspace, pool, settings.scoring, subset, latest_winners)
+        result = select_subset(workspace, pool, scores, subset, settings.scoring, previous, winners)
         judged = {
             facet: mixed for facet, mixed in (result.composition or {}).items() if facet in settings.composition_facets
         }

@@ -14,14 +14,15 @@ import dagster as dg
 EXECUTOR_ENV = "ENTROPY_ASSETS_EXECUTOR"
 """The environment variable a code location reads its executor's name from."""
 
-EXECUTORS: dict[str, tuple[str, str]] = {
-    "multiprocess": ("dagster", "multiprocess_executor"),
-    "in_process": ("dagster", "in_process_executor"),
-    "dask": ("dagster_dask", "dask_executor"),
-    "celery": ("dagster_celery", "celery_executor"),
-    "k8s": ("dagster_k8s", "k8s_job_executor"),
+EXECUTORS: dict[str, tuple[str, str, str]] = {
+    "multiprocess": ("dagster", "dagster", "multiprocess_executor"),
+    "in_process": ("dagster", "dagster", "in_process_executor"),
+    "dask": ("dagster_dask", "entropy_assets.dagster.dask_executor", "dask_executor"),
+    "celery": ("dagster_celery", "dagster_celery", "celery_executor"),
+    "k8s": ("dagster_k8s", "dagster_k8s", "k8s_job_executor"),
 }
-"""Each executor's name, and the module and attribute that define it."""
+"""Each executor's name: the library it needs, and the module and attribute that define it (dask's names its tasks
+by run: ``dask_executor``)."""
 
 EXTRA_INSTALL = "pip install 'entropy-assets[distributed]'"
 
@@ -30,15 +31,14 @@ def executor_named(name: str) -> dg.ExecutorDefinition:
     """The executor called ``name`` (one of ``EXECUTORS``); its run config goes under ``execution: config:``."""
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
-    module_name, attribute = EXECUTORS[name]
+    library, module_name, attribute = EXECUTORS[name]
     try:
-        module = importlib.import_module(module_name)
+        importlib.import_module(library)
     except ImportError as error:
         raise ImportError(
-            f"executor {name!r} needs the {module_name.replace('_', '-')} library, which is not installed: "
-            f"{EXTRA_INSTALL}"
+            f"executor {name!r} needs the {library.replace('_', '-')} library, which is not installed: {EXTRA_INSTALL}"
         ) from error
-    return getattr(module, attribute)
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def executor_from_env() -> dg.ExecutorDefinition | None:

@@ -13,7 +13,7 @@ import dagster as dg
 
 from entropy_assets.stages import LawSettings
 
-from .assets import pool_asset, raw_data_asset, scores_asset, subset_asset
+from .assets import pool_asset, raw_data_asset, scores_asset, shard_selection_asset, subset_asset
 from .automation import automation_sensor, eager, eager_on_new_data, observation_sensor, refresh_schedule
 from .law import law_defs
 from .settings import SelectionPipeline
@@ -63,6 +63,7 @@ def build_assets(settings: SelectionPipeline) -> list[Any]:
         raw_data_asset(settings),
         pool_asset(settings, common),
         scores_asset(settings, sensor_driven),
+        *([shard_selection_asset(settings, sensor_driven)] if settings.selects_shards else []),
         subset_asset(settings, sensor_driven),
     ]
     if settings.training is not None:

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 import dagster as dg
 from upath import UPath
 
-from entropy_assets.stages import PoolResult, ScoresResult, SubsetResult, TrainingResult
+from entropy_assets.stages import PoolResult, ScoresResult, ShardSelectionResult, SubsetResult, TrainingResult
 from entropy_assets.storage import Storage
 
 from .events import StoredResult, all_results, written_under
 
-VERSIONED_ASSETS: dict[str, type[PoolResult | ScoresResult | SubsetResult | TrainingResult]] = {
+VERSIONED_ASSETS: dict[str, type[PoolResult | ScoresResult | ShardSelectionResult | SubsetResult | TrainingResult]] = {
     "pool": PoolResult,
     "compression_scores": ScoresResult,
+    "shard_selection": ShardSelectionResult,
     "selected_subset": SubsetResult,
     "training_run": TrainingResult,
 }

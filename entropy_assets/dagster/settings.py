@@ -210,6 +210,39 @@ class SelectionPipeline(Settings):
         return dg.StaticPartitionsDefinition(shard_keys(self.shards)) if self.shards > 1 else None
 
     @property
+    def selects_shards(self) -> bool:
+        """Whether hierarchical ZIP's shards are selected as partitions of ``shard_selection`` (a stratified
+        selection runs its shards inside the subset's step, stratum by stratum)."""
+        return "zip_hierarchical" in self.methods and self.shards > 1 and self.stratify is None
+
+    @property
+    def shard_selection_partitions(self) -> dg.PartitionsDefinition:
+        """The partitions of ``shard_selection``: one per shard, and by budget too when several."""
+        shards = dg.StaticPartitionsDefinition(shard_keys(self.shards))
+        if len(self.budgets) == 1:
+            return shards
+        budgets = dg.StaticPartitionsDefinition([str(b) for b in self.budgets])
+        return dg.MultiPartitionsDefinition({"budget": budgets, "shard": shards})
+
+    def shard_partition(self, key: str | dg.MultiPartitionKey) -> tuple[str, int]:
+        """The shard and budget of a ``shard_selection`` partition."""
+        if isinstance(key, dg.MultiPartitionKey):
+            return key.keys_by_dimension["shard"], int(key.keys_by_dimension["budget"])
+        return str(key), self.budgets[0]
+
+    def shard_partition_key(self, shard: str, budget: int) -> str | dg.MultiPartitionKey:
+        """The ``shard_selection`` partition of ``shard`` at ``budget``."""
+        if len(self.budgets) == 1:
+            return shard
+        return dg.MultiPartitionKey({"budget": str(budget), "shard": shard})
+
+    def hierarchical_subset(self, budget: int) -> SubsetSettings:
+        """The zip_hierarchical subset at ``budget``, whose shards ``shard_selection`` selects."""
+        if len(self.budgets) == 1:
+            return self.subset("zip_hierarchical")
+        return self.subset(dg.MultiPartitionKey({"budget": str(budget), "method": "zip_hierarchical"}))
+
+    @property
     def scoring(self) -> ScoringSettings:
         """How the pool is scored."""
         return ScoringSettings(compressor=self.compressor, level=self.level, shards=self.shards)

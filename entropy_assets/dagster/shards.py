@@ -1,5 +1,6 @@
 """The sensor that drives sharded scoring: after a new pool, it requests the shards of ``compression_scores`` whose
-version changed, then, once every shard is current, each subset made from an older pool. (Dagster's eager
+version changed, then the partitions of ``shard_selection`` (zip_hierarchical's shards) whose scores or settings
+changed, then, once every shard is current, each subset made from an older pool. (Dagster's eager
 condition does not carry an update across partitions definitions here: a subset partitioned by method is not
 requested when shards of its scores land.)
 
@@ -12,25 +13,38 @@ from __future__ import annotations
 import dagster as dg
 
 from entropy_assets.scoring import shard_keys
-from entropy_assets.stages import PoolResult, ScoresResult, SubsetResult, shard_versions, stale_shards
+from entropy_assets.stages import (
+    PoolResult,
+    ScoresResult,
+    ShardSelectionResult,
+    SubsetResult,
+    shard_versions,
+    stale_shards,
+)
+from entropy_assets.stages.shard_selection import is_current, shard_settings_hash
 
 from .events import latest
 from .settings import SelectionPipeline
 
 
 def shard_sensor(settings: SelectionPipeline) -> dg.SensorDefinition:
-    """After a new pool: requests the shards of the scores whose version changed, and once every shard is current,
-    every ``selected_subset`` partition made from an older pool. Subsets never materialized are left alone, as
-    ``eager()`` leaves them."""
+    """After a new pool: requests the shards of the scores whose version changed; then the stale partitions of
+    ``shard_selection`` at each budget where any was made; once every shard is current, every ``selected_subset``
+    partition made from an older pool. What was never materialized is left alone, as ``eager()`` leaves it."""
     name = settings.name
     pool_key, scores_key, subset_key = (settings.key(n) for n in ("pool", "compression_scores", "selected_subset"))
     # One job per partitions definition: a run targets partitions of one kind.
     score_job = dg.define_asset_job(f"{name}_score_shards", selection=[scores_key])
     select_job = dg.define_asset_job(f"{name}_select_subsets", selection=[subset_key])
+    jobs = [score_job, select_job]
+    winners_key = settings.key("shard_selection")
+    winners_job = dg.define_asset_job(f"{name}_select_shards", selection=[winners_key])
+    if settings.selects_shards:
+        jobs.append(winners_job)
 
     @dg.sensor(
         name=f"{name}_rescore_shards",
-        jobs=[score_job, select_job],
+        jobs=jobs,
         minimum_interval_seconds=settings.observe_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Rescores the shards of {scores_key.to_user_string()} that a new pool changed, then "
@@ -51,6 +65,21 @@ def shard_sensor(settings: SelectionPipeline) -> dg.SensorDefinition:
                     for shard in stale
                 ]
             )
+        if settings.selects_shards:
+            winners = []
+            for budget in settings.budgets:
+                wanted = shard_settings_hash(settings.hierarchical_subset(budget))
+                made = {shard: settings.shard_partition_key(shard, budget) for shard in expected}
+                found = {shard: latest(instance, winners_key, ShardSelectionResult, key) for shard, key in made.items()}
+                if not any(found.values()):
+                    continue  # never selected at this budget: left alone, as subsets never made are
+                for shard, version in expected.items():
+                    if not is_current(found[shard], version, wanted):
+                        run_key = f"{pool.version}:{made[shard]}"
+                        request = dg.RunRequest(run_key=run_key, job_name=winners_job.name, partition_key=made[shard])
+                        winners.append(request)
+            if winners:
+                return dg.SensorResult(run_requests=winners)
         requests = []
         for partition in settings.partitions.get_partition_keys():
             subset = latest(instance, subset_key, SubsetResult, partition)

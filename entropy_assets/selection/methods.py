@@ -13,6 +13,8 @@ from typing import Any
 
 import polars as pl
 
+from entropy_assets.compression import KnownSizes
+
 from .base import BudgetUnit, Selection
 from .baselines import BASELINES, BaselineConfig, baseline_select
 from .checkpoint import SelectionCheckpoint
@@ -60,10 +62,11 @@ class SelectionOptions:
 
 
 Run = Callable[
-    [pl.DataFrame, SelectionConfig, Progress | None, SelectionCheckpoint | None, WarmStart | None], Selection
+    [pl.DataFrame, SelectionConfig, Progress | None, SelectionCheckpoint | None, WarmStart | None, KnownSizes | None],
+    Selection,
 ]
-"""A method's function: the pool, its configuration, a progress callback, a checkpoint and a warm start (each of the
-last three may be ignored)."""
+"""A method's function: the pool, its configuration, a progress callback, a checkpoint, a warm start and the
+samples' sizes as the scores measured them (each of the last four may be ignored)."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,10 @@ def _run_zip(
     progress: Progress | None,
     checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
+    known: KnownSizes | None,
 ) -> Selection:
     assert isinstance(config, ZipConfig)
-    return zip_select(pool, config, progress, checkpoint=checkpoint, warm=warm)
+    return zip_select(pool, config, progress, checkpoint=checkpoint, warm=warm, known=known)
 
 
 def _run_hierarchical(
@@ -126,9 +130,10 @@ def _run_hierarchical(
     _progress: Progress | None,
     checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
+    known: KnownSizes | None,
 ) -> Selection:
     assert isinstance(config, HierarchicalConfig)
-    return hierarchical_zip_select(pool, config, checkpoint=checkpoint, warm=warm)
+    return hierarchical_zip_select(pool, config, checkpoint=checkpoint, warm=warm, known=known)
 
 
 def _run_baseline(
@@ -137,6 +142,7 @@ def _run_baseline(
     _progress: Progress | None,
     _checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
+    _known: KnownSizes | None,
 ) -> Selection:
     assert isinstance(config, BaselineConfig)
     return baseline_select(pool, config, warm=warm)
@@ -220,14 +226,16 @@ def select(
     progress: Progress | None = None,
     checkpoint: SelectionCheckpoint | None = None,
     warm: WarmStart | None = None,
+    known: KnownSizes | None = None,
 ) -> Selection:
     """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round,
-    ``checkpoint`` (ignored by baselines) lets a killed run resume, and ``warm`` starts from an earlier
-    selection. A stratified configuration runs the method within each stratum, with no checkpoint (a rerun selects
-    every stratum again)."""
+    ``checkpoint`` (ignored by baselines) lets a killed run resume, ``warm`` starts from an earlier selection, and
+    ``known`` (the pool's sizes from ``compression_scores``) spares ZIP's stage 1 compressing the pool again. A
+    stratified configuration runs the method within each stratum, with no checkpoint (a rerun selects every stratum
+    again) and measuring its stage 1 itself."""
     run = SELECTION_METHODS[method_of(config)].run
     if not isinstance(config, StratifiedConfig):
-        return run(pool, config, progress, checkpoint, warm)
+        return run(pool, config, progress, checkpoint, warm, known)
     inner = config.inner
     budget = inner.zip if isinstance(inner, HierarchicalConfig) else inner
     selection = stratified_select(
@@ -235,6 +243,6 @@ def select(
         config.stratify,
         budget.budget,
         budget.budget_unit,
-        lambda stratum, quota: run(stratum, with_budget(inner, quota), progress, None, warm),
+        lambda stratum, quota: run(stratum, with_budget(inner, quota), progress, None, warm, None),
     )
     return replace(selection, config=describe_config(config))

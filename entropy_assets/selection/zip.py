@@ -39,6 +39,7 @@ from entropy_assets.compression import (
     SET_SEPARATOR,
     CompressionContext,
     Compressor,
+    KnownSizes,
     ZlibCompressor,
     ZlibContext,
     ZstdCompressor,
@@ -137,12 +138,15 @@ def zip_select(
     *,
     checkpoint: SelectionCheckpoint | None = None,
     warm: WarmStart | None = None,
+    known: KnownSizes | None = None,
 ) -> Selection:
     """Select from ``pool`` (a pool frame with ``id``, ``text``, ``n_bytes`` and, for paper mode, ``record``).
 
     With ``checkpoint``, the state is saved between rounds and a run resumes from a saved state of the same inputs
     and settings; the selection is exactly the one an uninterrupted run makes. The caller removes the checkpoint.
-    With ``warm``, the selection starts from an earlier one (see the module's docstring).
+    With ``warm``, the selection starts from an earlier one (see the module's docstring). ``known`` (each sample's
+    size as ``compression_scores`` measured it) spares default mode's stage 1 compressing every sample again when
+    it was measured with the same compressor settings: it gives the very sizes stage 1 would measure.
     """
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
@@ -157,7 +161,7 @@ def zip_select(
     else:
         texts = pool_texts(pool)
         saver = _Saver(checkpoint, ids, texts, config, warm)
-        rows = _default_zip(texts, config, budget, progress, saver, start)
+        rows = _default_zip(texts, config, budget, progress, saver, start, known)
     provenance = _provenance(ids, rows)
     chosen = provenance["position"].to_numpy()
     rounds = [r for r in rows["round"] if r >= 0]
@@ -359,10 +363,11 @@ def _default_zip(
     progress: Progress | None,
     saver: _Saver,
     start: _Start,
+    known: KnownSizes | None = None,
 ) -> dict[str, list]:
     """ZIP over canonical text with a whole-set zstd window, stage 3 against chosen + picks, lazy re-scoring; the
     provenance rows. A warm start's kept samples are the chosen set's start, and new samples may replace them."""
-    run = _DefaultZip(texts, config)
+    run = _DefaultZip(texts, config, known)
     round_index = 0
     saved = saver.load()
     if saved is not None:
@@ -463,8 +468,9 @@ class _DefaultZip:
     context it bounds the size against a larger one, which lets stages 2 and 3 skip candidates that cannot win.
     """
 
-    def __init__(self, texts: list[bytes], config: ZipConfig) -> None:
+    def __init__(self, texts: list[bytes], config: ZipConfig, known: KnownSizes | None = None) -> None:
         self.texts = texts
+        self.known = known
         self.threads = config.threads
         self.compressor = make_compressor(config.compressor, config.level)
         self.tiebreak = tiebreak_order(len(texts), config.seed)
@@ -484,7 +490,7 @@ class _DefaultZip:
         """Every sample's size against an empty context, once, when a round first needs it (a warm start with no
         budget to fill needs none). A frame's fixed overhead is left out, so that short samples are not ranked
         informative for the overhead alone."""
-        sizes = np.maximum(self.compressor.alone_sizes(self.texts, self.threads), 1)
+        sizes = np.maximum(self.compressor.alone_sizes(self.texts, self.threads, self.known), 1)
         self._stage1_ratio = self.raw / sizes
         if self._marginal is None:
             self._marginal = sizes.astype(np.float64)

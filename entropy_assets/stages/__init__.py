@@ -5,6 +5,7 @@ the Dagster plugin: each takes typed inputs and returns a frozen result that car
     raw data --observe_raw_data--> RawDataResult
              --build_pool--> PoolResult
              --score_pool / score_shard--> ScoresResult
+             --select_shard--> ShardSelectionResult (zip_hierarchical: one per shard)
              --select_subset--> SubsetResult
              --train_on_subset--> TrainingResult
              --fit_entropy_law / assess_risk--> LawResult, RiskResult
@@ -25,6 +26,7 @@ from .results import (
     RawDataResult,
     RiskResult,
     ScoresResult,
+    ShardSelectionResult,
     SubsetResult,
     TrainingResult,
     markdown_image,
@@ -40,6 +42,7 @@ from .scores import (
     stale_shards,
 )
 from .settings import BACKENDS, LawSettings, TrainingSettings
+from .shard_selection import ShardWinners, gather_winners, select_shard
 from .subset import SubsetSettings, select_subset
 from .training import train_on_subset
 from .workspace import Workspace
@@ -57,6 +60,8 @@ __all__ = [
     "RiskResult",
     "ScoresResult",
     "ScoringSettings",
+    "ShardSelectionResult",
+    "ShardWinners",
     "SubsetResult",
     "SubsetSettings",
     "TrainingResult",
@@ -68,12 +73,14 @@ __all__ = [
     "expected_versions",
     "fit_entropy_law",
     "gather_scores",
+    "gather_winners",
     "holdout_mask",
     "latest_points",
     "markdown_image",
     "observe_raw_data",
     "score_pool",
     "score_shard",
+    "select_shard",
     "select_subset",
     "shard_versions",
     "stale_shards",

@@ -13,30 +13,37 @@ to a checkpoint beside the subset, named by what the selection starts from, so t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
 
-from entropy_assets.composition import FacetMix, composition, facet_frame
+from entropy_assets.composition import FacetMix, composition, composition_from_counts, facet_frame
+from entropy_assets.compression import KnownSizes
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import Selection
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
+from entropy_assets.selection.hierarchical import HierarchicalConfig, final_pass
 from entropy_assets.selection.methods import SelectionConfig
 from entropy_assets.selection.warm import WarmStart
 from entropy_assets.storage import Storage
 from entropy_assets.versions import selection_key, subset_version
 
-from .churn import churn
+from .churn import Churn, churn
 from .holdout import holdout_mask
+from .pool_reads import facet_counts, rows_with, smallest_distinct
 from .results import PoolResult, ScoresResult, SubsetResult
 from .scores import ScoringSettings, gather_scores
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .shard_selection import ShardWinners
 
 CHECKPOINT_SECONDS = 2.0
 """A ZIP subset saves its checkpoint after a completed round once this many seconds have passed since the last
@@ -75,10 +82,12 @@ class _Previous:
 
     result: SubsetResult
     subset: pl.DataFrame
-    pool: pl.DataFrame
+    pool: pl.DataFrame | None
+    """None where the pool is too large to read whole: lookups then read only the rows they need."""
 
     def warm_start(self) -> WarmStart:
-        return WarmStart.from_provenance(self.subset, set(self.pool["content_hash"].to_list()))
+        earlier = set(self.pool["content_hash"].to_list()) if self.pool is not None else None
+        return WarmStart.from_provenance(self.subset, earlier)
 
 
 def select_subset(
@@ -88,45 +97,90 @@ def select_subset(
     subset: SubsetSettings,
     scoring: ScoringSettings,
     previous: SubsetResult | None = None,
+    winners: ShardWinners | None = None,
 ) -> SubsetResult:
     """Select ``subset`` from ``pool`` (its latest ``scores``, or every shard's) and store it: provenance (parquet),
     the records in their own form, and the histogram; evaluation samples are never offered. ``previous`` (the
-    partition's previous version) is where a warm refresh starts, and what the churn is measured against."""
+    partition's previous version) is where a warm refresh starts, and what the churn is measured against.
+
+    With ``winners`` (hierarchical ZIP's shards, each selected as a step of its own), only the final pass runs here,
+    over the winners' rows: the pool is never held whole (``_final_pass``)."""
+    if winners is not None:
+        return _final_pass(workspace, pool, scores, subset, scoring, previous, winners)
     storage = workspace.storage
     pool_frame = storage.read_parquet(pool.file)
     gathered = gather_scores(workspace, pool, pool_frame, scoring, scores)
     offered = ~holdout_mask(pool_frame, subset.holdout)
-    frame, ratios = pool_frame.filter(offered), gathered.frame.filter(offered)["ratio"].to_numpy()
+    frame, offered_scores = pool_frame.filter(offered), gathered.frame.filter(offered)
+    ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
     plan = _plan(subset, config, earlier)
     key = selection_key(pool.version, gathered.version, config, plan.warm_from)
     folder = workspace.folder("selected_subset", subset.folder)
     checkpoint = _checkpoint(workspace, folder, key, methods.method_of(subset.config))
-    selection = methods.select(frame, subset.config, checkpoint=checkpoint, warm=plan.warm)
+    known = _known_sizes(offered_scores)
+    selection = methods.select(frame, subset.config, checkpoint=checkpoint, warm=plan.warm, known=known)
     if selection.summary.get("shards_resumed"):
         workspace.log.info(f"{selection.summary['shards_resumed']} shards' winners read from their checkpoints")
+    alternative = None
+    if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
+        alternative = methods.select(frame, subset.config, warm=plan.compare, known=known).subset(frame)
+    mixes = composition(facet_frame(frame), selection.positions)
+    churned = churn(earlier.subset, _provenance(selection, frame), earlier.pool, pool_frame) if earlier else None
+    made = _Made(selection, frame, ratios, ratios[selection.positions], mixes, churned, alternative, plan)
+    return _store(workspace, pool, subset, folder, made, checkpoint)
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A selection and what its result reports: the rows it chose from (``frame``, which its positions index), the
+    pool's and the chosen samples' own ratios, the composition, the churn, the scheduled full re-selection's warm
+    alternative, and how it was planned."""
+
+    selection: Selection
+    frame: pl.DataFrame
+    pool_ratios: np.ndarray
+    chosen_ratios: np.ndarray
+    mixes: dict[str, FacetMix]
+    churn: Churn | None
+    alternative: pl.DataFrame | None
+    plan: _Plan
+    pool_size: int | None = None
+    """The offered pool's size when ``frame`` holds only candidates."""
+
+
+def _store(
+    workspace: Workspace,
+    pool: PoolResult,
+    subset: SubsetSettings,
+    folder: tuple[str, ...],
+    made: _Made,
+    checkpoint: SelectionCheckpoint | None,
+) -> SubsetResult:
+    """Write a selection's provenance, its records in their own form and its histogram; the subset's result."""
+    storage = workspace.storage
+    selection, frame = made.selection, made.frame
     chosen = selection.subset(frame)
     texts = chosen["text"].to_list()
     ratio = round(law_ratio(texts), 4)
     drift: dict[str, float] = {}
-    if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
-        alternative = methods.select(frame, subset.config, warm=plan.compare)
-        warm_ratio = round(law_ratio(alternative.subset(frame)["text"].to_list()), 4)
+    if made.alternative is not None:
+        warm_ratio = round(law_ratio(made.alternative["text"].to_list()), 4)
         drift = {"warm_ratio_zlib9": warm_ratio, "drift": round(warm_ratio / ratio - 1, 4)}
-    provenance = selection.provenance.join(
-        frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
-    )
+    provenance = _provenance(selection, frame)
     version = subset_version(provenance["content_hash"].to_list(), subset.export_suffix)
-    mixes = composition(facet_frame(frame), selection.positions)
-    histogram = _histogram(selection, frame, ratios, mixes)
+    pool_size = made.pool_size if made.pool_size is not None else frame.height
+    histogram = _histogram(
+        selection.method, len(selection), pool_size, made.pool_ratios, made.chosen_ratios, made.mixes
+    )
     path = storage.write_version(provenance, *folder, f"{version}.parquet")
     export = storage.write_records(chosen, *folder, f"{version}{subset.export_suffix}")
     plot = storage.write_bytes(histogram, *folder, f"{version}.ratio_histogram.png")
     if checkpoint is not None:  # the subset's files are written: nothing is left to resume
         checkpoint.remove()
-    chosen_ratios = ratios[selection.positions]
     diversity = ngram_diversity(texts, 2)
+    chosen_ratios = made.chosen_ratios
     return SubsetResult(
         path=str(path),
         file=storage.relative(path),
@@ -139,16 +193,16 @@ def select_subset(
         bytes=int(chosen["n_bytes"].sum()),
         ratio_zlib9=ratio,
         mean_sample_ratio=round(float(np.mean(chosen_ratios)) if len(chosen_ratios) else 0.0, 4),
-        pool_size=frame.height,
+        pool_size=pool_size,
         seconds=selection.summary.get("seconds", 0.0),
         config=selection.config,
         resumed_from_round=int(selection.summary.get("resumed_from_round", 0)),
-        reselect="warm" if plan.warm is not None else "full",
-        refreshes_since_full=plan.refreshes,
-        churn=churn(earlier.subset, provenance, earlier.pool, pool_frame) if earlier is not None else None,
+        reselect="warm" if made.plan.warm is not None else "full",
+        refreshes_since_full=made.plan.refreshes,
+        churn=made.churn,
         warm_ratio_zlib9=drift.get("warm_ratio_zlib9"),
         drift=drift.get("drift"),
-        composition=mixes,
+        composition=made.mixes,
         distinct_2=round(diversity.distinct, 4),
         vendi_2gram=round(diversity.vendi, 2),
         strata=selection.summary.get("strata"),
@@ -156,16 +210,116 @@ def select_subset(
     )
 
 
-def _previous(storage: Storage, previous: SubsetResult | None, workspace: Workspace) -> _Previous | None:
-    """The previous version's samples and its pool's content hashes, or None when there is none or its files are
-    gone (pruned): the refresh is then a full one, and no churn is measured."""
+def _provenance(selection: Selection, frame: pl.DataFrame) -> pl.DataFrame:
+    return selection.provenance.join(
+        frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
+    )
+
+
+def _known_sizes(scores: pl.DataFrame) -> KnownSizes | None:
+    """The samples' sizes as the scores measured them, with the settings of the compressor that did."""
+    if scores.is_empty() or scores["compressed_bytes"].null_count():
+        return None
+    return KnownSizes(json.loads(scores["compressor"][0]), scores["compressed_bytes"].to_numpy())
+
+
+def _final_pass(
+    workspace: Workspace,
+    pool: PoolResult,
+    scores: ScoresResult | Mapping[str, ScoresResult | None] | None,
+    subset: SubsetSettings,
+    scoring: ScoringSettings,
+    previous: SubsetResult | None,
+    winners: ShardWinners,
+) -> SubsetResult:
+    """Hierarchical ZIP's final pass over its shards' ``winners``: reads the rows of the winners (and of the
+    previous version's samples, for a warm start) from the pool, the pool's own ratios from the scores, and its mix
+    a batch at a time; never the whole pool."""
+    storage = workspace.storage
+    config = subset.config
+    if not isinstance(config, HierarchicalConfig):
+        raise ValueError(f"shard winners belong to zip_hierarchical, not {subset.method}")
+    shards = scores if isinstance(scores, Mapping) else {}
+    score_files = [result.file for _, result in sorted(shards.items()) if result is not None]
+    held = smallest_distinct(storage, pool.file, "content_hash", subset.holdout)
+    described = methods.describe_config(subset.config)
+    earlier = _previous(storage, previous, workspace, with_pool=False)
+    plan = _plan(subset, described, earlier)
+    ids = set(winners.frame(storage)["id"].to_list())
+    if earlier is not None:
+        ids.update(earlier.subset["id"].to_list())  # a warm start keeps those still in the pool
+    frame = rows_with(storage, pool.file, "id", ids)
+    if len(held):
+        frame = frame.filter(~pl.col("content_hash").is_in(held.implode()))
+    warm, compare = (_bounded_warm(storage, earlier, frame, start) for start in (plan.warm, plan.compare))
+    plan = replace(plan, warm=warm, compare=compare)
+    key = selection_key(pool.version, winners.version, described, plan.warm_from)
+    folder = workspace.folder("selected_subset", subset.folder)
+    checkpoint = _checkpoint(workspace, folder, key, methods.method_of(subset.config))
+    pool_ratios = _pool_ratios(storage, score_files, held)
+    selection = final_pass(frame, config, pool_size=len(pool_ratios), checkpoint=checkpoint, warm=plan.warm)
+    alternative = None
+    if plan.compare is not None:
+        alternative = final_pass(frame, config, pool_size=len(pool_ratios), warm=plan.compare).subset(frame)
+    chosen = selection.subset(frame)
+    chosen_ratios = chosen.select("id").join(
+        _rows_of(storage, score_files, set(chosen["id"].to_list()), ["id", "ratio"]), on="id", how="left"
+    )["ratio"]
+    mixes = composition_from_counts(facet_counts(storage, pool.file, held), facet_frame(chosen))
+    churned = None
+    if earlier is not None:
+        involved = set(earlier.subset["id"].to_list()) | set(chosen["id"].to_list())
+        old_pool = rows_with(storage, earlier.result.pool_file, "id", involved, ["id", "content_hash"])
+        new_pool = rows_with(storage, pool.file, "id", involved, ["id", "content_hash"])
+        churned = churn(earlier.subset, _provenance(selection, frame), old_pool, new_pool)
+    made = _Made(
+        selection, frame, pool_ratios, chosen_ratios.to_numpy(), mixes, churned, alternative, plan, len(pool_ratios)
+    )
+    return _store(workspace, pool, subset, folder, made, checkpoint)
+
+
+def _bounded_warm(
+    storage: Storage, earlier: _Previous | None, frame: pl.DataFrame, start: WarmStart | None
+) -> WarmStart | None:
+    """A warm start for a selection among ``frame``'s rows: the earlier subset, with the earlier pool's content
+    hashes looked up for those rows only."""
+    if start is None or earlier is None:
+        return None
+    hashes = set(frame["content_hash"].to_list())
+    known = rows_with(storage, earlier.result.pool_file, "content_hash", hashes, ["content_hash"])
+    return WarmStart.from_provenance(earlier.subset, set(known["content_hash"].to_list()))
+
+
+def _pool_ratios(storage: Storage, score_files: list[str], held: pl.Series) -> np.ndarray:
+    """Every offered sample's own ratio, from the scores' files, a column at a time."""
+    parts = []
+    for file in score_files:
+        columns = ["ratio", "content_hash"] if len(held) else ["ratio"]
+        scores = storage.read_parquet(file, columns=columns)
+        if len(held):
+            scores = scores.filter(~pl.col("content_hash").is_in(held.implode()))
+        parts.append(scores["ratio"].to_numpy())
+    return np.concatenate(parts) if parts else np.array([], dtype=np.float64)
+
+
+def _rows_of(storage: Storage, files: list[str], ids: set[str], columns: list[str]) -> pl.DataFrame:
+    """The rows of ``ids`` in the stored ``files``."""
+    return pl.concat([rows_with(storage, file, "id", ids, columns) for file in files])
+
+
+def _previous(
+    storage: Storage, previous: SubsetResult | None, workspace: Workspace, *, with_pool: bool = True
+) -> _Previous | None:
+    """The previous version's samples and (``with_pool``) its pool's content hashes, or None when there is none or
+    its files are gone (pruned): the refresh is then a full one, and no churn is measured."""
     if previous is None:
         return None
     if not (storage.exists(previous.file) and storage.exists(previous.pool_file)):
         workspace.log.info(f"the previous subset {previous.version} or its pool is gone: selecting from scratch")
         return None
     subset = storage.read_parquet(previous.file, columns=["id", "content_hash", "rank"])
-    return _Previous(previous, subset, storage.read_parquet(previous.pool_file, columns=["id", "content_hash"]))
+    pool = storage.read_parquet(previous.pool_file, columns=["id", "content_hash"]) if with_pool else None
+    return _Previous(previous, subset, pool)
 
 
 @dataclass(frozen=True)
@@ -200,12 +354,14 @@ def _checkpoint(workspace: Workspace, folder: tuple[str, ...], key: str, method:
     return SelectionCheckpoint(target, CHECKPOINT_SECONDS, warn=workspace.log.warning, info=workspace.log.info)
 
 
-def _histogram(selection: Selection, frame: pl.DataFrame, ratios: np.ndarray, mixes: Mapping[str, FacetMix]) -> bytes:
+def _histogram(
+    method: str, size: int, pool_size: int, ratios: np.ndarray, chosen: np.ndarray, mixes: Mapping[str, FacetMix]
+) -> bytes:
     """Per-sample ratios of the pool and of the subset, and the mix of the facet farthest from the pool's, as a PNG
     (about 30 KB)."""
     farthest = max(mixes, key=lambda facet: mixes[facet].distance) if mixes else None
     return ratio_histogram_png(
-        {"pool": ratios, selection.method: ratios[selection.positions]},
-        f"{selection.method}: {len(selection)} of {frame.height} samples",
+        {"pool": ratios, method: chosen},
+        f"{method}: {size} of {pool_size} samples",
         mix=(farthest, mixes[farthest]) if farthest is not None else None,
     )

@@ -6,8 +6,10 @@ The job is rebuilt in each worker from ``reconstructable_selection_job``'s JSON 
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -17,6 +19,7 @@ NAME = "t"
 POOL = dg.AssetKey([NAME, "pool"])
 SCORES = dg.AssetKey([NAME, "compression_scores"])
 SUBSET = dg.AssetKey([NAME, "selected_subset"])
+WINNERS = dg.AssetKey([NAME, "shard_selection"])
 BUDGET = 40
 JOB_NAME = "select"
 RAW_FILES = {"fastchat_dummy_conversation.json": 500, "pretrain_c4_demo.jsonl": 300}
@@ -48,8 +51,10 @@ def pipeline_settings(data_dir: str, shards: int = 1) -> SelectionPipeline:
 
 def selection_job(data_dir: str, storage_dir: str, executor: str, shards: int = 1) -> dg.JobDefinition:
     """pool -> compression_scores -> selected_subset on the executor called ``executor`` (see ``executor_named``).
-    Sharded, the job holds pool and the scores' shards only: subsets are partitioned otherwise (``subset_job``)."""
-    return _job(data_dir, storage_dir, executor, shards, [POOL, SCORES] if shards > 1 else [POOL, SCORES, SUBSET])
+    Sharded, the job holds pool, the scores' shards and zip_hierarchical's shard selections (partitioned alike):
+    subsets are partitioned otherwise (``subset_job``)."""
+    keys = [POOL, SCORES, WINNERS] if shards > 1 else [POOL, SCORES, SUBSET]
+    return _job(data_dir, storage_dir, executor, shards, keys)
 
 
 def subset_job(data_dir: str, storage_dir: str, executor: str, shards: int = 1) -> dg.JobDefinition:
@@ -99,3 +104,36 @@ def run_selection(
     ) as result:
         assert result.success
         return list(result.all_events)
+
+
+def run_partitions(
+    job: dg.ReconstructableJob,
+    instance: dg.DagsterInstance,
+    keys: list[dg.AssetKey],
+    partitions: list[str],
+    *,
+    run_config: dict | None = None,
+) -> list[list[tuple[str, int]]]:
+    """Materializes ``keys`` for each of ``partitions``, a run each, the runs side by side (as a backfill launches
+    them): each run from a process of its own, since Dagster's execution is not safe across threads of one process.
+    Returns each run's successful steps, as (step key, process id)."""
+    context = multiprocessing.get_context("spawn")
+    arguments = [(job, instance.get_ref(), keys, partition, run_config) for partition in partitions]
+    runs = context.Pool(len(partitions))
+    try:
+        return runs.starmap(_steps_of_run, arguments)
+    finally:
+        runs.close()
+        runs.join()
+
+
+def _steps_of_run(
+    job: dg.ReconstructableJob,
+    instance_ref: Any,
+    keys: list[dg.AssetKey],
+    partition: str,
+    run_config: dict | None,
+) -> list[tuple[str, int]]:
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        events = run_selection(job, instance, keys, partition, run_config=run_config)
+    return [(e.step_key, e.pid) for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]

@@ -12,9 +12,20 @@ import pytest
 import yaml
 
 from entropy_assets.dagster.events import latest
-from entropy_assets.stages import PoolResult, ScoresResult, SubsetResult
+from entropy_assets.stages import PoolResult, ScoresResult, ShardSelectionResult, SubsetResult
 
-from .jobs import BUDGET, POOL, RAW_FILES, SCORES, SUBSET, copy_raw_files, reconstructable_selection_job, run_selection
+from .jobs import (
+    BUDGET,
+    POOL,
+    RAW_FILES,
+    SCORES,
+    SUBSET,
+    WINNERS,
+    copy_raw_files,
+    reconstructable_selection_job,
+    run_partitions,
+    run_selection,
+)
 
 pytest.importorskip("dagster_dask", reason="needs the distributed extra: pip install 'entropy-assets[distributed]'")
 
@@ -67,10 +78,12 @@ def test_the_graph_materializes_on_a_dask_cluster(raw_dir: Path, tmp_path: Path,
             assert len(Path(subset.export_path).read_text(encoding="utf-8").splitlines()) == BUDGET
 
 
-def test_sharded_scores_and_hierarchical_zip_run_on_a_dask_cluster(
+def test_shard_selections_run_as_steps_of_their_own_on_a_dask_cluster(
     raw_dir: Path, tmp_path: Path, scheduler_address: str
 ) -> None:
-    """Each shard of the scores is a run of its own; hierarchical ZIP selects inside a (daemonic) dask worker."""
+    """Each shard is a partition: its scores and its zip_hierarchical selection are two steps of the shard's run,
+    and the shards' runs go to the cluster side by side (two at once, as a backfill launches them). The final pass
+    then selects among the shards' winners in the subset's own step."""
     data = copy_raw_files(raw_dir, tmp_path / "data")
     store = tmp_path / "store"
     run_config = yaml.safe_load((DEPLOY / "dask" / "existing_cluster.yaml").read_text())
@@ -79,18 +92,26 @@ def test_sharded_scores_and_hierarchical_zip_run_on_a_dask_cluster(
     subsets_job = reconstructable_selection_job(str(data), str(store), "dask", shards=2, subsets=True)
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        events = run_selection(scores_job, instance, [POOL, SCORES], "0", run_config=run_config)
-        events += run_selection(scores_job, instance, [SCORES], "1", run_config=run_config)
+        run_selection(scores_job, instance, [POOL], run_config=run_config)
+        shard_steps = run_partitions(scores_job, instance, [SCORES, WINNERS], ["0", "1"], run_config=run_config)
+        events: list[dg.DagsterEvent] = []
         for method in ("zip_hierarchical", "random"):
             events += run_selection(subsets_job, instance, [SUBSET], method, run_config=run_config)
-        steps = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
-        assert len(steps) == 5 and all(e.pid != os.getpid() for e in steps)
+        steps = [step for run in shard_steps for step in run]
+        steps += [(e.step_key, e.pid) for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+        assert sorted(key for key, _ in steps) == sorted(
+            ["t__compression_scores", "t__shard_selection"] * 2 + ["t__selected_subset"] * 2
+        )
+        assert all(pid != os.getpid() for _, pid in steps)  # every step ran on a dask worker
 
         shards = [latest(instance, SCORES, ScoresResult, shard) for shard in ("0", "1")]
         assert sum(pl.read_parquet(store / s.file).height for s in shards if s) == sum(RAW_FILES.values())
+        winners = [latest(instance, WINNERS, ShardSelectionResult, shard) for shard in ("0", "1")]
+        assert all(w is not None and w.winners == BUDGET for w in winners)  # twice its share: 2 * 40 / 2
+        offered = {sample for w in winners if w for sample in pl.read_parquet(store / w.file)["id"].to_list()}
         for method in ("zip_hierarchical", "random"):
             subset = latest(instance, SUBSET, SubsetResult, method)
             assert subset is not None and pl.read_parquet(store / subset.file).height == BUDGET
         hierarchical = latest(instance, SUBSET, SubsetResult, "zip_hierarchical")
         assert hierarchical is not None and hierarchical.config["shards"] == 2
-        assert hierarchical.config["processes"] == 1  # a dask worker is daemonic: no child processes
+        assert set(pl.read_parquet(store / hierarchical.file)["id"].to_list()) <= offered

@@ -220,6 +220,7 @@ def test_the_bundled_code_location_loads() -> None:
         "sample/raw_data",
         "sample/pool",
         "sample/compression_scores",
+        "sample/shard_selection",  # zip_hierarchical's shards, a partition each
         "sample/selected_subset",
         "sample/training_run",
         "sample/entropy_law",

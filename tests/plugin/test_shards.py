@@ -18,6 +18,7 @@ from entropy_assets.stages import SubsetResult
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph, settings
 
 TRAINING = dg.AssetKey(["t", "training_run"])
+WINNERS = dg.AssetKey(["t", "shard_selection"])
 
 SHARDS = 4
 
@@ -30,6 +31,11 @@ def sharded(data_dir: Path, **overrides: object) -> SelectionPipeline:
 def score_shards(graph: Graph) -> dict[str, dict[str, object]]:
     """Materialize every shard of the scores, one run each (as a backfill does); their metadata by shard."""
     return {shard: graph.metadata(graph.run([SCORES], shard), SCORES) for shard in shard_keys(SHARDS)}
+
+
+def select_shards(graph: Graph) -> dict[str, dict[str, object]]:
+    """Materialize every shard's selection for zip_hierarchical, one run each; their metadata by shard."""
+    return {shard: graph.metadata(graph.run([WINNERS], shard), WINNERS) for shard in shard_keys(SHARDS)}
 
 
 def append_document(data_dir: Path, text: str) -> None:
@@ -103,6 +109,12 @@ def test_a_data_change_rescores_only_the_shards_it_touched(data_dir: Path, tmp_p
 def test_subsets_select_over_every_shard_and_hierarchical_zip_stays_close(scored: Scored) -> None:
     graph = scored[0]
     ratios = {}
+    winners = select_shards(graph)
+    for shard, selected in winners.items():  # each shard keeps twice its share of the budget: 2 * 60 / 4
+        assert selected["dagster/row_count"] == 30 and selected["shard"] == shard and selected["reselect"] == "full"
+    again = select_shards(graph)  # the same scores and settings: the stored winners, not a new selection
+    assert {shard: m["version"] for shard, m in again.items()} == {shard: m["version"] for shard, m in winners.items()}
+    assert {m["reselect"] for m in again.values()} == {"reused"}
     for method in ("zip", "zip_hierarchical", "random"):
         metadata = graph.metadata(graph.run([SUBSET], method), SUBSET)
         assert metadata["size"] == 60
@@ -113,6 +125,10 @@ def test_subsets_select_over_every_shard_and_hierarchical_zip_stays_close(scored
     assert ratios["zip_hierarchical"] < ratios["zip"] * 1.1
     hierarchical = graph.metadata(graph.run([SUBSET], "zip_hierarchical"), SUBSET)
     assert hierarchical["config"]["shards"] == SHARDS
+    # The final pass chose among the shards' winners only, from the whole pool's count.
+    chosen = set(pl.read_parquet(str(hierarchical["path"]))["id"].to_list())
+    offered = set().union(*(pl.read_parquet(str(m["path"]))["id"].to_list() for m in winners.values()))
+    assert chosen <= offered and hierarchical["pool_size"] == scored[2]["dagster/row_count"]
 
 
 @pytest.mark.parametrize(
@@ -160,7 +176,8 @@ def test_a_sensor_rescores_only_the_changed_shard_then_reselects(data_dir: Path,
         first_pool = graph.metadata(graph.run([RAW, POOL]), POOL)
         assert sensed() == {"t_score_shards": set(shard_keys(SHARDS))}  # a first pool: every shard
         score_shards(graph)
-        assert sensed() == {}  # subsets never made are left alone
+        assert sensed() == {}  # shard selections and subsets never made are left alone
+        select_shards(graph)
         for method in ("zip_hierarchical", "random"):
             graph.run([SUBSET, TRAINING], method)
         assert sensed() == {}
@@ -179,6 +196,8 @@ def test_a_sensor_rescores_only_the_changed_shard_then_reselects(data_dir: Path,
         (changed,) = [shard for shard in new if new[shard] != old[shard]]
         assert sensed() == {"t_score_shards": {changed}}
         assert graph.metadata(graph.run([SCORES], changed), SCORES)["rescored"] == 1
+        assert sensed() == {"t_select_shards": {changed}}  # only the touched shard selects again, warm
+        assert graph.metadata(graph.run([WINNERS], changed), WINNERS)["reselect"] == "warm"
         assert sensed() == {"t_select_subsets": {"zip_hierarchical", "random"}}
         changed_subsets = set()
         for method in ("zip_hierarchical", "random"):

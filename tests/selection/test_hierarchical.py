@@ -55,3 +55,28 @@ def test_bad_hierarchical_settings_are_rejected() -> None:
     for fields, message in (({"shards": 0}, "shards"), ({"oversample": 0.5}, "oversample")):
         with pytest.raises(ValueError, match=message):
             HierarchicalConfig(zip=config, **fields)  # type: ignore[arg-type]
+
+
+def test_stage1_sizes_from_the_scores_select_exactly_what_compressing_again_selects(
+    alpaca: pl.DataFrame, raw_dir: Path
+) -> None:
+    """The scores hold whole frames; stage 1 takes the empty frame's bytes off them, as it does when it compresses,
+    and measures again only samples too large for the level's tables (a code sample of 140 KB is added for that)."""
+    from entropy_assets.compression import KnownSizes, make_compressor
+    from entropy_assets.scoring import score_samples
+
+    long = alpaca.head(1).with_columns(
+        id=pl.lit("long"), text=pl.lit((raw_dir / "code_alpaca_2k.json").read_text()[:140_000])
+    )
+    pool = pl.concat([alpaca.head(3000), long.with_columns(n_bytes=pl.col("text").str.len_bytes().cast(pl.Int64))])
+    compressor = make_compressor("zstd")
+    scores, _ = score_samples(pool, compressor)
+    known = KnownSizes(compressor.describe(), scores["compressed_bytes"].to_numpy())
+    texts = [t.encode() for t in pool["text"]]
+    assert np.array_equal(compressor.alone_sizes(texts, 2, known), compressor.alone_sizes(texts, 2))
+    config = ZipConfig(budget=300, k1=1000, k2=100, k3=50)
+    expected = zip_select(pool, config).provenance
+    assert zip_select(pool, config, known=known).provenance.equals(expected)
+    # Sizes from another compressor's settings are not taken: the selection is the same.
+    other = KnownSizes(make_compressor("zstd", 1).describe(), np.ones(pool.height, dtype=np.int64))
+    assert zip_select(pool, config, known=other).provenance.equals(expected)
