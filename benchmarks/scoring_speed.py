@@ -8,8 +8,9 @@ made from its JSONL records, else from the raw Alpaca chunks):
    processes of ``--threads`` compression threads each; the current code and the previous one (kept below as the
    baseline: texts as a list of bytes, frame sizes read one by one, reuse through Python dicts), passes alternating
    so that both meet the same machine; MB/s of pool text over the wall time, median of ``--repeat`` passes;
-2. where one worker's time goes, on one shard in this process (one thread): reading the shard, handing the texts to
-   zstd, compressing, and the rest of ``score_samples``, for both versions (medians of ``--repeat``);
+2. where one worker's time goes, on one shard in this process (one thread): CPU seconds of reading the shard,
+   handing the texts to zstd, compressing, and the rest of ``score_samples``, for both versions (medians of
+   ``--repeat``);
 3. other levels, on ``--correlation-samples`` samples (whole shards): the batch call's MB/s on ``--processes``
    threads, and the Spearman rank correlation of per-sample ratios (bytes / compressed bytes) with level 3's.
    Levels >= 1 are ``ZstdCompressor`` (what scoring would store); negative levels, which it refuses, are raw zstd
@@ -155,37 +156,43 @@ def throughput(path: Path, shards: int, processes: int, threads: int, repeat: in
 # --- 2. where one worker's time goes ------------------------------------------------------------------------
 
 
-def _median_time(function: Callable[[], Any], repeat: int) -> float:
+def _median_time(function: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = clock()
         function()
-        times.append(time.perf_counter() - started)
+        times.append(clock() - started)
     return statistics.median(times)
 
 
+def _median_cpu(function: Callable[[], Any], repeat: int) -> float:
+    return _median_time(function, repeat, time.process_time)
+
+
 def breakdown(path: Path, shards: int, repeat: int) -> tuple[pl.DataFrame, dict[str, dict[str, float]]]:
-    """Seconds of each step of scoring shard 0 on one thread, for both versions."""
+    """CPU seconds of each step of scoring shard 0 on one thread, for both versions: CPU time, not wall time, so
+    that another process on the machine disturbs the split less (and polars' reading threads all count)."""
     compressor = make_compressor("zstd")
     assert isinstance(compressor, ZstdCompressor)
-    read = _median_time(lambda: read_shard(path, 0, shards), repeat)
+
+    read = _median_cpu(lambda: read_shard(path, 0, shards), repeat)
     frame = read_shard(path, 0, shards)
     texts, packed = baseline_utf8(frame["text"], None), scoring._utf8(frame["text"], packed=True)
     steps = {
         "baseline": {
-            "texts to bytes": _median_time(lambda: baseline_utf8(frame["text"], None), repeat),
-            "compress": _median_time(lambda: baseline_compressed_sizes(compressor, texts, 1), repeat),
-            "total": _median_time(lambda: baseline_score_samples(frame, compressor, threads=1), repeat),
+            "texts to bytes": _median_cpu(lambda: baseline_utf8(frame["text"], None), repeat),
+            "compress": _median_cpu(lambda: baseline_compressed_sizes(compressor, texts, 1), repeat),
+            "total": _median_cpu(lambda: baseline_score_samples(frame, compressor, threads=1), repeat),
         },
         "current": {
-            "texts to bytes": _median_time(lambda: scoring._utf8(frame["text"], packed=True), repeat),
-            "compress": _median_time(lambda: compressor.compressed_sizes(packed, 1), repeat),
-            "total": _median_time(lambda: score_samples(frame, compressor, threads=1), repeat),
+            "texts to bytes": _median_cpu(lambda: scoring._utf8(frame["text"], packed=True), repeat),
+            "compress": _median_cpu(lambda: compressor.compressed_sizes(packed, 1), repeat),
+            "total": _median_cpu(lambda: score_samples(frame, compressor, threads=1), repeat),
         },
     }
     cctx = zstd.ZstdCompressor(compression_params=compressor.parameters())
     small = [text for text in texts if 0 < len(text) <= compression._ZSTD_ATTACH_LIMIT]
-    steps["zstd alone"] = {"compress": _median_time(lambda: cctx.multi_compress_to_buffer(small, threads=1), repeat)}
+    steps["zstd alone"] = {"compress": _median_cpu(lambda: cctx.multi_compress_to_buffer(small, threads=1), repeat)}
     for version in ("baseline", "current"):
         step = steps[version]
         step["rest of score_samples"] = step["total"] - step["texts to bytes"] - step["compress"]
@@ -270,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame, steps = breakdown(path, args.shards, args.repeat)
     mb = int(frame["n_bytes"].sum()) / 1e6
-    print(f"\n2. one worker, one thread, shard 0 ({frame.height:,} samples, {mb:.1f} MB): seconds (MB/s)")
+    print(f"\n2. one worker, one thread, shard 0 ({frame.height:,} samples, {mb:.1f} MB): CPU seconds (MB/s)")
     print(f"  read_shard: {steps['read_shard']['total']:.3f} s ({mb / steps['read_shard']['total']:.0f} MB/s)")
     for version in ("baseline", "current"):
         step = steps[version]
