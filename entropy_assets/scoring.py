@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,8 @@ def write_shard_ordered(pool: pl.DataFrame, shards: int, path: str | os.PathLike
 
 class ShardOrderedWriter:
     """``write_shard_ordered`` for a pool seen a piece at a time, in order: each piece's rows go to a file per shard
-    under ``scratch``, and ``finish`` joins those files in shard order. Memory holds one piece and one row group."""
+    under ``scratch``, and ``finish`` joins those files in shard order (or ``finish_shards`` hands each on). Memory
+    holds one piece and one row group."""
 
     def __init__(self, shards: int, scratch: Path) -> None:
         self._shards = shards
@@ -85,7 +87,7 @@ class ShardOrderedWriter:
         for (shard,), part in ordered.partition_by("shard", as_dict=True, maintain_order=True).items():
             table = part.to_arrow().cast(_SHARD_ORDERED_SCHEMA)
             if shard not in self._writers:
-                self._writers[shard] = pq.ParquetWriter(self._file(shard), _SHARD_ORDERED_SCHEMA)
+                self._writers[shard] = pq.ParquetWriter(self._file(shard), _SHARD_ORDERED_SCHEMA, compression="zstd")
             self._writers[shard].write_table(table)
 
     def finish(self, path: str | os.PathLike[str]) -> None:
@@ -100,6 +102,19 @@ class ShardOrderedWriter:
                 self._file(shard).unlink()
             if not self._writers:  # an empty pool: a file with the columns and no rows
                 out.write_table(_SHARD_ORDERED_SCHEMA.empty_table())
+        self._writers.clear()
+
+    def finish_shards(self, put: Callable[[str, Path], object]) -> None:
+        """Hand every shard's file to ``put`` (its name in ``shard_keys``, then the file), in shard order, instead of
+        joining them: a folder of one file per shard, which ``read_shard`` reads a file at a time. A shard with no
+        rows gets a file with the columns and none."""
+        for writer in self._writers.values():
+            writer.close()
+        for index, key in enumerate(shard_keys(self._shards)):
+            if index not in self._writers:
+                pq.write_table(_SHARD_ORDERED_SCHEMA.empty_table(), self._file(index))
+            put(key, self._file(index))
+            self._file(index).unlink()
         self._writers.clear()
 
     def _file(self, shard: int) -> Path:

@@ -13,11 +13,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import entropy_assets.stages.pool as pool_stage
-from entropy_assets.scoring import read_shard, write_shard_ordered
+from entropy_assets.scoring import read_shard, shard_keys, write_shard_ordered
 from entropy_assets.sources import LoadedPool, SourceError, load_pool, read_pool
 from entropy_assets.sources.discovery import Source
 from entropy_assets.sources.parts import LoadSettings
 from entropy_assets.stages import PoolResult, Workspace, build_pool
+from entropy_assets.stages.scores import shard_rows
 from entropy_assets.storage import Storage
 from entropy_assets.versions import shard_fingerprints
 
@@ -50,8 +51,8 @@ def assert_as_loaded_afresh(workspace: Workspace, data: Path, pool: PoolResult, 
     )
     assert pool.shard_fingerprints == shard_fingerprints(expected.frame, shards)
     assert pool.shard_file is not None
-    for shard in range(shards):
-        ours = read_shard(workspace.storage.path(pool.shard_file).path, shard, shards)
+    for shard, key in enumerate(shard_keys(shards)):
+        ours = shard_rows(workspace.storage, pool, key, shards)
         wanted = expected.frame.filter(
             pl.col("content_hash").str.slice(0, 8).str.to_integer(base=16) % shards == shard
         ).select(ours.columns)
@@ -139,3 +140,19 @@ def test_the_shard_ordered_copy_of_an_empty_pool_is_readable(data: Path, tmp_pat
     empty = load_pool(str(data)).frame.head(0)
     write_shard_ordered(empty, 4, tmp_path / "empty.parquet")
     assert read_shard(tmp_path / "empty.parquet", 2, 4).height == 0
+
+
+def test_sources_parsed_by_a_process_each_make_the_pool_one_process_makes(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``PARALLEL_BYTES`` the sources are parsed by worker processes (here forced, on three real files): the
+    same parts, the same pool; a bad record in one of them still names its file and stores no pool."""
+    monkeypatch.setattr(pool_stage, "PARALLEL_BYTES", 0)
+    workspace = Workspace("t", Storage(str(tmp_path / "store")))
+    pool = build(workspace, data)
+    assert pool.files_parsed == 3
+    assert_as_loaded_afresh(workspace, data, pool)
+    with open(data / FILES[2], "a", encoding="utf-8") as handle:
+        handle.write('{"text": "a record cut in the middle\n')
+    with pytest.raises(SourceError, match=r"pretrain_c4_demo\.jsonl line \d+"):
+        build(workspace, data)

@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from entropy_assets.composition import facet_frame
 from entropy_assets.records import RecordFormat
 
 from .builder import MAX_RECORD_BYTES, POOL_SCHEMA, LoadedPool, LoadReport, PoolBuilder
@@ -28,6 +29,7 @@ from .readers import read_source
 PART_CODE_VERSION = "pool-part-1"
 """Changes when parsing a source could give other rows: part of every part's key, so old parts are not reused."""
 _REPORT_KEY = b"entropy_assets.load_report"
+_FACETS_KEY = b"entropy_assets.facet_counts"
 POOL_ROW_GROUP = 65_536
 """Rows per row group of a part: streaming readers of the pool decode one row group at a time."""
 EMPTY_POOL = pl.DataFrame(schema=POOL_SCHEMA)
@@ -80,10 +82,16 @@ def read_part(source: Source, settings: LoadSettings) -> LoadedPool:
 
 def write_part(rows: pl.DataFrame, report: LoadReport, name: str, label: str, path: str | os.PathLike[str]) -> None:
     """Store a source's rows as parquet at ``path`` (which the caller makes atomic), labelled as ``name`` and
-    ``label`` (see ``relabel``), with its load report in the file's metadata."""
+    ``label`` (see ``relabel``), with its load report and its facet counts (``part_facets``) in the file's metadata:
+    a pool's mix is then the sum of its parts', never a scan of its text."""
     counts = {key: value for key, value in report.to_dict().items() if key != "files"}
-    table = relabel(rows, name, label).to_arrow().cast(ARROW_POOL_SCHEMA)
-    table = table.replace_schema_metadata({_REPORT_KEY: json.dumps(counts).encode()})
+    labelled = relabel(rows, name, label)
+    table = labelled.to_arrow().cast(ARROW_POOL_SCHEMA)
+    facets = facet_frame(labelled)
+    mixes = {facet: dict(facets[facet].value_counts(name="n").iter_rows()) for facet in facets.columns}
+    table = table.replace_schema_metadata(
+        {_REPORT_KEY: json.dumps(counts).encode(), _FACETS_KEY: json.dumps(mixes).encode()}
+    )
     pq.write_table(table, path, compression="zstd", row_group_size=POOL_ROW_GROUP)
 
 
@@ -95,6 +103,13 @@ def part_report(handle: IO[bytes] | str | os.PathLike[str], where: str) -> LoadR
     except (KeyError, TypeError, ValueError, OSError, pa.ArrowException) as exc:
         problem = f"{type(exc).__name__}: {exc}"
         raise SourceError(f"{where}: not a pool part ({problem}); delete it to read the source again") from exc
+
+
+def part_facets(handle: IO[bytes] | str | os.PathLike[str]) -> dict[str, dict[str, int]] | None:
+    """How many of a part's rows have each value of each facet (``composition.FACETS``), as stored with it; None
+    for a part stored before parts held them."""
+    stored = (pq.read_schema(handle).metadata or {}).get(_FACETS_KEY)
+    return None if stored is None else json.loads(stored)
 
 
 def read_part_rows(handle: IO[bytes] | str | os.PathLike[str], where: str) -> pl.DataFrame:

@@ -8,15 +8,19 @@ and DuckDB read such a folder as one table.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from upath import UPath
 
+from entropy_assets.compression import default_threads
 from entropy_assets.scoring import SCORED_COLUMNS, ShardOrderedWriter
 from entropy_assets.sources import LoadReport, SourceError
 from entropy_assets.sources.discovery import Source, discover, source_names
@@ -29,6 +33,7 @@ from entropy_assets.sources.parts import (
     read_part_rows,
     write_part,
 )
+from entropy_assets.storage import Storage
 from entropy_assets.versions import ShardFingerprints, data_version, file_hashes, short_hash
 
 from .results import PoolResult, RawDataResult
@@ -72,10 +77,7 @@ def build_pool(
             _part(workspace, source, name, part_key(source, hashes, settings))
             for source, name in zip(sources, source_names(sources), strict=True)
         ]
-        parsed: list[_Part] = []
-        for part in parts:
-            if not workspace.storage.exists(*part.file) and _store(workspace, part, settings):
-                parsed.append(part)
+        parsed = _store_missing(workspace, parts, settings)
         _check_unchanged(paths, version)  # else the pool would be stored under a version it is not
         return _assemble(workspace, parts, parsed, version, shards)
     except SourceError as error:  # a half-written record, say: if the data moved meanwhile, that is the cause
@@ -89,11 +91,40 @@ def _part(workspace: Workspace, source: Source, name: str, content: str | None) 
     return _Part(source, name, content, (*workspace.folder("pool", "parts"), f"{key}.parquet"))
 
 
-def _store(workspace: Workspace, part: _Part, settings: LoadSettings) -> bool:
+PARALLEL_BYTES = 256 << 20
+"""Sources to parse of at least this many bytes together are parsed by one process per core: parsing is the pool
+step's work (ten million samples, 10 GB of JSONL: about ten minutes on one core), and each part is its own."""
+
+
+def _store_missing(workspace: Workspace, parts: Sequence[_Part], settings: LoadSettings) -> list[_Part]:
+    """Store the parts not stored yet (parsed, or relabelled from a sibling); the parts that were parsed, in order.
+    Large enough work goes to one process per core (none in a daemonic process, a dask worker say, which may not
+    start processes); each part is written whole or not at all, so a build killed meanwhile keeps what it stored."""
+    storage = workspace.storage
+    missing = [part for part in parts if not storage.exists(*part.file)]
+    processes = 1 if multiprocessing.current_process().daemon else min(default_threads(), len(missing))
+    if processes > 1 and _local_bytes(missing) >= PARALLEL_BYTES:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(processes, mp_context=context) as workers:
+            parsed = list(workers.map(_store, [storage] * len(missing), missing, [settings] * len(missing)))
+    else:
+        parsed = [_store(storage, part, settings) for part in missing]
+    for part, was_parsed in zip(missing, parsed, strict=True):
+        if was_parsed:
+            workspace.log.info(f"pool: parsed {part.source.label}")
+    return [part for part, was_parsed in zip(missing, parsed, strict=True) if was_parsed]
+
+
+def _local_bytes(parts: Sequence[_Part]) -> int:
+    """The bytes of the parts' sources that are local files (a dataset name's or a remote file's count none)."""
+    sizes = (os.path.getsize(part.source.label) for part in parts if os.path.isfile(part.source.label))
+    return sum(sizes)
+
+
+def _store(storage: Storage, part: _Part, settings: LoadSettings) -> bool:
     """Store a source's part: relabelled from a part of the same content under another name, or parsed. Whether
     the source was parsed."""
-    storage = workspace.storage
-    sibling = _same_content(workspace, part)
+    sibling = _same_content(storage, part)
     if sibling is not None:
         with sibling.open("rb") as handle:
             report, rows = part_report(handle, str(sibling)), read_part_rows(handle, str(sibling))
@@ -105,15 +136,14 @@ def _store(workspace: Workspace, part: _Part, settings: LoadSettings) -> bool:
     storage.write_once(
         lambda local: write_part(loaded.frame, loaded.report, part.name, part.source.label, local), *part.file
     )
-    workspace.log.info(f"pool: parsed {part.source.label} ({loaded.report.records_read:,} records)")
     return True
 
 
-def _same_content(workspace: Workspace, part: _Part) -> UPath | None:
+def _same_content(storage: Storage, part: _Part) -> UPath | None:
     """A stored part of the same content under another name (a moved or renamed file), if any."""
     if part.content is None:
         return None
-    folder = workspace.storage.path(*part.file[:-1])
+    folder = storage.path(*part.file[:-1])
     if not folder.exists():
         return None
     return next(iter(sorted(folder.glob(f"{part.content}.*.parquet"), key=str)), None)
@@ -166,12 +196,14 @@ def _assemble(
 def _shards(
     workspace: Workspace, files: Sequence[tuple[str, ...]], version: str, shards: int
 ) -> tuple[str, dict[str, str]]:
-    """The shard-ordered copy (written once) and every shard's fingerprint, from the parts one at a time."""
+    """The shard-ordered copy, a folder of one file per shard (written once: each file whole, then ``<folder>.done``
+    last), and every shard's fingerprint, from the parts one at a time."""
     storage = workspace.storage
-    target = (*workspace.folder("pool"), f"{version}.shards{shards}.parquet")
+    pool = workspace.folder("pool")
+    target, done = (*pool, f"{version}.shards{shards}"), (*pool, f"{version}.shards{shards}.done")
     fingerprints = ShardFingerprints(shards)
     with tempfile.TemporaryDirectory(prefix="pool-shards-") as scratch:
-        ordered = None if storage.exists(*target) else ShardOrderedWriter(shards, Path(scratch))
+        ordered = None if storage.exists(*done) else ShardOrderedWriter(shards, Path(scratch))
         for file in files:
             columns = list(SCORED_COLUMNS) if ordered is not None else ["id", "content_hash"]
             rows = storage.read_parquet(*file, columns=columns)
@@ -179,7 +211,12 @@ def _shards(
             if ordered is not None:
                 ordered.add(rows)
         if ordered is not None:
-            storage.write_once(ordered.finish, *target)
+            ordered.finish_shards(
+                lambda key, made: storage.write_once(
+                    lambda local: shutil.copyfile(made, local), *target, f"{key}.parquet"
+                )
+            )
+            storage.write_once(lambda local: Path(local).write_text(f"{shards} shards\n"), *done)
     return storage.relative(storage.path(*target)), fingerprints.result()
 
 

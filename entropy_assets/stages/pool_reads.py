@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from entropy_assets.composition import FACETS, facet_frame
+from entropy_assets.sources.parts import part_facets
 from entropy_assets.storage import Storage
 
 BATCH_ROWS = 65_536
@@ -37,15 +38,14 @@ def rows_with(
     storage: Storage, file: str, column: str, values: Collection[str], columns: list[str] | None = None
 ) -> pl.DataFrame:
     """The rows of the pool whose ``column`` holds one of ``values`` (``columns`` of them, or all), in pool order."""
-    dataset = pool_dataset(storage, file)
     wanted = pa.array(list(values), type=pa.string())
-    table = dataset.to_table(columns=columns, filter=pc.field(column).isin(wanted), batch_size=BATCH_ROWS)
+    table = _scanner(storage, file, columns, pc.field(column).isin(wanted)).to_table()
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
 def pool_column(storage: Storage, file: str, column: str) -> pl.Series:
     """One column of the whole pool."""
-    table = pool_dataset(storage, file).to_table(columns=[column], batch_size=BATCH_ROWS)
+    table = _scanner(storage, file, [column]).to_table()
     return pl.from_arrow(table.column(column)).alias(column)  # type: ignore[union-attr]
 
 
@@ -63,19 +63,52 @@ def smallest_distinct(storage: Storage, file: str, column: str, count: int) -> p
 
 def facet_counts(storage: Storage, file: str, excluded: Collection[str] = ()) -> dict[str, Counter[str]]:
     """How many samples of the pool have each value of each facet (``composition.FACETS``), leaving out samples
-    whose content hash is in ``excluded`` (the held-out ones); a batch of rows at a time."""
+    whose content hash is in ``excluded`` (the held-out ones): the sum of the counts its parts store, and a streamed
+    scan of the parts stored before parts held them."""
     counts: dict[str, Counter[str]] = {facet: Counter() for facet in FACETS}
-    skip = pl.Series(list(excluded), dtype=pl.String)
-    for batch in _batches(storage, file, ["source", "format", "text", "n_bytes", "content_hash"]):
+    target = storage.path(file)
+    parts = sorted(target.iterdir(), key=lambda p: p.name) if target.is_dir() else [target]
+    for part in parts:
+        with part.open("rb") as handle:
+            stored = part_facets(handle)
+        if stored is None:
+            _count(counts, _streamed_facets(storage, storage.relative(part)))
+        else:
+            for facet in FACETS:
+                counts[facet].update(stored.get(facet, {}))
+    if len(excluded):
+        held = rows_with(storage, file, "content_hash", excluded, ["source", "format", "text", "n_bytes"])
+        facets = facet_frame(held)
+        for facet in FACETS:
+            counts[facet].subtract(dict(facets[facet].value_counts(name="n").iter_rows()))
+    return {facet: +counter for facet, counter in counts.items()}
+
+
+def _streamed_facets(storage: Storage, file: str) -> Iterator[pl.DataFrame]:
+    for batch in _batches(storage, file, ["source", "format", "text", "n_bytes"]):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
-        if len(skip):
-            frame = frame.filter(~pl.col("content_hash").is_in(skip.implode()))
-        facets = facet_frame(frame)
+        yield facet_frame(frame)
+
+
+def _count(counts: dict[str, Counter[str]], facets: Iterator[pl.DataFrame]) -> None:
+    for frame in facets:
         for facet in FACETS:
-            counts[facet].update(dict(facets[facet].value_counts(name="n").iter_rows()))
-    return counts
+            counts[facet].update(dict(frame[facet].value_counts(name="n").iter_rows()))
 
 
 def _batches(storage: Storage, file: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    yield from pool_dataset(storage, file).to_batches(columns=columns, batch_size=BATCH_ROWS)
+    yield from _scanner(storage, file, columns).to_batches()
+
+
+def _scanner(storage: Storage, file: str, columns: list[str] | None, where: pc.Expression | None = None) -> ds.Scanner:
+    """A scan of the pool that decodes one part's batch at a time: pyarrow's default reads ahead 16 batches of 4
+    files, which for a pool's text can be gigabytes in flight."""
+    return ds.Scanner.from_dataset(
+        pool_dataset(storage, file),
+        columns=columns,
+        filter=where,
+        batch_size=BATCH_ROWS,
+        batch_readahead=1,
+        fragment_readahead=1,
+    )

@@ -86,12 +86,25 @@ def score_shard(
     if storage.exists(*folder, f"{version}.parquet"):  # the same samples, scored with the same settings
         scores, rescored = storage.read_parquet(*folder, f"{version}.parquet"), 0
     else:
-        index = shard_keys(scoring.shards).index(shard)
-        frame = read_shard(str(storage.path(pool.shard_file or pool.file)), index, scoring.shards)
+        frame = shard_rows(storage, pool, shard, scoring.shards)
         scores, rescored = score_samples(frame, compressor, _stored(storage, previous))
     path = storage.write_version(scores, *folder, f"{version}.parquet")
     result = _result(storage, path, version, pool, scores, rescored, started, compressor)
     return replace(result, shard=shard, shard_fingerprint=fingerprint, shards=scoring.shards)
+
+
+def shard_rows(storage: Storage, pool: PoolResult, shard: str, shards: int) -> pl.DataFrame:
+    """The samples of one of ``shards`` shards, with the columns scoring reads: its file in the pool's shard-ordered
+    copy (a folder of a file per shard; one file, in pools made before), else filtered from the pool itself (a pool
+    made while the pipeline had another number of shards)."""
+    index = shard_keys(shards).index(shard)
+    copy = pool.shard_file
+    if copy is None or not copy.removesuffix(".parquet").endswith(f".shards{shards}"):
+        return read_shard(str(storage.path(pool.file)), index, shards)
+    source = storage.path(copy)
+    if source.is_dir():
+        source = source / f"{shard}.parquet"
+    return read_shard(str(source), index, shards)
 
 
 def pool_fingerprints(storage: Storage, pool: PoolResult, shards: int) -> dict[str, str]:

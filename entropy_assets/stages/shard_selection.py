@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, replace
 import polars as pl
 
 from entropy_assets.compression import KnownSizes
-from entropy_assets.scoring import read_shard, shard_keys
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, select_within_shard, shard_config
 from entropy_assets.selection.warm import WarmStart
@@ -25,7 +24,7 @@ from entropy_assets.versions import settings_hash
 
 from .pool_reads import smallest_distinct
 from .results import PoolResult, ScoresResult, ShardSelectionResult
-from .scores import ScoringSettings, expected_versions
+from .scores import ScoringSettings, expected_versions, shard_rows
 from .subset import CHECKPOINT_SECONDS, SubsetSettings
 from .workspace import Workspace
 
@@ -158,8 +157,7 @@ def gather_winners(
 
 def _offered(storage: Storage, pool: PoolResult, scoring: ScoringSettings, shard: str, holdout: int) -> pl.DataFrame:
     """The shard's samples offered to selection: its rows of the shard-ordered copy, less the held-out ones."""
-    index = shard_keys(scoring.shards).index(shard)
-    frame = read_shard(str(storage.path(pool.shard_file or pool.file)), index, scoring.shards)
+    frame = shard_rows(storage, pool, shard, scoring.shards)
     if holdout > 0:
         held = smallest_distinct(storage, pool.file, "content_hash", holdout)
         frame = frame.filter(~pl.col("content_hash").is_in(held.implode()))
