@@ -9,6 +9,7 @@ from the ``d x d`` matrix ``X^T X / n`` (the same non-zero eigenvalues), so its 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,10 @@ import polars as pl
 VENDI_DIMENSIONS = 1024
 """Hashed feature dimensions of the Vendi score: collisions merge rare n-grams, which lowers the score a little for
 large, varied sets; the same for every subset compared."""
+
+
+_VENDI_BLOCK = 8192
+"""Texts whose feature rows are made at once for the Vendi score."""
 
 
 def _ngrams(texts: Sequence[str], n: int) -> pl.DataFrame:
@@ -70,11 +75,20 @@ def _vendi(grams: pl.DataFrame, dimensions: int) -> float:
         .group_by("row", "feature")
         .len()
     )
-    rows = counts["row"].to_numpy()
-    _, dense_rows = np.unique(rows, return_inverse=True)
-    features = np.zeros((int(dense_rows.max()) + 1, dimensions))
-    np.add.at(features, (dense_rows, counts["feature"].to_numpy()), counts["len"].to_numpy().astype(np.float64))
-    features /= np.linalg.norm(features, axis=1, keepdims=True)
-    eigenvalues = np.linalg.eigvalsh(features.T @ features / len(features))
+    counts = counts.sort("row")
+    _, dense_rows = np.unique(counts["row"].to_numpy(), return_inverse=True)
+    features, values = counts["feature"].to_numpy(), counts["len"].to_numpy().astype(np.float64)
+    texts = int(dense_rows.max()) + 1
+    # X^T X summed over blocks of texts: memory holds one block of rows, not the n x d matrix (800 MB for 100,000).
+    gram = np.zeros((dimensions, dimensions))
+    bounds = np.searchsorted(dense_rows, np.arange(0, texts + _VENDI_BLOCK, _VENDI_BLOCK))
+    for first, (start, stop) in enumerate(itertools.pairwise(bounds)):
+        if start == stop:
+            continue
+        block = np.zeros((int(dense_rows[stop - 1]) - first * _VENDI_BLOCK + 1, dimensions))
+        np.add.at(block, (dense_rows[start:stop] - first * _VENDI_BLOCK, features[start:stop]), values[start:stop])
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        gram += block.T @ block
+    eigenvalues = np.linalg.eigvalsh(gram / texts)
     eigenvalues = eigenvalues[eigenvalues > 1e-12]
     return float(np.exp(-np.sum(eigenvalues * np.log(eigenvalues))))
