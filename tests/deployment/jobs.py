@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +118,10 @@ def run_partitions(
     """Materializes ``keys`` for each of ``partitions``, a run each, the runs side by side (as a backfill launches
     them): each run from a process of its own, since Dagster's execution is not safe across threads of one process.
     Returns each run's successful steps, as (step key, process id)."""
-    context = multiprocessing.get_context("spawn")
-    arguments = [(job, instance.get_ref(), keys, partition, run_config) for partition in partitions]
-    runs = context.Pool(len(partitions))
-    try:
-        return runs.starmap(_steps_of_run, arguments)
-    finally:
-        runs.close()
-        runs.join()
+    # Not multiprocessing's pool: its workers are daemonic, and a run's executor may start processes of its own.
+    ref = instance.get_ref()
+    with ProcessPoolExecutor(len(partitions), mp_context=multiprocessing.get_context("spawn")) as runs:
+        return list(runs.map(_steps_of_run, *zip(*[(job, ref, keys, p, run_config) for p in partitions], strict=True)))
 
 
 def _steps_of_run(
