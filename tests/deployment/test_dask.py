@@ -30,6 +30,7 @@ from .jobs import (
 pytest.importorskip("dagster_dask", reason="needs the distributed extra: pip install 'entropy-assets[distributed]'")
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+pytestmark = pytest.mark.dask_cluster
 
 
 @pytest.fixture(scope="module")

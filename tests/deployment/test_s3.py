@@ -244,6 +244,7 @@ def test_sharded_scores_and_hierarchical_zip_on_the_bucket(bucket: Bucket, raw_d
         assert hierarchical is not None and hierarchical.config["shards"] == 2
 
 
+@pytest.mark.dask_cluster
 def test_the_graph_runs_on_a_dask_cluster_with_its_storage_on_the_bucket(
     bucket: Bucket, scheduler_address: str, raw_dir: Path, tmp_path: Path
 ) -> None:
