@@ -80,6 +80,11 @@ def facet_frame(pool: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def value_counts(facets: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """How many rows of ``facets`` (from ``facet_frame``) hold each value, per facet."""
+    return {facet: dict(facets[facet].value_counts(name="n").iter_rows()) for facet in facets.columns}
+
+
 def mix(values: pl.Series) -> dict[str, float]:
     """The share of each value, largest first (ties by name)."""
     if values.len() == 0:

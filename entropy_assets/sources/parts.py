@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from entropy_assets.composition import facet_frame
+from entropy_assets.composition import facet_frame, value_counts
 from entropy_assets.records import RecordFormat
 
 from .builder import MAX_RECORD_BYTES, POOL_SCHEMA, LoadedPool, LoadReport, PoolBuilder
@@ -87,8 +87,7 @@ def write_part(rows: pl.DataFrame, report: LoadReport, name: str, label: str, pa
     counts = {key: value for key, value in report.to_dict().items() if key != "files"}
     labelled = relabel(rows, name, label)
     table = labelled.to_arrow().cast(ARROW_POOL_SCHEMA)
-    facets = facet_frame(labelled)
-    mixes = {facet: dict(facets[facet].value_counts(name="n").iter_rows()) for facet in facets.columns}
+    mixes = value_counts(facet_frame(labelled))
     table = table.replace_schema_metadata(
         {_REPORT_KEY: json.dumps(counts).encode(), _FACETS_KEY: json.dumps(mixes).encode()}
     )

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from entropy_assets.composition import FACETS, facet_frame
+from entropy_assets.composition import FACETS, facet_frame, value_counts
 from entropy_assets.sources.parts import part_facets
 from entropy_assets.storage import Storage
 
@@ -78,9 +78,8 @@ def facet_counts(storage: Storage, file: str, excluded: Collection[str] = ()) ->
                 counts[facet].update(stored.get(facet, {}))
     if len(excluded):
         held = rows_with(storage, file, "content_hash", excluded, ["source", "format", "text", "n_bytes"])
-        facets = facet_frame(held)
-        for facet in FACETS:
-            counts[facet].subtract(dict(facets[facet].value_counts(name="n").iter_rows()))
+        for facet, held_counts in value_counts(facet_frame(held)).items():
+            counts[facet].subtract(held_counts)
     return {facet: +counter for facet, counter in counts.items()}
 
 
@@ -93,8 +92,8 @@ def _streamed_facets(storage: Storage, file: str) -> Iterator[pl.DataFrame]:
 
 def _count(counts: dict[str, Counter[str]], facets: Iterator[pl.DataFrame]) -> None:
     for frame in facets:
-        for facet in FACETS:
-            counts[facet].update(dict(frame[facet].value_counts(name="n").iter_rows()))
+        for facet, frame_counts in value_counts(frame).items():
+            counts[facet].update(frame_counts)
 
 
 def _batches(storage: Storage, file: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
