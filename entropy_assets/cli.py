@@ -24,7 +24,9 @@ from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
+from entropy_assets.quality import QualitySettings, exclusion_counts, quality_from_option, top_sources
 from entropy_assets.records import FORMATS
+from entropy_assets.scoring import gated_samples
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import BUDGET_UNITS
 from entropy_assets.selection.methods import METHODS, SelectionOptions, method_config
@@ -52,6 +54,35 @@ def _add_compressor_options(parser: argparse.ArgumentParser, default: str | None
         "--compressor", choices=COMPRESSORS, default=default, help=f"(default: {default or 'zstd; zlib in paper mode'})"
     )
     parser.add_argument("--level", type=int, help="compression level (default: zstd 3, zlib 9, lzma 6)")
+
+
+QUALITY_THRESHOLDS = ("max_encoded_chars", "max_other_share", "min_relative_ratio")
+
+
+def _add_quality_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quality",
+        choices=("default", "off"),
+        default="default",
+        help="the quality gate: default keeps samples carrying machine noise (encoded runs, stray characters, "
+        "incompressible text) out of the selection; off offers every sample, as the paper did",
+    )
+    fields = QualitySettings.model_fields
+    for name in ("max_encoded_chars", "max_other_share", "min_relative_ratio"):
+        kind = int if fields[name].annotation is int else float
+        _flag(
+            parser, f"quality_{name}", type=kind, help=f"{fields[name].description} (default: {fields[name].default})"
+        )
+
+
+def _quality(args: argparse.Namespace) -> QualitySettings:
+    names = ("max_encoded_chars", "max_other_share", "min_relative_ratio")
+    overrides = {
+        name: getattr(args, f"quality_{name}") for name in names if getattr(args, f"quality_{name}") is not None
+    }
+    if overrides and args.quality == "off":
+        raise ValueError("--quality off takes no thresholds")
+    return quality_from_option(args.quality, overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_compressor_options(select, default=None)
     _add_input_options(select)
+    _add_quality_options(select)
 
     score = commands.add_parser("score", help="per-sample compression ratios to parquet")
     score.add_argument("data_path", nargs="+", help="files, folders or globs of records")
@@ -154,9 +186,11 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
         stratify=Stratify(args.stratify) if args.stratify else None,
     )
     config = method_config(method, options)  # settings are validated before any data is read
+    quality = _quality(args)
     warm = WarmStart.from_file(args.warm_start) if args.warm_start else None
     loaded = _load(args)
-    pool = loaded.frame
+    gated = gated_samples(loaded.frame, quality)
+    pool = loaded.frame.filter(gated["excluded"].is_null())
     rounds = isinstance(config, ZipConfig)  # ZIP reports its rounds: a progress bar on a terminal
     total = config.budget if rounds and config.budget_unit == "samples" else None
     with tqdm(total=total, unit="sample", desc="ZIP", disable=None if rounds else True, file=sys.stderr) as bar:
@@ -196,7 +230,19 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
             for facet, mixed in composition(facet_frame(pool), selection.positions).items()
         },
         **churned,
+        "quality": _gate_summary(gated, quality),
         "input": loaded.report.to_dict(),
+    }
+
+
+def _gate_summary(gated: pl.DataFrame, quality: QualitySettings) -> dict[str, Any]:
+    """What the quality gate kept out of the selection, by reason and by file."""
+    excluded = exclusion_counts(gated)
+    return {
+        "gate": "on" if quality.enabled else "off",
+        "excluded": excluded,
+        "excluded_share": round(sum(excluded.values()) / gated.height, 6) if gated.height else 0.0,
+        "excluded_sources": top_sources(gated),
     }
 
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import zstandard as zstd
 
 from .compression import Compressor, ZstdCompressor, default_threads
+from .quality import GATE_SCHEMA, QUALITY_SIGNALS_VERSION, SIGNALS_SCHEMA, QualitySettings, apply_gate, text_signals
 from .sources import POOL_SCHEMA, SourceError
 
 SCORES_SCHEMA: dict[str, pl.DataType] = {
@@ -32,6 +33,19 @@ SCORES_SCHEMA: dict[str, pl.DataType] = {
     "ratio": pl.Float64(),
 }
 """Scores: one row per pool sample; ``compressor`` holds the settings that made the sizes."""
+
+GATE_COMPRESSOR: Compressor = ZstdCompressor(level=3)
+"""What the gate's ratio signal is measured with (its table of natural text's ratios was): with scores of another
+compressor, the gate compresses the samples once more with this one."""
+
+GATED_SCORES_SCHEMA: dict[str, pl.DataType] = {
+    **SCORES_SCHEMA,
+    "signals": pl.String(),
+    **SIGNALS_SCHEMA,
+    **GATE_SCHEMA,
+}
+"""Scores with the quality gate's signals (``signals`` names their code version) and its verdict per sample:
+``excluded`` holds the reason a sample is kept out of every selection (null when it is offered)."""
 
 SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
 """The pool columns that scoring reads."""
@@ -185,6 +199,54 @@ def score_samples(
     )
     scores = scores.with_columns(ratio=pl.col("n_bytes") / pl.col("compressed_bytes"))
     return scores.select(list(SCORES_SCHEMA)).cast(dict(SCORES_SCHEMA)), count
+
+
+def gate_scores(
+    scores: pl.DataFrame, frame: pl.DataFrame, quality: QualitySettings, previous: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, int]:
+    """``scores`` of ``frame``'s samples (row for row) with the quality gate's signals and verdict
+    (``GATED_SCORES_SCHEMA``), and how many samples' texts were measured: signals in ``previous`` (scores with
+    signals of the same code version) are reused by content hash."""
+    if scores["compressor"].head(1).to_list() != [settings_key(GATE_COMPRESSOR)]:  # the gate judges zstd 3 ratios
+        reference, _ = score_samples(frame, GATE_COMPRESSOR)
+        scores = scores.with_columns(gate_ratio=reference["ratio"])
+    signals = scores.select("content_hash")
+    stored = _reusable_signals(previous)
+    if stored is None:
+        signals = signals.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in SIGNALS_SCHEMA.items())
+    else:
+        signals = signals.join(stored, on="content_hash", how="left", maintain_order="left")
+    missing = signals["encoded_chars"].is_null()
+    count = int(missing.sum())
+    if count:
+        measured = text_signals(frame["text"] if count == frame.height else frame["text"].filter(missing))
+        if count == frame.height:
+            signals = signals.select("content_hash").hstack(measured)
+        else:
+            rows = np.flatnonzero(missing.to_numpy())
+            signals = signals.with_columns(
+                signals[name].scatter(rows, measured[name]).alias(name) for name in SIGNALS_SCHEMA
+            )
+    gated = scores.hstack(signals.drop("content_hash")).with_columns(signals=pl.lit(QUALITY_SIGNALS_VERSION))
+    gated = apply_gate(gated, quality, ratio="gate_ratio" if "gate_ratio" in gated.columns else "ratio")
+    return gated.select(list(GATED_SCORES_SCHEMA)).cast(dict(GATED_SCORES_SCHEMA)), count
+
+
+def gated_samples(frame: pl.DataFrame, quality: QualitySettings) -> pl.DataFrame:
+    """The quality gate's signals and verdict for every sample of ``frame`` (``id``, ``content_hash``, ``n_bytes``,
+    ``text``), row for row: what the command line judges a file's records by."""
+    sizes, _ = score_samples(frame.select(SCORED_COLUMNS), GATE_COMPRESSOR)
+    gated, _ = gate_scores(sizes, frame, quality)
+    return gated
+
+
+def _reusable_signals(previous: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The signals of ``previous`` by content hash, if it holds signals of this code version."""
+    if previous is None or previous.is_empty() or "signals" not in previous.columns:
+        return None
+    if previous["signals"][0] != QUALITY_SIGNALS_VERSION:
+        return None
+    return previous.select("content_hash", *SIGNALS_SCHEMA).unique("content_hash")
 
 
 def _utf8(texts: pl.Series, packed: bool) -> list[bytes] | zstd.BufferWithSegments:

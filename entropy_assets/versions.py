@@ -6,8 +6,9 @@ hashes that decide whether a checkpoint belongs to a run.
 
 - raw data: ``data_version`` (every file's content), with ``file_hashes`` recorded for audits;
 - pool: named by the raw data version it read;
-- scores: ``scores_version`` (the pool's version, or a shard's ``shard_fingerprints``, and the compressor's
-  ``compressor_settings_hash``), ``gathered_scores_version`` for a pool's shards taken together;
+- scores: ``scores_version`` (the pool's version, or a shard's ``shard_fingerprints``, the compressor's
+  ``compressor_settings_hash`` and the quality gate's ``quality_settings_hash``), ``gathered_scores_version``
+  for a pool's shards taken together;
 - subset: ``subset_version`` (the samples it holds, in order, and the form they are exported in), and
   ``selection_key`` (what a selection starts from: pool, scores, configuration, an earlier subset it warm-starts
   from), which names its checkpoint; ``subset_content_version`` (the samples a run trained on, in order);
@@ -31,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from entropy_assets.compression import Compressor
+from entropy_assets.quality import QualitySettings
 from entropy_assets.scoring import settings_key, shard_expr, shard_keys
 from entropy_assets.sources.discovery import Paths, data_files
 from entropy_assets.sources.errors import SourceError
@@ -126,10 +128,15 @@ class ShardFingerprints:
         return {key: digest.hexdigest()[:16] for key, digest in zip(self._keys, self._digests, strict=True)}
 
 
-def scores_version(samples: str, compressor_hash: str) -> str:
-    """The version of scores: their samples (a pool's version, or a shard's fingerprint) and the compressor's
-    settings."""
-    return f"{samples}.{compressor_hash}"
+def scores_version(samples: str, settings: str) -> str:
+    """The version of scores: their samples (a pool's version, or a shard's fingerprint) and their settings (the
+    compressor's ``compressor_settings_hash`` and the quality gate's ``quality_settings_hash``)."""
+    return f"{samples}.{settings}"
+
+
+def quality_settings_hash(quality: QualitySettings) -> str:
+    """8 hex digits that name the quality gate's settings (and its signals' code version) in the scores' versions."""
+    return settings_hash(quality.describe(), 8)
 
 
 def gathered_scores_version(shard_versions: Mapping[str, str]) -> str:

@@ -15,6 +15,7 @@ from entropy_assets.stages import (
     SubsetResult,
     build_pool,
     gather_winners,
+    judge_exclusions,
     observe_raw_data,
     score_pool,
     score_shard,
@@ -78,12 +79,27 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
             "samples did not change reuses its stored scores whole."
         )
 
+    description += (
+        " The quality gate's signals and verdict per sample are stored beside the sizes: an excluded sample (its "
+        "reason and the signal's value in the file) is offered to no method."
+    )
+    scores_key = settings.key("compression_scores")
+    quality_spec = dg.AssetCheckSpec(
+        "quality",
+        asset=scores_key,
+        partitions_def=settings.shard_partitions,  # an evaluation per shard
+        description="Warns when a new data version's share of samples excluded by the quality gate rises by more "
+        f"than {settings.quality_jump:.1%} over the previous version's (a source that arrived full of noise), "
+        "naming the top reasons and files. Evaluated in the scores' own step.",
+    )
+
     @dg.asset(
         name="compression_scores",
         deps=[settings.key("pool")],
         partitions_def=settings.shard_partitions,
-        code_version="compression-scores-1",
+        code_version="compression-scores-2",
         kinds={"polars", "parquet", settings.compressor},
+        check_specs=[quality_spec],
         description=description,
         **common,
     )
@@ -91,10 +107,19 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         workspace = entropy_storage.workspace(settings.name, context.log)
         pool = required(context.instance, settings.key("pool"), PoolResult)
         shard = context.partition_key if sharded else None
-        previous = latest(context.instance, settings.key("compression_scores"), ScoresResult, shard)
+        previous = latest(context.instance, scores_key, ScoresResult, shard)
         if shard is None:
-            return materialized(score_pool(workspace, pool, settings.scoring, previous))
-        return materialized(score_shard(workspace, pool, settings.scoring, shard, previous))
+            result = score_pool(workspace, pool, settings.scoring, previous)
+        else:
+            result = score_shard(workspace, pool, settings.scoring, shard, previous)
+        passed, summary = judge_exclusions(result, previous, settings.quality_jump)
+        check = dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=summary,
+            metadata={"excluded_share": result.excluded_share, "excluded_samples": sum(result.excluded.values())},
+        )
+        return materialized(result, checks=[check])
 
     return compression_scores
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 import dagster as dg
 
-from entropy_assets.stages import FilePath, Markdown
+from entropy_assets.stages import FilePath, Markdown, Table
 from entropy_assets.storage import Storage
 
 
@@ -42,8 +42,16 @@ def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
             value = dg.MetadataValue.path(str(value))
         elif isinstance(value, Markdown):
             value = dg.MetadataValue.md(str(value))
+        elif isinstance(value, Table):
+            value = dagster_table(value)
         shown[name] = value
     return shown
+
+
+def dagster_table(table: Table) -> dg.TableMetadataValue:
+    """A result's table as Dagster's table metadata, with its column schema."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in table.columns])
+    return dg.MetadataValue.table(records=[dg.TableRecord(dict(row)) for row in table.rows], schema=schema)
 
 
 def materialized(

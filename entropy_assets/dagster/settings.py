@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from entropy_assets.comparison import RANDOM, SEED_SUFFIX, is_random
 from entropy_assets.compression import make_compressor
 from entropy_assets.credentials import refuse_inline_credentials
+from entropy_assets.quality import QualitySettings
 from entropy_assets.scoring import shard_keys
 from entropy_assets.selection.methods import METHODS, SelectionConfig, SelectionOptions, method_config
 from entropy_assets.selection.stratified import Stratify
@@ -100,6 +101,17 @@ class SelectionPipeline(Settings):
     hierarchical_oversample: float = Field(
         default=2.0, description="zip_hierarchical: each shard keeps this many times its share of the budget."
     )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings,
+        description="The quality gate in front of every method: samples carrying machine noise (encoded runs, "
+        "stray characters, incompressible text) are excluded from every selection, random included. "
+        "enabled: false offers every sample (the paper's ZIP).",
+    )
+    quality_jump: float = Field(
+        default=0.01,
+        description="The quality check warns when a new data version's excluded share rises by more than this "
+        "(0.01: one percentage point) over the previous version's.",
+    )
     random_seeds: int = Field(
         default=1,
         description="Random subsets at this many seeds (the first is random; then random_seed1, ...: partitions "
@@ -164,6 +176,8 @@ class SelectionPipeline(Settings):
             raise ValueError(
                 f"pipeline {self.name!r}: composition_threshold must be in (0, 1], got {self.composition_threshold}"
             )
+        if not 0.0 < self.quality_jump <= 1.0:
+            raise ValueError(f"pipeline {self.name!r}: quality_jump must be in (0, 1], got {self.quality_jump}")
         if self.stratify_weights is not None and self.stratify is None:
             raise ValueError(f"pipeline {self.name!r}: stratify_weights needs stratify")
         if self.full_every is not None and self.full_every < 1:
@@ -245,7 +259,7 @@ class SelectionPipeline(Settings):
     @property
     def scoring(self) -> ScoringSettings:
         """How the pool is scored."""
-        return ScoringSettings(compressor=self.compressor, level=self.level, shards=self.shards)
+        return ScoringSettings(compressor=self.compressor, level=self.level, shards=self.shards, quality=self.quality)
 
     def selection_config(self, method: str, budget: int) -> SelectionConfig:
         """The validated configuration of one method partition at one budget (random's extra seeds are random at

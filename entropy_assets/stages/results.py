@@ -29,6 +29,15 @@ class Markdown(str):
     """Metadata text shown as markdown."""
 
 
+@dataclass(frozen=True)
+class Table:
+    """Metadata shown as a table: ``columns`` as (name, kind) pairs, kind one of string, int or float; one mapping
+    per row. Shown only: a result keeps the exact values it reads back under keys of their own."""
+
+    columns: tuple[tuple[str, str], ...]
+    rows: tuple[Mapping[str, Any], ...]
+
+
 class MetadataError(ValueError):
     """A materialization's metadata lacks what a result needs, or holds a value of the wrong kind."""
 
@@ -197,16 +206,26 @@ class ScoresResult:
     shard: str | None = None
     shard_fingerprint: str | None = None
     shards: int | None = None
+    excluded: Mapping[str, int] = field(default_factory=dict)
+    """Samples the quality gate keeps out of every selection, by reason."""
+    excluded_sources: Mapping[str, int] = field(default_factory=dict)
+    """The source files with the most excluded samples, most first (at most five)."""
 
     @property
     def inputs(self) -> tuple[str, ...]:
         """Stored files this output was made from that its metadata names: none."""
         return ()
 
+    @property
+    def excluded_share(self) -> float:
+        """The share of the scored samples that the quality gate excluded."""
+        return sum(self.excluded.values()) / self.rows if self.rows else 0.0
+
     def to_metadata(self) -> dict[str, Any]:
         shard: dict[str, Any] = {}
         if self.shard is not None:
             shard = {"shard": self.shard, "shard_fingerprint": self.shard_fingerprint, "shards": self.shards}
+        excluded = sum(self.excluded.values())
         return {
             "path": FilePath(self.path),
             "file": self.file,
@@ -219,6 +238,11 @@ class ScoresResult:
             "seconds": self.seconds,
             "mean_ratio": self.mean_ratio,
             "compressor": dict(self.compressor),
+            "excluded": dict(self.excluded),
+            "excluded_samples": excluded,
+            "excluded_share": round(self.excluded_share, 6),
+            "excluded_sources": dict(self.excluded_sources),
+            "quality_gate": exclusion_table(self.excluded, self.rows),
         }
 
     @classmethod
@@ -238,7 +262,20 @@ class ScoresResult:
             shard=read.text("shard") if sharded else None,
             shard_fingerprint=read.text("shard_fingerprint") if sharded else None,
             shards=read.integer("shards") if sharded else None,
+            excluded=read.mapping("excluded") if read.has("excluded") else {},
+            excluded_sources=read.mapping("excluded_sources") if read.has("excluded_sources") else {},
         )
+
+
+def exclusion_table(excluded: Mapping[str, int], rows: int) -> Table:
+    """The quality gate's exclusions by reason, with their share of ``rows`` samples, as a table."""
+    return Table(
+        columns=(("reason", "string"), ("samples", "int"), ("share", "float")),
+        rows=tuple(
+            {"reason": reason, "samples": count, "share": round(count / rows, 6) if rows else 0.0}
+            for reason, count in excluded.items()
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,13 @@ import polars as pl
 from upath import UPath
 
 from entropy_assets.compression import Compressor, make_compressor
-from entropy_assets.scoring import SCORES_SCHEMA, read_shard, score_samples, shard_keys
+from entropy_assets.quality import DEFAULT, QualitySettings, exclusion_counts, top_sources
+from entropy_assets.scoring import GATED_SCORES_SCHEMA, gate_scores, read_shard, score_samples, shard_keys
 from entropy_assets.storage import Storage
 from entropy_assets.versions import (
     compressor_settings_hash,
     gathered_scores_version,
+    quality_settings_hash,
     scores_version,
     shard_fingerprints,
 )
@@ -31,16 +33,18 @@ from .workspace import Workspace
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    """How samples are scored, and into how many content-hash shards the pool is split."""
+    """How samples are scored, into how many content-hash shards the pool is split, and the quality gate that
+    keeps noisy samples out of every selection."""
 
     compressor: str = "zstd"
     level: int | None = None
     shards: int = 1
+    quality: QualitySettings = DEFAULT
 
     @cached_property
-    def compressor_hash(self) -> str:
-        """What names the compressor's settings in the scores' versions."""
-        return compressor_settings_hash(self.make_compressor())
+    def settings_hash(self) -> str:
+        """What names the compressor's and the gate's settings in the scores' versions."""
+        return f"{compressor_settings_hash(self.make_compressor())}.{quality_settings_hash(self.quality)}"
 
     def make_compressor(self) -> Compressor:
         return make_compressor(self.compressor, self.level)
@@ -66,8 +70,8 @@ def score_pool(
     storage = workspace.storage
     compressor = scoring.make_compressor()
     frame = storage.read_parquet(pool.file)
-    scores, rescored = score_samples(frame, compressor, _stored(storage, previous))
-    version = scores_version(pool.version, scoring.compressor_hash)
+    scores, rescored = _score(frame, scoring, _stored(storage, previous))
+    version = scores_version(pool.version, scoring.settings_hash)
     path = storage.write_version(scores, *workspace.folder("compression_scores"), f"{version}.parquet")
     return _result(storage, path, version, pool, scores, rescored, started, compressor)
 
@@ -81,13 +85,13 @@ def score_shard(
     storage = workspace.storage
     compressor = scoring.make_compressor()
     fingerprint = pool_fingerprints(storage, pool, scoring.shards)[shard]
-    version = scores_version(fingerprint, scoring.compressor_hash)
+    version = scores_version(fingerprint, scoring.settings_hash)
     folder = workspace.folder("compression_scores", shard)
     if storage.exists(*folder, f"{version}.parquet"):  # the same samples, scored with the same settings
         scores, rescored = storage.read_parquet(*folder, f"{version}.parquet"), 0
     else:
         frame = shard_rows(storage, pool, shard, scoring.shards)
-        scores, rescored = score_samples(frame, compressor, _stored(storage, previous))
+        scores, rescored = _score(frame, scoring, _stored(storage, previous))
     path = storage.write_version(scores, *folder, f"{version}.parquet")
     result = _result(storage, path, version, pool, scores, rescored, started, compressor)
     return replace(result, shard=shard, shard_fingerprint=fingerprint, shards=scoring.shards)
@@ -124,7 +128,7 @@ def expected_versions(storage: Storage, pool: PoolResult, scoring: ScoringSettin
 
 def shard_versions(fingerprints: Mapping[str, str], scoring: ScoringSettings) -> dict[str, str]:
     """The version of each shard's scores, from the shards' fingerprints."""
-    return {shard: scores_version(fingerprint, scoring.compressor_hash) for shard, fingerprint in fingerprints.items()}
+    return {shard: scores_version(fingerprint, scoring.settings_hash) for shard, fingerprint in fingerprints.items()}
 
 
 def stale_shards(expected: Mapping[str, str], latest: Mapping[str, ScoresResult | None]) -> list[str]:
@@ -152,7 +156,7 @@ def gather_scores(
             raise ValueError(
                 f"{what} was made from pool version {made}, not the latest {pool.version}; materialize it first"
             )
-        return PoolScores(storage.read_parquet(latest.file), latest.version)
+        return PoolScores(_gated(storage.read_parquet(latest.file)), latest.version)
     shards = latest if isinstance(latest, Mapping) else {}
     expected = expected_versions(storage, pool, scoring)
     stale = stale_shards(expected, shards)
@@ -164,7 +168,38 @@ def gather_scores(
     current = {shard: shards[shard] for shard in expected}
     scores = pl.concat([storage.read_parquet(result.file) for result in current.values() if result is not None])
     aligned = frame.select("id").join(scores.unique("id", keep="first"), on="id", how="left", maintain_order="left")
-    return PoolScores(aligned.select(list(SCORES_SCHEMA)), gathered_scores_version(expected))
+    return PoolScores(_gated(aligned), gathered_scores_version(expected))
+
+
+def judge_exclusions(result: ScoresResult, previous: ScoresResult | None, jump: float) -> tuple[bool, str]:
+    """Whether the quality gate's excluded share stayed within ``jump`` of the previous scores' (of other data: the
+    same data scored again is not a change), and a sentence that names the top reasons and files."""
+    share = result.excluded_share
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(result.excluded.items(), key=lambda i: -i[1]))
+    files = ", ".join(f"{name} ({count:,})" for name, count in result.excluded_sources.items())
+    said = f"{share:.2%} of {result.rows:,} samples excluded" + (f": {reasons}; most from {files}" if reasons else "")
+    if previous is None or previous.pool_version == result.pool_version:
+        return True, f"{said} (no earlier data version to compare with)"
+    before = previous.excluded_share
+    if share - before > jump:
+        return False, f"The excluded share rose from {before:.2%} to {share:.2%} with the new data: {said}."
+    return True, f"{said} (was {before:.2%})"
+
+
+def _score(frame: pl.DataFrame, scoring: ScoringSettings, previous: pl.DataFrame | None) -> tuple[pl.DataFrame, int]:
+    """Sizes and the gate's signals of every sample of ``frame``, both reused by content hash from ``previous``; how
+    many samples were compressed."""
+    sizes, rescored = score_samples(frame, scoring.make_compressor(), previous)
+    gated, _ = gate_scores(sizes, frame, scoring.quality, previous)
+    return gated, rescored
+
+
+def _gated(scores: pl.DataFrame) -> pl.DataFrame:
+    """Scores with the gate's columns, as selection reads them: scores stored before the gate existed exclude
+    nothing."""
+    missing = {name: dtype for name, dtype in GATED_SCORES_SCHEMA.items() if name not in scores.columns}
+    scores = scores.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in missing.items())
+    return scores.select(list(GATED_SCORES_SCHEMA))
 
 
 def _stored(storage: Storage, previous: ScoresResult | None) -> pl.DataFrame | None:
@@ -194,4 +229,6 @@ def _result(
         seconds=round(time.perf_counter() - started, 3),
         mean_ratio=float(scores["ratio"].mean() or 0.0),
         compressor=compressor.describe(),
+        excluded=exclusion_counts(scores),
+        excluded_sources=top_sources(scores),
     )

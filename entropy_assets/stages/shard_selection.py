@@ -97,8 +97,8 @@ def select_shard(
     if storage.exists(*folder, name):  # these inputs were selected before: the same winners
         stored = storage.read_parquet(*folder, name, columns=["id"])
         return result(str(storage.path(*folder, name)), stored.height, scores.rows, "reused")
-    frame = _offered(storage, pool, scoring, shard, subset.holdout)
-    sizes = storage.read_parquet(scores.file, columns=["id", "compressed_bytes"])
+    sizes = storage.read_parquet(scores.file, columns=["id", "compressed_bytes", "excluded"])
+    frame = _offered(storage, pool, scoring, shard, subset.holdout, sizes)
     aligned = frame.select("id").join(sizes, on="id", how="left", maintain_order="left")["compressed_bytes"]
     known = KnownSizes(dict(scores.compressor), aligned.to_numpy()) if aligned.null_count() == 0 else None
     warm = _warm_start(storage, previous) if warm_from is not None else None
@@ -155,9 +155,15 @@ def gather_winners(
     return ShardWinners({shard: result for shard, result in latest.items() if result is not None})
 
 
-def _offered(storage: Storage, pool: PoolResult, scoring: ScoringSettings, shard: str, holdout: int) -> pl.DataFrame:
-    """The shard's samples offered to selection: its rows of the shard-ordered copy, less the held-out ones."""
+def _offered(
+    storage: Storage, pool: PoolResult, scoring: ScoringSettings, shard: str, holdout: int, scores: pl.DataFrame
+) -> pl.DataFrame:
+    """The shard's samples offered to selection: its rows of the shard-ordered copy, less the held-out ones and those
+    the quality gate excluded (``scores``' ``excluded``)."""
     frame = shard_rows(storage, pool, shard, scoring.shards)
+    excluded = scores.filter(pl.col("excluded").is_not_null())["id"]
+    if len(excluded):
+        frame = frame.filter(~pl.col("id").is_in(excluded.implode()))
     if holdout > 0:
         held = smallest_distinct(storage, pool.file, "content_hash", holdout)
         frame = frame.filter(~pl.col("content_hash").is_in(held.implode()))

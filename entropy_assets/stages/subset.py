@@ -100,7 +100,8 @@ def select_subset(
     winners: ShardWinners | None = None,
 ) -> SubsetResult:
     """Select ``subset`` from ``pool`` (its latest ``scores``, or every shard's) and store it: provenance (parquet),
-    the records in their own form, and the histogram; evaluation samples are never offered. ``previous`` (the
+    the records in their own form, and the histogram; evaluation samples, and samples the quality gate excluded
+    (the scores' ``excluded``), are never offered. ``previous`` (the
     partition's previous version) is where a warm refresh starts, and what the churn is measured against.
 
     With ``winners`` (hierarchical ZIP's shards, each selected as a step of its own), only the final pass runs here,
@@ -110,7 +111,7 @@ def select_subset(
     storage = workspace.storage
     pool_frame = storage.read_parquet(pool.file)
     gathered = gather_scores(workspace, pool, pool_frame, scoring, scores)
-    offered = ~holdout_mask(pool_frame, subset.holdout)
+    offered = ~holdout_mask(pool_frame, subset.holdout) & gathered.frame["excluded"].is_null()
     frame, offered_scores = pool_frame.filter(offered), gathered.frame.filter(offered)
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
@@ -291,11 +292,12 @@ def _bounded_warm(
 
 
 def _pool_ratios(storage: Storage, score_files: list[str], held: pl.Series) -> np.ndarray:
-    """Every offered sample's own ratio, from the scores' files, a column at a time."""
+    """Every offered sample's own ratio (not held out, not excluded by the quality gate), from the scores' files, a
+    file at a time."""
     parts = []
     for file in score_files:
-        columns = ["ratio", "content_hash"] if len(held) else ["ratio"]
-        scores = storage.read_parquet(file, columns=columns)
+        scores = storage.read_parquet(file, columns=["ratio", "content_hash", "excluded"])
+        scores = scores.filter(pl.col("excluded").is_null())
         if len(held):
             scores = scores.filter(~pl.col("content_hash").is_in(held.implode()))
         parts.append(scores["ratio"].to_numpy())

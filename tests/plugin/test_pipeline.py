@@ -227,6 +227,7 @@ def test_the_bundled_code_location_loads() -> None:
     }
     checks = {(check.asset_key.to_user_string(), check.name) for check in graph.asset_check_keys}
     assert checks == {
+        ("sample/compression_scores", "quality"),
         ("sample/training_run", "entropy_law_risk"),
         ("sample/selected_subset", "composition"),
         ("sample/entropy_law", "zip_beats_random"),  # the sample draws random at 3 seeds

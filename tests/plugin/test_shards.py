@@ -12,7 +12,8 @@ import pytest
 from entropy_assets.compression import make_compressor
 from entropy_assets.dagster import SelectionPipeline, TrainingSettings
 from entropy_assets.dagster.events import latest
-from entropy_assets.scoring import score_samples, shard_keys, shard_of
+from entropy_assets.quality import DEFAULT
+from entropy_assets.scoring import gate_scores, score_samples, shard_keys, shard_of
 from entropy_assets.stages import SubsetResult
 
 from .test_pipeline import POOL, RAW, SCORES, SUBSET, Graph, settings
@@ -74,8 +75,9 @@ def test_shards_score_the_whole_pool_as_one_run_would(scored: Scored) -> None:
 
     pool = pl.read_parquet(store / str(pool_meta["file"]))
     stored = pl.concat([pl.read_parquet(store / str(m["file"])) for m in scores.values()])
-    whole, _ = score_samples(pool.select("id", "content_hash", "n_bytes", "text"), make_compressor("zstd"))
-    assert stored.sort("id").equals(whole.sort("id"))
+    frame = pool.select("id", "content_hash", "n_bytes", "text")
+    whole, _ = gate_scores(score_samples(frame, make_compressor("zstd"))[0], frame, DEFAULT)
+    assert stored.sort("id").equals(whole.sort("id"))  # sizes, the gate's signals and its verdict
     for shard, metadata in scores.items():  # each shard holds exactly its own samples
         frame = pl.read_parquet(store / str(metadata["file"]))
         assert set(shard_of(frame["content_hash"], SHARDS)) == {shard_keys(SHARDS).index(shard)}
