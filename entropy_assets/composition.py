@@ -45,20 +45,27 @@ LENGTH_BUCKETS: tuple[tuple[int, str], ...] = (
 
 def scripts(texts: pl.Series) -> pl.Series:
     """The dominant script of each text: the one with the most letters among its first ``SCRIPT_SAMPLE_CHARS``
-    characters (ties go to the earlier in ``SCRIPTS``). Texts in plain ASCII, most of an English pool, are decided
-    by one scan: Latin if they hold a letter."""
+    characters (ties go to the earlier in ``SCRIPTS``). Texts whose letters are all Latin, most of an English pool,
+    are decided by one scan: Latin if they hold a letter; only texts with letters of other scripts are counted."""
     frame = pl.DataFrame({"text": texts.str.slice(0, SCRIPT_SAMPLE_CHARS)}).with_row_index("row")
-    ascii_only = pl.col("text").str.contains(r"^[\x00-\x7F]*$")
-    simple = frame.filter(ascii_only).select(
-        "row", script=pl.when(pl.col("text").str.contains("[A-Za-z]")).then(pl.lit("Latin")).otherwise(pl.lit("other"))
+    only_latin = (pl.col("text").str.len_bytes() == pl.col("text").str.len_chars()) | ~pl.col("text").str.contains(
+        r"[\p{L}--\p{Latin}]"
     )
-    counts = pl.concat_list([pl.col("text").str.count_matches(pattern) for pattern in SCRIPTS.values()])
-    names = pl.lit(list(SCRIPTS), dtype=pl.List(pl.String))
-    mixed = frame.filter(~ascii_only).select(
+    found = frame.select(
         "row",
-        script=pl.when(counts.list.max() > 0).then(names.list.get(counts.list.arg_max())).otherwise(pl.lit("other")),
+        only_latin=only_latin,
+        simple=pl.when(pl.col("text").str.contains(r"\p{Latin}")).then(pl.lit("Latin")).otherwise(pl.lit("other")),
     )
-    return pl.concat([simple, mixed]).sort("row")["script"].alias("script")
+    result = found["simple"].to_numpy().astype(object)
+    rows = found.filter(~pl.col("only_latin"))["row"]
+    if len(rows):
+        counts = pl.concat_list([pl.col("text").str.count_matches(pattern) for pattern in SCRIPTS.values()])
+        names = pl.lit(list(SCRIPTS), dtype=pl.List(pl.String))
+        mixed = frame[rows].select(
+            script=pl.when(counts.list.max() > 0).then(names.list.get(counts.list.arg_max())).otherwise(pl.lit("other"))
+        )
+        result[rows.to_numpy()] = mixed["script"].to_numpy()
+    return pl.Series("script", result, dtype=pl.String)
 
 
 def length_expr(n_bytes: str = "n_bytes") -> pl.Expr:
