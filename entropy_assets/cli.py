@@ -24,7 +24,7 @@ from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
-from entropy_assets.quality import QualitySettings, exclusion_counts, quality_from_option, top_sources
+from entropy_assets.quality import QualitySettings, exclusion_counts, quality_from_option, share, top_sources
 from entropy_assets.records import FORMATS
 from entropy_assets.scoring import gated_samples
 from entropy_assets.selection import methods
@@ -68,18 +68,15 @@ def _add_quality_options(parser: argparse.ArgumentParser) -> None:
         "incompressible text) out of the selection; off offers every sample, as the paper did",
     )
     fields = QualitySettings.model_fields
-    for name in ("max_encoded_chars", "max_other_share", "min_relative_ratio"):
-        kind = int if fields[name].annotation is int else float
-        _flag(
-            parser, f"quality_{name}", type=kind, help=f"{fields[name].description} (default: {fields[name].default})"
-        )
+    for name in QUALITY_THRESHOLDS:
+        field = fields[name]
+        kind = int if field.annotation is int else float
+        _flag(parser, f"quality_{name}", type=kind, help=f"{field.description} (default: {field.default})")
 
 
 def _quality(args: argparse.Namespace) -> QualitySettings:
-    names = ("max_encoded_chars", "max_other_share", "min_relative_ratio")
-    overrides = {
-        name: getattr(args, f"quality_{name}") for name in names if getattr(args, f"quality_{name}") is not None
-    }
+    given = {name: getattr(args, f"quality_{name}") for name in QUALITY_THRESHOLDS}
+    overrides = {name: value for name, value in given.items() if value is not None}
     if overrides and args.quality == "off":
         raise ValueError("--quality off takes no thresholds")
     return quality_from_option(args.quality, overrides)
@@ -241,7 +238,7 @@ def _gate_summary(gated: pl.DataFrame, quality: QualitySettings) -> dict[str, An
     return {
         "gate": "on" if quality.enabled else "off",
         "excluded": excluded,
-        "excluded_share": round(sum(excluded.values()) / gated.height, 6) if gated.height else 0.0,
+        "excluded_share": round(share(excluded, gated.height), 6),
         "excluded_sources": top_sources(gated),
     }
 

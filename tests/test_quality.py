@@ -30,10 +30,10 @@ def alpaca(raw_dir: Path) -> list[dict[str, str]]:
     return json.loads((raw_dir / "alpaca52k_en_part02_03252-06382.json").read_text())
 
 
-def gated(records: list[dict[str, str]], tmp_path: Path, quality=DEFAULT) -> pl.DataFrame:
-    path = tmp_path / f"records{random.random()}.json"
+def gated(records: list[dict[str, str]], tmp_path: Path) -> pl.DataFrame:
+    path = tmp_path / "records.json"
     path.write_text(json.dumps(records, ensure_ascii=False))
-    return gated_samples(load_pool([path]).frame, quality)
+    return gated_samples(load_pool([path]).frame, DEFAULT)
 
 
 def test_one_encoded_line_in_an_answer_fails_the_sample(alpaca: list[dict[str, str]], tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from entropy_assets.composition import FacetMix
 from entropy_assets.entropy_law import LawPoint
+from entropy_assets.quality import share
 
 from .churn import Churn
 
@@ -219,7 +220,7 @@ class ScoresResult:
     @property
     def excluded_share(self) -> float:
         """The share of the scored samples that the quality gate excluded."""
-        return sum(self.excluded.values()) / self.rows if self.rows else 0.0
+        return share(self.excluded, self.rows)
 
     def to_metadata(self) -> dict[str, Any]:
         shard: dict[str, Any] = {}

@@ -296,7 +296,8 @@ def _pool_ratios(storage: Storage, score_files: list[str], held: pl.Series) -> n
     file at a time."""
     parts = []
     for file in score_files:
-        scores = storage.read_parquet(file, columns=["ratio", "content_hash", "excluded"])
+        columns = ["ratio", "excluded", "content_hash"] if len(held) else ["ratio", "excluded"]
+        scores = storage.read_parquet(file, columns=columns)
         scores = scores.filter(pl.col("excluded").is_null())
         if len(held):
             scores = scores.filter(~pl.col("content_hash").is_in(held.implode()))
