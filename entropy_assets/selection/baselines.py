@@ -1,6 +1,7 @@
-"""Baseline selections to compare ZIP against, with the same interface: random, per-sample ratio, longest, dedup
-(exact copies removed, then random), near_dedup (near-duplicates removed by MinHash, then random) and ratio_band
-(samples whose own ratio lies in the pool's central half, then random).
+"""Baseline selections to compare ZIP against, with the same interface: random, per-sample ratio, longest (most
+bytes), longest_tokens (most tokens, a strong baseline in "Random selection is almost all you need", EMNLP 2025),
+dedup (exact copies removed, then random), near_dedup (near-duplicates removed by MinHash, then random) and
+ratio_band (samples whose own ratio lies in the pool's central half, then random).
 
 Budgets in bytes matter for fair comparisons: by per-sample ratio alone the most "informative" samples are the
 shortest ones (a compressor's fixed overhead dominates them), and a sample count hides that.
@@ -27,8 +28,8 @@ from entropy_assets.selection.base import (
 from entropy_assets.selection.near_duplicates import first_of_near_duplicates
 from entropy_assets.selection.warm import WarmStart
 
-BaselineMethod = Literal["random", "ratio", "longest", "dedup", "near_dedup", "ratio_band"]
-BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "dedup", "near_dedup", "ratio_band")
+BaselineMethod = Literal["random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band"]
+BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band")
 RATIO_BAND: tuple[float, float] = (25.0, 75.0)
 """``ratio_band``: the percentiles of the pool's per-sample ratios that bound the band drawn from."""
 
@@ -60,8 +61,9 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
     With ``warm``, ``random`` and ``dedup`` keep the earlier selection's draws that are still in the pool, fill the
     freed budget with fresh draws from the rest of the earlier data, then let each new sample replace a kept draw
     with the chance a fresh draw would give it (reservoir sampling, for budgets in samples): the subset stays a
-    uniform draw and changes no more than the data did. ``longest`` and ``ratio`` rank the pool by itself: warm or
-    not, they choose the same."""
+    uniform draw and changes no more than the data did. ``longest``, ``longest_tokens`` and ``ratio`` rank the pool by
+    itself: warm or not, they choose the same. ``ratio`` records each chosen sample's ratio as its ``stage1_score``
+    and ``longest_tokens`` its token count (``token_counts``)."""
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
     budget.check_fits(n_bytes)
@@ -75,6 +77,9 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
         order = rng.permutation(pool.height)
     elif config.method == "longest":
         order = np.lexsort((rng.permutation(pool.height), -n_bytes))
+    elif config.method == "longest_tokens":
+        scores = token_counts(pool["text"]).astype(np.float64)
+        order = np.lexsort((rng.permutation(pool.height), -scores))
     elif config.method == "ratio":
         scores = _sample_ratios(pool, config, n_bytes)
         order = np.lexsort((rng.permutation(pool.height), scores))
@@ -106,6 +111,37 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
             **({"warm": warm_summary} if warm_summary else {}),
         },
     )
+
+
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
+_PIECE = (
+    r"'(?:s|t|re|ve|m|ll|d)"  # contractions
+    rf"| ?[{_CJK}]"  # one CJK character
+    rf"| ?[\p{{L}}--[{_CJK}]]+"  # other letters
+    r"| ?\p{N}+"
+    r"| ?[^\s\p{L}\p{N}]+"
+    r"|\s+"
+)
+r"""GPT-2's pre-tokenizer pattern, each CJK character apart, without its look-ahead (``\s+(?!\S)``), which the
+regex crate that polars uses lacks."""
+_LAST_OF_A_RUN = r"\s[^\S ]\S"
+r"""Where GPT-2 splits a whitespace run that ``_PIECE`` keeps whole: the run is longer than one character and ends
+in one other than a space (a newline, a tab) before a non-space; GPT-2 leaves that last character a piece apart."""
+
+
+def token_counts(texts: pl.Series) -> np.ndarray:
+    """The approximate number of tokens a byte-level BPE tokenizer gives each of ``texts``, as int64 (0 for null).
+
+    It counts GPT-2's pre-tokenizer pieces (contractions; a run of letters, of digits or of other symbols, each with
+    an optional leading space; whitespace runs), with each Han, Kana or Hangul character a piece of its own (a BPE
+    vocabulary gives each at least one token), vectorized in polars and with no model to download. Checked on the
+    raw English, Chinese and code Alpaca files (4,016 records): the count equals the exact GPT-2 pattern's (CJK
+    apart) on all but 2, off by one; its Spearman correlation with a byte-level BPE of 8k tokens trained on 18,250
+    English Alpaca records is 0.995 on English, 0.991 on Chinese and 0.981 on code (bytes: 0.981, 0.987, 0.955).
+    Across languages it depends on the tokenizer: on English and Chinese together 0.99 for one that also saw
+    Chinese, 0.90 for the English one, which spends about three tokens on a Han character (bytes: 0.96, 0.75)."""
+    matches = texts.str.count_matches(_PIECE) + texts.str.count_matches(_LAST_OF_A_RUN)
+    return matches.fill_null(0).to_numpy().astype(np.int64)
 
 
 _KEEPS = {

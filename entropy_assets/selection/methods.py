@@ -163,7 +163,8 @@ def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
 _BASELINE_DESCRIPTIONS = {
     "random": "a seeded random draw",
     "ratio": "the samples of lowest per-sample compression ratio",
-    "longest": "the longest samples",
+    "longest": "the longest samples in bytes",
+    "longest_tokens": "the samples with the most tokens (GPT-2-style pre-tokenizer pieces, each CJK character one)",
     "dedup": "a random draw among the first copy of each distinct content",
     "near_dedup": "a random draw among the first of each cluster of near-duplicates (MinHash LSH, word 5-grams)",
     "ratio_band": "a random draw among the samples whose own ratio lies in the pool's central half",
