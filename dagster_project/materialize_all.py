@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from entropy_assets.comparison import comparison_text
 from entropy_assets.stages import LawResult, SubsetResult, TrainingResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +125,9 @@ def print_law(outcome: Outcome) -> None:
                 print(f"  {fit.formula}   (R² {fit.r_squared})")
         print(f"  plots: {Path(law.path).parent}/*.png; notes: {law.notes}")
         if law.verdict:
-            print(f"  against random: {law.verdict}")
+            print("\n  against random (Z: lower is better)")
+            print("\n".join("  " + line for line in comparison_text(law.comparison_rows).splitlines()))
+            print(f"\n  {law.verdict}")
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
-from entropy_assets.comparison import MethodComparison, compare_methods, is_random
+from entropy_assets.comparison import compare_methods, comparison_text, is_random
 from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
 from entropy_assets.diversity import ngram_diversity
@@ -346,10 +346,15 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
         reports[key.path[0]] = (points, fit_law(fitted, level=args.level), methods)
     if args.json:
         return {
-            name: {**fit.to_dict(), "fit_methods": methods or "all", "points": [vars(p) for p in points]}
+            name: {
+                **fit.to_dict(),
+                "fit_methods": methods or "all",
+                "points": [vars(p) for p in points],
+                "comparison": compare_methods(points, level=args.level).to_dict(),
+            }
             for name, (points, fit, methods) in reports.items()
         }
-    return "\n\n".join(_law_report(name, *report) for name, report in reports.items())
+    return "\n\n".join(_law_report(name, *report, level=args.level) for name, report in reports.items())
 
 
 def _fits(method: str, methods: Sequence[str] | None) -> bool:
@@ -366,7 +371,7 @@ def _fitted_methods(instance: Any, law_key: Any) -> list[str]:
     return list(law.fit_methods) if law is not None else []
 
 
-def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None) -> str:
+def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None, *, level: float) -> str:
     """The fit and the table of points, for a terminal."""
     from entropy_assets.entropy_law import data_versions
 
@@ -403,25 +408,11 @@ def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[st
             f"{'v' + str(versions.index(point.data_version) + 1):<9}{point.data_version[:12]:<14}{point.method:<12}"
             f"{point.budget:>7}{point.ratio:9.4f}{point.loss:9.4f}{z}  {used}"
         )
-    comparison = compare_methods(points)
+    comparison = compare_methods(points, level=level)
     if comparison.random:
-        lines += ["", "against random (latest data version; Z: lower is better)", _comparison_table(comparison)]
-        lines.append(f"verdict: {comparison.summary()}")
+        title = f"against random (latest data version; Z: lower is better; {level:.0%} intervals)"
+        lines += ["", title, comparison_text(comparison.rows()), "", comparison.summary()]
     return "\n".join(lines)
-
-
-def _comparison_table(comparison: MethodComparison) -> str:
-    rows = [f"{'budget':>7}  {'method':<20}{'R':>9}{'L':>9}{'Z':>9}{'± sd':>9}{'vs random':>11}  verdict"]
-    for budget, spread in sorted(comparison.random.items()):
-        z = f"{spread.performance:9.4f}" if spread.performance is not None else f"{'-':>9}"
-        sd = f"{spread.performance_sd:9.4f}" if spread.performance_sd is not None else f"{'-':>9}"
-        name = f"random ({spread.seeds} seeds)"
-        rows.append(f"{budget:>7}  {name:<20}{spread.ratio:9.4f}{spread.loss:9.4f}{z}{sd}")
-        for row in (r for r in comparison.methods if r.budget == budget):
-            z = f"{row.performance:9.4f}" if row.performance is not None else f"{'-':>9}"
-            score = f"{row.z_score:+10.1f}σ" if row.z_score is not None else f"{'-':>11}"
-            rows.append(f"{budget:>7}  {row.method:<20}{row.ratio:9.4f}{row.loss:9.4f}{z}{'':>9}{score}  {row.verdict}")
-    return "\n".join(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

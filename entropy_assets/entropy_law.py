@@ -47,6 +47,12 @@ class LawPoint:
     timestamp: float = 0.0
     run_id: str = ""
     subset_version: str = ""
+    losses: tuple[float, ...] = ()
+    """L at each training seed, when the subset was trained at several (``loss`` is their mean)."""
+    performances: tuple[float, ...] = ()
+    """Z at each training seed, when the subset was trained at several (``performance`` is their mean)."""
+    eval_version: str = ""
+    """The evaluation set's content: Z compares across runs of the same one."""
 
     @property
     def label(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from entropy_assets.comparison import MARGIN_SDS, MethodComparison
+from entropy_assets.comparison import BEATS, WORSE, MethodComparison
 from entropy_assets.composition import FacetMix
 from entropy_assets.entropy_law import CurveFit, LawPoint, data_versions
 
@@ -228,29 +228,32 @@ def version_trajectory_png(points: Sequence[LawPoint], *, dpi: int = 90) -> byte
 
 
 def method_comparison_png(comparison: MethodComparison, *, dpi: int = 90) -> bytes:
-    """Each method's Z (held-out loss) per budget beside random's mean and its band of ``MARGIN_SDS`` standard
-    deviations over seeds: a point below the band beats random beyond chance."""
+    """Each method's Z (held-out loss) per budget with its interval against random's mean: a bar clear of random's
+    line is a resolved verdict (green: beats random, red: worse), one across it is not resolved (grey). Random's
+    subsets are the dots on the left."""
     budgets = sorted({row.budget for row in comparison.methods} | set(comparison.random))
-    with _figure(dpi, rows=len(budgets) or 1, size=(6.4, 2.4 * max(len(budgets), 1))) as (figure, axes):
+    colors = {BEATS: "tab:green", WORSE: "tab:red"}
+    with _figure(dpi, rows=len(budgets) or 1, size=(6.4, 2.6 * max(len(budgets), 1))) as (figure, axes):
         panels = list(np.atleast_1d(axes))
         for panel, budget in zip(panels, budgets, strict=True):
-            rows = [row for row in comparison.methods if row.budget == budget and row.performance is not None]
-            names = [row.method for row in rows]
-            panel.scatter(range(len(rows)), [row.performance for row in rows], color="tab:blue", zorder=3)
             spread = comparison.random.get(budget)
+            names = ["random"]
             if spread is not None and spread.performance is not None:
-                panel.axhline(spread.performance, color="tab:orange", label=f"random, mean of {spread.seeds}")
-                if spread.performance_sd is not None:
-                    margin = MARGIN_SDS * spread.performance_sd
-                    panel.axhspan(
-                        spread.performance - margin,
-                        spread.performance + margin,
-                        color="tab:orange",
-                        alpha=0.2,
-                        label=f"± {MARGIN_SDS:g} sd of random's seeds",
-                    )
-                panel.legend(fontsize=7, loc="best")
-            panel.set_xticks(range(len(rows)), names, fontsize=8)
+                scored = spread.scored
+                panel.scatter([0] * len(scored), scored, color="tab:orange", s=14, zorder=3)
+                label = f"random: mean of {spread.seeds} subsets x {spread.training_seeds} training seeds"
+                panel.axhline(spread.performance, color="tab:orange", lw=1, label=label)
+            rows = [row for row in comparison.methods if row.budget == budget and row.performance is not None]
+            for x, row in enumerate(rows, start=1):
+                names.append(row.method)
+                color = colors.get(row.verdict, "tab:gray")
+                found = row.difference
+                margin = None if found is None else [[found.estimate - found.low], [found.high - found.estimate]]
+                panel.errorbar([x], [row.performance], yerr=margin, fmt="o", color=color, capsize=3, zorder=3)
+            panel.set_xticks(range(len(names)), names, fontsize=8, rotation=20)
             panel.set_ylabel("Z (eval loss)", fontsize=8)
-            panel.set_title(f"budget {budget}: lower is better", fontsize=9)
+            level = f"{comparison.level:.0%} intervals"
+            panel.set_title(f"budget {budget}: Z per method, {level} (lower is better)", fontsize=9)
+            if spread is not None and spread.performance is not None:
+                panel.legend(fontsize=7, loc="best")
     return figure.png

@@ -298,6 +298,7 @@ class SelectionPipeline(Settings):
             budget=budget,
             config=self.selection_config(method, budget),
             holdout=self.training.holdout if self.training else 0,
+            eval_paths=tuple(self.training.eval_paths) if self.training else (),
             export_suffix=self.export_suffix,
             reselect=self.reselect,
             full_every=self.full_every,

@@ -31,7 +31,7 @@ def fit_entropy_law(workspace: Workspace, points: Sequence[LawPoint], law: LawSe
     fitted = [law.includes(p.method) for p in points]
     fit = fit_law([p for p, used in zip(points, fitted, strict=True) if used], level=law.level, forms=law.forms)
     plots = _plots(points, fitted, fit)
-    comparison = compare_methods(points)
+    comparison = compare_methods(points, level=law.level)
     if comparison.random:
         plots["method_comparison_plot"] = method_comparison_png(comparison)
     storage, folder = workspace.storage, workspace.folder("entropy_law")
@@ -47,7 +47,8 @@ def fit_entropy_law(workspace: Workspace, points: Sequence[LawPoint], law: LawSe
         notes="; ".join(fit.notes) or "none",
         fit_methods=tuple(law.methods),
         points_table=_points_markdown(points, fitted),
-        comparison_table=comparison.markdown() if comparison.random else "",
+        comparison=comparison.to_dict() if comparison.random else {},
+        comparison_rows=tuple(comparison.rows()) if comparison.random else (),
         verdict=comparison.summary() if comparison.random else "",
         plots=plots,
         **_summaries(fit),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -37,6 +38,20 @@ class Table:
 
     columns: tuple[tuple[str, str], ...]
     rows: tuple[Mapping[str, Any], ...]
+
+
+COMPARISON_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("budget", "int"),
+    ("method", "string"),
+    ("R", "float"),
+    ("L", "float"),
+    ("Z", "float"),
+    ("runs", "int"),
+    ("difference", "float"),
+    ("interval", "string"),
+    ("verdict", "string"),
+)
+"""The columns of the method comparison's table (``MethodComparison.rows``)."""
 
 
 class MetadataError(ValueError):
@@ -96,6 +111,10 @@ class _Reader:
 
     def mapping(self, key: str) -> dict[str, Any]:
         return dict(self.get(key, dict))
+
+    def sequence(self, key: str) -> list[Any]:
+        """A list; empty when the key is absent (metadata written before it existed)."""
+        return list(self.get(key, list)) if key in self.values else []
 
 
 @dataclass(frozen=True)
@@ -521,6 +540,20 @@ class TrainingResult:
     scores: Mapping[str, float]
     resumed_from_step: int = 0
     loss_curve: bytes = field(default=b"", repr=False)
+    seeds: tuple[int, ...] = ()
+    """The training seeds of the run (L and Z are means over them)."""
+    first_epoch_losses: tuple[float, ...] = ()
+    """L at each training seed, with two seeds or more."""
+    performances: tuple[float, ...] = ()
+    """Z at each training seed, with two seeds or more."""
+    eval_version: str = ""
+    """The evaluation set's content (its samples' content hashes): Z compares across runs of the same one."""
+    eval_samples: int = 0
+
+    @property
+    def performance_sd(self) -> float | None:
+        """The standard deviation of Z between training seeds, with two seeds or more."""
+        return statistics.stdev(self.performances) if len(self.performances) >= 2 else None
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -544,6 +577,9 @@ class TrainingResult:
             timestamp=timestamp,
             run_id=run_id,
             subset_version=self.subset_version,
+            losses=self.first_epoch_losses,
+            performances=self.performances,
+            eval_version=self.eval_version,
         )
 
     def to_metadata(self) -> dict[str, Any]:
@@ -573,6 +609,19 @@ class TrainingResult:
             "backend": self.backend,
             "scores": dict(self.scores),
             "loss_curve": markdown_image(self.loss_curve, "training loss"),
+            "training_seeds": list(self.seeds),
+            **self._per_seed(),
+            "eval_version": self.eval_version,
+            "eval_samples": self.eval_samples,
+        }
+
+    def _per_seed(self) -> dict[str, Any]:
+        if not self.performances and not self.first_epoch_losses:
+            return {}
+        return {
+            "first_epoch_loss_seeds": list(self.first_epoch_losses),
+            "performance_seeds": list(self.performances),
+            "performance_sd": _optional(self.performance_sd),
         }
 
     @classmethod
@@ -603,6 +652,11 @@ class TrainingResult:
             scores={name: float(value) for name, value in read.mapping("scores").items()},
             resumed_from_step=read.integer("resumed_from_step"),
             loss_curve=embedded_png(read.text("loss_curve")),
+            seeds=tuple(int(v) for v in read.sequence("training_seeds")),
+            first_epoch_losses=tuple(float(v) for v in read.sequence("first_epoch_loss_seeds")),
+            performances=tuple(float(v) for v in read.sequence("performance_seeds")),
+            eval_version=read.text("eval_version") if read.has("eval_version") else "",
+            eval_samples=read.integer("eval_samples") if read.has("eval_samples") else 0,
         )
 
 
@@ -649,10 +703,13 @@ class LawResult:
     loss: CurveSummary | None = None
     performance: FitSummary | None = None
     plane: FitSummary | None = None
-    comparison_table: str = ""
-    """Each method's R, L and Z per budget against random's mean and spread over seeds (markdown)."""
+    comparison: Mapping[str, Any] = field(default_factory=dict)
+    """Each method's R, L and Z per budget against random's, with the difference's interval and the verdict
+    (``MethodComparison.to_dict``); empty without random runs."""
+    comparison_rows: tuple[Mapping[str, Any], ...] = ()
+    """The comparison as the UI's table shows it (``MethodComparison.rows``)."""
     verdict: str = ""
-    """Whether each ZIP method beats random on Z beyond random's spread, in plain words."""
+    """Whether each ZIP method beats random on Z, one sentence each."""
     plots: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -698,8 +755,16 @@ class LawResult:
             **metadata,
             "fit_methods": ", ".join(self.fit_methods) or "all",
             "points": Markdown(self.points_table),
-            **({"verdict": self.verdict, "method_comparison": Markdown(self.comparison_table)} if self.verdict else {}),
+            **(self._comparison_metadata() if self.verdict else {}),
             **{name: markdown_image(png, name) for name, png in self.plots.items()},
+        }
+
+    def _comparison_metadata(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "method_comparison": Table(COMPARISON_COLUMNS, self.comparison_rows),
+            "method_comparison_rows": [dict(row) for row in self.comparison_rows],
+            "method_comparison_details": dict(self.comparison),
         }
 
     @classmethod
@@ -744,7 +809,8 @@ class LawResult:
             loss=loss,
             performance=performance,
             plane=plane,
-            comparison_table=read.text("method_comparison") if read.has("verdict") else "",
+            comparison=read.mapping("method_comparison_details") if read.has("method_comparison_details") else {},
+            comparison_rows=tuple(read.sequence("method_comparison_rows")),
             verdict=read.text("verdict") if read.has("verdict") else "",
             plots={name: embedded_png(read.text(name)) for name in plot_paths},
         )

@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from entropy_assets.comparison import RANDOM, is_random
+from entropy_assets.comparison import MAX_TRAINING_SEEDS, RANDOM, is_random
 from entropy_assets.entropy_law import FORMS
 
 Backend = Literal["builtin", "transformers", "pipes", "file"]
@@ -48,11 +48,18 @@ class TrainingSettings(Settings):
     )
     steps: int = Field(default=100, description="Optimizer steps of every run: equal compute across methods.")
     seed: int = Field(default=0, description="Seeds the trainer: its initialization and the order of batches.")
+    seeds: int = Field(
+        default=1,
+        description="Train every subset at this many training seeds (seed, seed + 1, ...): L and Z are their means, "
+        "and the verdict against random counts the spread between them.",
+    )
     command: Sequence[str] = Field(
         default=(), description="For pipes: the command to launch, e.g. [python, examples/pipes_trainer.py]."
     )
     metrics_path: str = Field(
-        default="", description="For file: a path with {method} and {budget} placeholders, to a .json or .csv."
+        default="",
+        description="For file: a path with {method} and {budget} placeholders (and {seed}, with seeds above 1), to "
+        "a .json or .csv.",
     )
     eval_samples: int = Field(
         default=100,
@@ -85,9 +92,18 @@ class TrainingSettings(Settings):
             raise ValueError("training backend 'transformers' needs a model (a local folder or a hub name)")
         if self.backend == "file" and not self.metrics_path:
             raise ValueError("training backend 'file' needs metrics_path (with {method} and {budget})")
+        if not 1 <= self.seeds <= MAX_TRAINING_SEEDS:
+            raise ValueError(f"training seeds must be 1..{MAX_TRAINING_SEEDS}, got {self.seeds}")
+        if self.backend == "file" and self.seeds > 1 and "{seed}" not in self.metrics_path:
+            raise ValueError("training backend 'file' with seeds above 1 needs {seed} in metrics_path")
         if self.eval_samples < 0:
             raise ValueError(f"eval_samples must be >= 0, got {self.eval_samples}")
         return self
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        """The training seeds every subset is trained at."""
+        return tuple(range(self.seed, self.seed + self.seeds))
 
     @property
     def holdout(self) -> int:

@@ -22,7 +22,7 @@ from entropy_assets.selection.warm import WarmStart
 from entropy_assets.storage import Storage
 from entropy_assets.versions import settings_hash
 
-from .pool_reads import smallest_distinct
+from .holdout import held_out_hashes
 from .results import PoolResult, ScoresResult, ShardSelectionResult
 from .scores import ScoringSettings, expected_versions, shard_rows
 from .subset import CHECKPOINT_SECONDS, SubsetSettings
@@ -44,7 +44,12 @@ def shard_settings_hash(subset: SubsetSettings) -> str:
     threads or processes, which change no winner), and the held-out count."""
     config = hierarchical_config(subset)
     shard = {**asdict(shard_config(config)), "n_jobs": 0}
-    return settings_hash({"shard": shard, "shards": config.shards, "holdout": subset.holdout})
+    return settings_hash({"shard": shard, "shards": config.shards, "holdout": subset.holdout, **_eval(subset)})
+
+
+def _eval(subset: SubsetSettings) -> dict[str, list[str]]:
+    """The evaluation files, in the settings hash only when there are some (earlier winners keep their names)."""
+    return {"eval_paths": list(subset.eval_paths)} if subset.eval_paths else {}
 
 
 def select_shard(
@@ -98,7 +103,7 @@ def select_shard(
         stored = storage.read_parquet(*folder, name, columns=["id"])
         return result(str(storage.path(*folder, name)), stored.height, scores.rows, "reused")
     sizes = storage.read_parquet(scores.file, columns=["id", "compressed_bytes", "excluded"])
-    frame = _offered(storage, pool, scoring, shard, subset.holdout, sizes)
+    frame = _offered(storage, pool, scoring, shard, subset, sizes)
     aligned = frame.select("id").join(sizes, on="id", how="left", maintain_order="left")["compressed_bytes"]
     known = KnownSizes(dict(scores.compressor), aligned.to_numpy()) if aligned.null_count() == 0 else None
     warm = _warm_start(storage, previous) if warm_from is not None else None
@@ -156,7 +161,12 @@ def gather_winners(
 
 
 def _offered(
-    storage: Storage, pool: PoolResult, scoring: ScoringSettings, shard: str, holdout: int, scores: pl.DataFrame
+    storage: Storage,
+    pool: PoolResult,
+    scoring: ScoringSettings,
+    shard: str,
+    subset: SubsetSettings,
+    scores: pl.DataFrame,
 ) -> pl.DataFrame:
     """The shard's samples offered to selection: its rows of the shard-ordered copy, less the held-out ones and those
     the quality gate excluded (``scores``' ``excluded``)."""
@@ -164,8 +174,8 @@ def _offered(
     excluded = scores.filter(pl.col("excluded").is_not_null())["id"]
     if len(excluded):
         frame = frame.filter(~pl.col("id").is_in(excluded.implode()))
-    if holdout > 0:
-        held = smallest_distinct(storage, pool.file, "content_hash", holdout)
+    if subset.holdout > 0 or subset.eval_paths:
+        held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths)
         frame = frame.filter(~pl.col("content_hash").is_in(held.implode()))
     return frame
 

@@ -36,8 +36,8 @@ from entropy_assets.storage import Storage
 from entropy_assets.versions import selection_key, subset_version
 
 from .churn import Churn, churn
-from .holdout import holdout_mask
-from .pool_reads import facet_counts, rows_with, smallest_distinct
+from .holdout import held_out_hashes, holdout_mask
+from .pool_reads import facet_counts, rows_with
 from .results import PoolResult, ScoresResult, SubsetResult
 from .scores import ScoringSettings, gather_scores
 from .workspace import Workspace
@@ -62,6 +62,8 @@ class SubsetSettings:
     budget: int
     config: SelectionConfig
     holdout: int = 0
+    eval_paths: tuple[str, ...] = ()
+    """Evaluation files: pool samples with the content of one of their records are held out too."""
     export_suffix: str = ".jsonl"
     reselect: Reselect = "warm"
     """``warm``: a refresh starts from the previous version (when made with the same configuration); ``full``:
@@ -111,7 +113,7 @@ def select_subset(
     storage = workspace.storage
     pool_frame = storage.read_parquet(pool.file)
     gathered = gather_scores(workspace, pool, pool_frame, scoring, scores)
-    offered = ~holdout_mask(pool_frame, subset.holdout) & gathered.frame["excluded"].is_null()
+    offered = ~holdout_mask(pool_frame, subset.holdout, subset.eval_paths) & gathered.frame["excluded"].is_null()
     frame, offered_scores = pool_frame.filter(offered), gathered.frame.filter(offered)
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
@@ -242,7 +244,7 @@ def _final_pass(
         raise ValueError(f"shard winners belong to zip_hierarchical, not {subset.method}")
     shards = scores if isinstance(scores, Mapping) else {}
     score_files = [result.file for _, result in sorted(shards.items()) if result is not None]
-    held = smallest_distinct(storage, pool.file, "content_hash", subset.holdout)
+    held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths)
     described = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace, with_pool=False)
     plan = _plan(subset, described, earlier)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -26,7 +27,7 @@ from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metri
 from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
 from entropy_assets.versions import location_hash, settings_hash, subset_content_version
 
-from .holdout import evaluation_frame
+from .holdout import evaluation_frame, evaluation_version
 from .results import SubsetResult, TrainingResult
 from .settings import TrainingSettings
 from .workspace import Workspace
@@ -49,9 +50,10 @@ def train_on_subset(
     run_id: str,
     launch: Launcher | None = None,
 ) -> TrainingResult:
-    """Train on ``subset`` (selected by ``method`` at ``budget``) and store the run's metrics and loss curve as
-    ``<subset version>.<run id>.*``: nothing is overwritten. Preference pairs train on prompt + chosen, or with DPO
-    on the transformers backend."""
+    """Train on ``subset`` (selected by ``method`` at ``budget``) at each of ``training``'s seeds and store the
+    run's metrics and loss curve as ``<subset version>.<run id>.*``: nothing is overwritten. L and Z are the means
+    over the seeds, each seed's kept beside them. Preference pairs train on prompt + chosen, or with DPO on the
+    transformers backend."""
     storage, log = workspace.storage, workspace.log
     pool = storage.read_parquet(subset.pool_file)
     chosen = storage.read_parquet(subset.file)
@@ -60,40 +62,57 @@ def train_on_subset(
     evaluation = evaluation_frame(pool, training)
     eval_texts = evaluation["text"].to_list()
     folder = workspace.folder("training_run", f"{method}_{budget}")
-    checkpoint, resumed_from = None, 0
-    if training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
-        metrics = _train_dpo(log, training, frame, evaluation)
-    elif training.backend == "builtin":
-        checkpoint = checkpoint_path(storage, folder, subset.version, training, loss_kind, log)
-        metrics, resumed_from = _train_builtin(log, training, train_texts, eval_texts, loss_kind, checkpoint)
-    elif training.backend == "transformers":
-        metrics = _train_transformers(log, training, train_texts, eval_texts, loss_kind)
-    elif training.backend == "pipes":
-        if launch is None:
-            raise ValueError("training backend 'pipes' needs a launcher for its command")
-        metrics = _train_pipes(launch, training, train_texts, eval_texts, method, budget)
-    else:
-        metrics = load_metrics_file(training.metrics_path.format(method=method, budget=budget))
-    curve = loss_curve_png(metrics.step_losses, f"{method}, budget {budget}: training loss")
+    runs: list[RunMetrics] = []
+    checkpoints: list[Path] = []
+    resumed_from = 0
+    for seed in training.seed_values:
+        seeded = training.model_copy(update={"seed": seed})
+        if len(training.seed_values) > 1:
+            log.info(f"training seed {seed} ({len(runs) + 1} of {training.seeds})")
+        if training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
+            metrics = _train_dpo(log, seeded, frame, evaluation)
+        elif training.backend == "builtin":
+            checkpoint = checkpoint_path(storage, folder, subset.version, seeded, loss_kind, log)
+            checkpoints.append(checkpoint)
+            metrics, resumed = _train_builtin(log, seeded, train_texts, eval_texts, loss_kind, checkpoint)
+            resumed_from = resumed_from or resumed
+        elif training.backend == "transformers":
+            metrics = _train_transformers(log, seeded, train_texts, eval_texts, loss_kind)
+        elif training.backend == "pipes":
+            if launch is None:
+                raise ValueError("training backend 'pipes' needs a launcher for its command")
+            metrics = _train_pipes(launch, seeded, train_texts, eval_texts, method, budget)
+        else:
+            metrics = load_metrics_file(training.metrics_path.format(method=method, budget=budget, seed=seed))
+        runs.append(metrics)
+    first = runs[0]
+    title = f"{method}, budget {budget}: training loss" + (f" (seed {training.seed})" if len(runs) > 1 else "")
+    curve = loss_curve_png(first.step_losses, title)
     stem = f"{subset.version}.{run_id[:8]}"
     storage.write_bytes(curve, *folder, f"{stem}.loss_curve.png")
-    path = storage.write_bytes(json.dumps(metrics.to_dict()).encode("utf-8"), *folder, f"{stem}.json")
-    if checkpoint is not None:  # only now that the results are stored
-        _remove_checkpoints(log, checkpoint)
+    per_seed = [{"seed": seed, **m.to_dict()} for seed, m in zip(training.seed_values, runs, strict=True)]
+    stored = {**first.to_dict(), "seeds": per_seed}
+    path = storage.write_bytes(json.dumps(stored).encode("utf-8"), *folder, f"{stem}.json")
+    if checkpoints:  # only now that the results are stored
+        _remove_checkpoints(log, checkpoints)
+    losses = tuple(m.first_epoch_loss for m in runs)
+    performances = [m.performance(training.score) for m in runs]
+    evals = [m.eval_loss for m in runs]
+    seconds = sum(m.seconds for m in runs)
     return TrainingResult(
         path=str(path),
         file=storage.relative(path),
         method=method,
         budget=budget,
-        first_epoch_loss=metrics.first_epoch_loss,
-        eval_loss=metrics.eval_loss,
-        performance=metrics.performance(training.score),
+        first_epoch_loss=statistics.fmean(losses),
+        eval_loss=_mean(evals),
+        performance=_mean(performances),
         performance_measure=training.score or "eval_loss (lower is better)",
-        loss_kind=metrics.loss_kind,
-        steps=metrics.steps,
-        tokens=metrics.tokens,
-        seconds=round(metrics.seconds, 3),
-        tokens_per_second=round(metrics.tokens_per_second, 1),
+        loss_kind=first.loss_kind,
+        steps=first.steps,
+        tokens=first.tokens,
+        seconds=round(seconds, 3),
+        tokens_per_second=round(sum(m.tokens for m in runs) / seconds if seconds > 0 else 0.0, 1),
         subset_ratio_zlib9=round(law_ratio(train_texts), 4),
         subset_samples=len(train_texts),
         subset_version=subset_content_version(frame["content_hash"].to_list()),
@@ -102,10 +121,20 @@ def train_on_subset(
         pool_file=subset.pool_file,
         pool_version=subset.pool_version,
         backend=training.backend,
-        scores=dict(metrics.scores),
+        scores=dict(first.scores),
         resumed_from_step=resumed_from,
         loss_curve=curve,
+        seeds=training.seed_values,
+        first_epoch_losses=losses if len(runs) > 1 else (),
+        performances=tuple(p for p in performances if p is not None) if len(runs) > 1 else (),
+        eval_version=evaluation_version(evaluation),
+        eval_samples=evaluation.height,
     )
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean of values every run reported; None when one did not."""
+    return None if any(v is None for v in values) else statistics.fmean(v for v in values if v is not None)
 
 
 def training_texts(subset: pl.DataFrame) -> tuple[list[str], str]:
@@ -139,11 +168,12 @@ def checkpoint_path(
     return local
 
 
-def _remove_checkpoints(log: logging.Logger, checkpoint: Path) -> None:
-    """Remove the finished run's checkpoint and those that killed runs of the partition's older subsets left."""
-    for path in sorted(checkpoint.parent.glob("*.checkpoint.pt")):
+def _remove_checkpoints(log: logging.Logger, checkpoints: Sequence[Path]) -> None:
+    """Remove the finished run's checkpoints (one per training seed) and those that killed runs of the partition's
+    older subsets left."""
+    for path in sorted(checkpoints[0].parent.glob("*.checkpoint.pt")):
         path.unlink(missing_ok=True)
-        if path != checkpoint:
+        if path not in checkpoints:
             log.info(f"removed the stale checkpoint {path.name} of an unfinished run on another subset")
 
 

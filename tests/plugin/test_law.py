@@ -161,7 +161,7 @@ def test_the_law_asset_fits_every_run_in_the_event_log(three_versions, capsys: p
     plots = {name: Path(path) for name, path in dict(metadata["plots"]).items()}  # type: ignore[call-overload]
     # random is among the methods: its comparison with the others is plotted, with no verdict from one seed
     assert set(plots) == {"loss_vs_ratio", "performance_vs_ratio", "data_versions", "method_comparison_plot"}
-    assert "random needs two seeds or more" in str(metadata["verdict"])
+    assert str(metadata["verdict"]) == "zip at 40: no verdict: random needs two subsets or more (random_seeds)."
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path in plots.values())
     assert str(metadata["loss_vs_ratio"]).startswith("![loss_vs_ratio](data:image/png;base64,")
     stored = pl.read_parquet(Path(str(metadata["path"])).parent / "points.parquet")
