@@ -75,7 +75,8 @@ class TrainingSettings(Settings):
     model: str = Field(default="", description="For transformers: a local model folder (or a hub name).")
     transformers: dict[str, Any] = Field(
         default_factory=dict,
-        description="Overrides of TransformersTrainerConfig (context, batch_size, learning_rate, device, ...).",
+        description="Overrides of TransformersTrainerConfig (context, batch_size, gradient_accumulation, "
+        "learning_rate, dtype, lora, gradient_checkpointing, device, ...): docs/gpu_training.md.",
     )
     preference_loss: Literal["dpo", "prompt_chosen"] = Field(
         default="dpo",
