@@ -17,6 +17,8 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+SHOW_MARKDOWN = "[Show Markdown]"
+"""The link that opens a markdown metadata entry (a plot); a table entry is shown inline."""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -36,8 +38,8 @@ def _dismiss_community_modal(page: Page) -> None:
 
 
 def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -> Path:
-    """Open the asset's latest materialization (of ``partition``, when given), show the plot held in metadata
-    ``key``, and save a PNG."""
+    """Open the asset's latest materialization (of ``partition``, when given), show the plot or table held in
+    metadata ``key``, and save a PNG."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -45,11 +47,18 @@ def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -
         page.goto(f"{url}/assets/{asset_path}?view=events{query}", wait_until="networkidle")
         _dismiss_community_modal(page)
         page.get_by_text(key, exact=True).first.wait_for(timeout=30000)
-        page.locator("tr", has=page.get_by_text(key, exact=True)).get_by_text("[Show Markdown]").first.click()
-        page.get_by_role("dialog").locator("img, table").first.wait_for(timeout=15000)  # a plot or a table
-        page.wait_for_timeout(500)
+        row = page.locator("tr", has=page.get_by_text(key, exact=True)).first
         out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out))
+        if row.locator("table").count():  # a table is shown inline: the row is the picture, at a width that fits it
+            page.set_viewport_size({"width": 2600, "height": 2000})
+            row.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            row.screenshot(path=str(out))
+        else:  # a plot, behind the markdown entry's link
+            row.get_by_text(SHOW_MARKDOWN).first.click()
+            page.get_by_role("dialog").locator("img, table").first.wait_for(timeout=15000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out))
         browser.close()
     return out
 
