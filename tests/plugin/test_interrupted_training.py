@@ -31,15 +31,17 @@ CHILD = (
 )
 
 
-def pipeline(data_dir: Path) -> SelectionPipeline:
-    return settings(data_dir, training=TrainingSettings(steps=STEPS, eval_samples=50, builtin=BUILTIN))
+def pipeline(data_dir: Path, seeds: int = 1, steps: int = STEPS) -> SelectionPipeline:
+    training = TrainingSettings(steps=steps, seeds=seeds, eval_samples=50, builtin=BUILTIN)
+    return settings(data_dir, training=training)
 
 
 def materialize_training(arguments: str) -> None:
     """What the child process runs: the zip partition's training run, against the test's instance and storage."""
     given = json.loads(arguments)
     with dg.DagsterInstance.from_config(given["home"]) as instance:
-        Graph(pipeline(Path(given["data"])), Path(given["store"]), instance).run([TRAINING], "zip")
+        trained = pipeline(Path(given["data"]), given.get("seeds", 1), given.get("steps", STEPS))
+        Graph(trained, Path(given["store"]), instance).run([TRAINING], "zip")
 
 
 def stored_losses(metadata: dict[str, object]) -> list[float]:
@@ -110,3 +112,29 @@ def test_checkpoints_are_named_by_subset_and_settings_and_kept_locally_for_a_rem
 
     remote = checkpoint_path(Storage("memory://bucket/x"), folder, "v1", training, "causal_lm", log)
     assert remote.is_relative_to(tempfile.gettempdir()) and remote.name == path.name
+
+
+def test_a_run_at_two_training_seeds_killed_in_the_second_resumes_both(
+    data_dir: Path, tmp_path: Path, kill_when: Callable[..., None]
+) -> None:
+    home, store, steps = tmp_path / "dagster_home", tmp_path / "store", 60
+    home.mkdir()
+    partition = store / "t" / "training_run" / "zip_60"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        graph = Graph(pipeline(data_dir, seeds=2, steps=steps), store, instance)
+        graph.refresh()
+        graph.run([SUBSET], "zip")
+        uninterrupted = graph.metadata(graph.run([TRAINING], "zip"), TRAINING)
+        assert uninterrupted["training_seeds"] == [0, 1] and len(uninterrupted["performance_seeds"]) == 2
+
+        given = {"home": str(home), "data": str(data_dir), "store": str(store), "seeds": 2, "steps": steps}
+        arguments = json.dumps(given)
+        process = subprocess.Popen([sys.executable, "-c", CHILD, str(TESTS), arguments])
+        # the first seed's finished checkpoint, and one of the second seed's
+        kill_when(process, lambda: len(list(partition.glob("*.checkpoint.pt"))) == 2, within=80, what="two checkpoints")
+
+        resumed = graph.metadata(graph.run([TRAINING], "zip"), TRAINING)
+        assert resumed["resumed_from_step"] == steps  # the first seed had finished: nothing left to train
+        assert resumed["performance_seeds"] == uninterrupted["performance_seeds"]
+        assert resumed["first_epoch_loss_seeds"] == uninterrupted["first_epoch_loss_seeds"]
+        assert not list(partition.glob("*.checkpoint.pt"))
