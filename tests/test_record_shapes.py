@@ -426,3 +426,16 @@ def test_every_documented_example_reads_as_its_shape() -> None:
         if shape.example:
             assert detect_format(shape.example) == shape.format
             assert read_record(shape.example).text.strip()
+
+
+def test_records_of_many_fields_are_matched_without_growing_the_cache() -> None:
+    """Matches are kept by the set of fields that hold a value; a hostile file of records with thousands of distinct
+    fields each must not fill memory with them."""
+    from entropy_assets.records.shapes import _exact_fit_index
+
+    before = _exact_fit_index.cache_info().currsize
+    for index in range(50):
+        record = {f"field_{index}_{key}": key for key in range(2000)}
+        record["TEXT"] = f"document {index}"
+        assert read_record(record).text == f"document {index}"
+    assert _exact_fit_index.cache_info().currsize == before

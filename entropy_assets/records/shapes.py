@@ -187,13 +187,14 @@ class Fields:
         *,
         folded: Mapping[str, str] | None = None,
         columns: ColumnMapping | None = None,
+        dotted: bool = True,
     ) -> None:
         self.record = record
         self.names = names
         self.speakers = columns.speakers() if columns is not None else {}
         self.role_key = columns.role_tag if columns is not None else None
         self.content_key = columns.content_tag if columns is not None else None
-        self._found = _resolve(record, names, folded)
+        self._found = _resolve(record, names, folded, dotted)
 
     def name(self, role: str) -> str | None:
         """The field holding the role's value (a dotted path for a nested one); None when no name holds one."""
@@ -223,6 +224,8 @@ class _Candidate:
     shape: Shape
     names: Mapping[str, tuple[str, ...]]
     needs: tuple[tuple[str, ...], ...]
+    dotted: bool
+    """Whether some name is a dotted path."""
 
     def fits(self, record: Mapping[str, Any], folded: Mapping[str, str] | None) -> bool:
         """Whether the record holds a value for each need and none under ``shape.without``."""
@@ -233,14 +236,20 @@ class _Candidate:
 
 
 def _resolve(
-    record: Mapping[str, Any], names: Mapping[str, tuple[str, ...]], folded: Mapping[str, str] | None
+    record: Mapping[str, Any], names: Mapping[str, tuple[str, ...]], folded: Mapping[str, str] | None, dotted: bool
 ) -> dict[str, str]:
     """Each role that holds a value, and its field (as ``_holding`` finds it)."""
     found: dict[str, str] = {}
+    get = record.get
     for role, role_names in names.items():
-        name = _holding(record, role_names, folded)
-        if name is not None:
-            found[role] = name
+        for name in role_names:  # the common case, inlined: a name as written holds the value
+            if get(name) is not None:
+                found[role] = name
+                break
+        else:
+            name = _holding(record, role_names, folded) if folded is not None or dotted else None
+            if name is not None:
+                found[role] = name
     return found
 
 
@@ -272,15 +281,43 @@ def match_shape(
     if fmt is not None and fmt not in FORMATS:
         raise RecordError(f"unknown record format {fmt!r}; expected one of {', '.join(FORMATS)}")
     candidates = _candidates(fmt, columns)
-    fit = _first_fit(record, candidates, None) or _first_fit(record, candidates, _folded(record))
+    fit = _first_exact_fit(record, fmt, columns) or _first_fit(record, candidates, _folded(record))
     if fit is not None:
         candidate, folded = fit
-        return candidate.shape, Fields(record, candidate.names, folded=folded, columns=columns)
+        return candidate.shape, Fields(record, candidate.names, folded=folded, columns=columns, dotted=candidate.dotted)
     if fmt is not None:
         shape, names = _union(fmt, columns)
         return shape, Fields(record, names, columns=columns)
     seen = sorted(str(key) for key in record)
     raise RecordError(f"no known record format fits the fields {seen}; {expected_formats()}")
+
+
+def _first_exact_fit(
+    record: Mapping[str, Any], fmt: RecordFormat | None, columns: ColumnMapping | None
+) -> tuple[_Candidate, None] | None:
+    """``_first_fit`` with names as written, which depends only on the fields that hold a value: the answer for
+    each such set of fields is kept, as the records of one dataset share a few (unless a need is a dotted name)."""
+    candidates = _candidates(fmt, columns)
+    if len(record) > _CACHED_FIELDS or _dotted_needs(fmt, columns):
+        return _first_fit(record, candidates, None)
+    index = _exact_fit_index(fmt, columns, frozenset(key for key, value in record.items() if value is not None))
+    return (candidates[index], None) if index is not None else None
+
+
+_CACHED_FIELDS = 64
+"""Records of more fields than this are matched afresh: the cache's keys stay small whatever the input."""
+
+
+@lru_cache(maxsize=4096)
+def _exact_fit_index(fmt: RecordFormat | None, columns: ColumnMapping | None, holding: frozenset[Any]) -> int | None:
+    fit = _first_fit(dict.fromkeys(holding, True), _candidates(fmt, columns), None)
+    return None if fit is None else _candidates(fmt, columns).index(fit[0])
+
+
+@lru_cache(maxsize=64)
+def _dotted_needs(fmt: RecordFormat | None, columns: ColumnMapping | None) -> bool:
+    candidates = _candidates(fmt, columns)
+    return any("." in name for candidate in candidates for names in candidate.needs for name in names)
 
 
 def _first_fit(
@@ -314,7 +351,8 @@ def _candidates(fmt: RecordFormat | None, columns: ColumnMapping | None) -> tupl
         if fmt in (None, shape.format):
             names = _mapped_names(shape.names, columns)
             needs = tuple(tuple(name for role in roles for name in names.get(role, ())) for roles in shape.needs)
-            candidates.append(_Candidate(shape, names, needs))
+            dotted = any("." in name for role_names in names.values() for name in role_names)
+            candidates.append(_Candidate(shape, names, needs, dotted))
     return tuple(candidates)
 
 
