@@ -25,7 +25,7 @@ from entropy_assets.compression import COMPRESSORS, default_threads, join_sample
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.quality import QualitySettings, exclusion_counts, quality_from_option, share, top_sources
-from entropy_assets.records import FORMATS
+from entropy_assets.records import FORMATS, ColumnMapping
 from entropy_assets.scoring import gated_samples
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import BUDGET_UNITS
@@ -33,7 +33,15 @@ from entropy_assets.selection.methods import METHODS, SelectionOptions, method_c
 from entropy_assets.selection.stratified import STRATA, Stratify
 from entropy_assets.selection.warm import WarmStart, write_provenance
 from entropy_assets.selection.zip import ZIP_MODES, ZipConfig
-from entropy_assets.sources import LoadedPool, SourceError, load_pool, write_atomically, write_records
+from entropy_assets.sources import (
+    LoadedPool,
+    SourceColumns,
+    SourceError,
+    labels_column,
+    load_pool,
+    write_atomically,
+    write_records,
+)
 from entropy_assets.stages.churn import churn
 
 
@@ -46,6 +54,14 @@ def _flag(parser: argparse.ArgumentParser, name: str, **options: Any) -> None:
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, help="record format (default: detected per record)")
+    parser.add_argument(
+        "--columns",
+        metavar="ROLE=FIELD,...",
+        help="which of the records' fields hold the canonical roles, and the tags of their conversations, e.g. "
+        "prompt=Instruction,response=Output or messages=dialog,role_tag=speaker,content_tag=text,user_tag=client "
+        "(roles: system, prompt, input, response, completion, messages, chosen, rejected, label, text, history, "
+        "tools, completions, labels)",
+    )
     _flag(parser, "skip_malformed", action="store_true", help="skip and count bad records instead of failing")
 
 
@@ -158,8 +174,12 @@ def _rounded(shares: Mapping[str, float]) -> dict[str, float]:
     return {name: round(share, 4) for name, share in shares.items()}
 
 
+def _columns(args: argparse.Namespace) -> SourceColumns:
+    return SourceColumns(ColumnMapping.parse(args.columns) if args.columns else None)
+
+
 def _load(args: argparse.Namespace) -> LoadedPool:
-    loaded = load_pool(args.data_path, fmt=args.format, skip_malformed=args.skip_malformed)
+    loaded = load_pool(args.data_path, fmt=args.format, skip_malformed=args.skip_malformed, columns=_columns(args))
     if loaded.frame.is_empty():
         raise SourceError(f"no usable records in {', '.join(map(str, args.data_path))}")
     return loaded
@@ -201,7 +221,7 @@ def _run_select(args: argparse.Namespace) -> dict[str, Any]:
     diversity = ngram_diversity(texts, 2)
     provenance = selection.provenance.join(
         pool.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
-    )
+    ).join(subset.select("id", labels_column(subset, _columns(args))), on="id", how="left")
     written = write_records(subset, args.save_path)
     if args.provenance:
         write_provenance(args.provenance, provenance, pool)

@@ -5,7 +5,7 @@ version, so a versioned file is written once and an unchanged input makes nothin
 hashes that decide whether a checkpoint belongs to a run.
 
 - raw data: ``data_version`` (every file's content), with ``file_hashes`` recorded for audits;
-- pool: named by the raw data version it read;
+- pool: ``pool_version`` (the raw data version it read, and how it was read where that is not the default);
 - scores: ``scores_version`` (the pool's version, or a shard's ``shard_fingerprints``, the compressor's
   ``compressor_settings_hash`` and the quality gate's ``quality_settings_hash``), ``gathered_scores_version``
   for a pool's shards taken together;
@@ -78,6 +78,15 @@ def data_version(paths: Paths, hashes: Mapping[str, str] | None = None) -> str:
         digest.update(f"{path.name}\0{size}\0".encode())
         digest.update(bytes.fromhex(value))
     return digest.hexdigest()[:24]
+
+
+def pool_version(raw_version: str, reading: Mapping[str, Any] | None) -> str:
+    """The version of a pool: the raw data version it read, and how it read it (``reading``: a forced format, a
+    column mapping) when not the default. A changed mapping makes another pool; a pool read the default way is
+    named by the raw data version alone."""
+    if not reading:
+        return raw_version
+    return short_hash(f"{raw_version}\n{json.dumps(reading, sort_keys=True)}", 24)
 
 
 def files_signature(paths: Paths) -> str:

@@ -31,8 +31,17 @@ def snapshot(home: str) -> dict[str, dict[str, Any]]:
     instance = dg.DagsterInstance.from_config(home)
     found: dict[str, dict[str, Any]] = {}
 
+    def plain(value: Any) -> Any:
+        """A metadata value as JSON can hold it: Dagster's own records (a table's schema, say), which refuse even
+        to be iterated, as Dagster serializes them."""
+        try:
+            json.dumps(value, default=str)
+            return value
+        except Exception:
+            return json.loads(dg.serialize_value(value))
+
     def entries(metadata: Any) -> dict[str, Any]:
-        return {key: [type(value).__name__, value.value] for key, value in metadata.items()}
+        return {key: [type(value).__name__, plain(value.value)] for key, value in metadata.items()}
 
     for key in sorted(instance.get_asset_keys(), key=lambda k: k.to_user_string()):
         for record in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=10000).records:

@@ -469,17 +469,17 @@ def test_file_removed_between_listing_and_reading_is_a_source_error(
 
 def append_after_the_first_record(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -> None:
     """Make the next load append ``data`` to ``path`` once its first record has been read, as a writer would."""
-    detect = builder_module.detect_format
+    read = builder_module.read_record
     calls: list[Any] = []
 
-    def detect_and_append(record: Any) -> Any:
+    def read_and_append(record: Any, *args: Any) -> Any:
         if not calls:
             with open(path, "ab") as out:
                 out.write(data)
         calls.append(record)
-        return detect(record)
+        return read(record, *args)
 
-    monkeypatch.setattr(builder_module, "detect_format", detect_and_append)
+    monkeypatch.setattr(builder_module, "read_record", read_and_append)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])

@@ -30,8 +30,18 @@ def mixed(fixture_dir: Path) -> list[dict[str, Any]]:
     return _jsonl(fixture_dir / "mixed_formats.jsonl")
 
 
-def test_formats_lists_the_five_formats() -> None:
-    assert FORMATS == ("alpaca", "sharegpt", "messages", "preference", "text")
+def test_formats_lists_todays_five_formats_first_then_trls_dataset_types() -> None:
+    assert FORMATS == (
+        "alpaca",
+        "sharegpt",
+        "messages",
+        "preference",
+        "text",
+        "prompt_completion",
+        "prompt_only",
+        "unpaired_preference",
+        "stepwise_supervision",
+    )
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,14 @@ def pool_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Assets
     )
     def pool(context: AssetExecutionContext, entropy_storage: EntropyStorage) -> dg.MaterializeResult:
         workspace = entropy_storage.workspace(settings.name, context.log)
-        result = build_pool(workspace, settings.paths, skip_malformed=settings.skip_malformed, shards=settings.shards)
+        result = build_pool(
+            workspace,
+            settings.paths,
+            skip_malformed=settings.skip_malformed,
+            shards=settings.shards,
+            fmt=settings.format,
+            columns=settings.source_columns,
+        )
         return materialized(result, data_version=result.version)
 
     return pool

@@ -133,7 +133,9 @@ class SelectionPipelineComponent(SelectionPipeline, dg.Component, dg.Resolvable)
     def settings(self, root: Path) -> SelectionPipeline:
         """The pipeline settings, relative paths resolved against ``root``."""
         fields = {name: getattr(self, name) for name in SelectionPipeline.model_fields}
-        return SelectionPipeline(**{**fields, "paths": tuple(_resolve(root, p) for p in self.paths)})
+        paths = tuple(_resolve(root, p) for p in self.paths)
+        by_path = {_resolve(root, path): mapping for path, mapping in self.columns_by_path.items()}
+        return SelectionPipeline(**{**fields, "paths": paths, "columns_by_path": by_path})
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         root = context.project_root

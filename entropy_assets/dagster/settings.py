@@ -13,10 +13,11 @@ from entropy_assets.comparison import RANDOM, SEED_SUFFIX, is_random
 from entropy_assets.compression import make_compressor
 from entropy_assets.credentials import refuse_inline_credentials
 from entropy_assets.quality import QualitySettings
+from entropy_assets.records import ColumnMapping, RecordFormat
 from entropy_assets.scoring import shard_keys
 from entropy_assets.selection.methods import METHODS, SelectionConfig, SelectionOptions, method_config
 from entropy_assets.selection.stratified import Stratify
-from entropy_assets.sources import WRITABLE_SUFFIXES
+from entropy_assets.sources import AS_INPUT, WRITABLE_SUFFIXES, SourceColumns
 from entropy_assets.stages import LawSettings, ScoringSettings, SubsetSettings, TrainingSettings
 from entropy_assets.stages.settings import Settings
 
@@ -62,9 +63,26 @@ class SelectionPipeline(Settings):
         "would have drifted (warm R against full R).",
     )
     export_suffix: str = Field(
-        default=".jsonl", description=f"Form of the exported subsets: {', '.join(WRITABLE_SUFFIXES)}."
+        default=".jsonl",
+        description=f"Form of the exported subsets: {', '.join(WRITABLE_SUFFIXES)}, or {AS_INPUT} (the form of the "
+        "files their records were read from, where they share one; else .jsonl).",
     )
     skip_malformed: bool = Field(default=False, description="Skip and count bad records instead of failing.")
+    format: RecordFormat | None = Field(
+        default=None,
+        description="Read every record as this format instead of detecting each record's (text files stay text).",
+    )
+    columns: ColumnMapping | None = Field(
+        default=None,
+        description="Which of the records' own fields hold the canonical roles (prompt, response, messages, ...) "
+        "and how their conversations tag speakers, e.g. {prompt: Instruction, response: Output}. A record that "
+        "lacks a mapped field is an error (or a counted skip with skip_malformed).",
+    )
+    columns_by_path: dict[str, ColumnMapping] = Field(
+        default_factory=dict,
+        description="A column mapping per path: a file, a folder above files, or a glob (the first that matches a "
+        "file reads it; columns reads the others).",
+    )
     description: str = Field(default="", description="What this pipeline is for; shown on its raw data asset.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags of every asset of the pipeline.")
     training: TrainingSettings | None = Field(
@@ -152,9 +170,9 @@ class SelectionPipeline(Settings):
         refuse_inline_credentials(self.model_dump(), f"pipeline {self.name!r}")
         if not self.paths:
             raise ValueError(f"pipeline {self.name!r} needs at least one data path")
-        if self.export_suffix not in WRITABLE_SUFFIXES:  # it ends the exported file's name in the storage
+        if self.export_suffix not in (*WRITABLE_SUFFIXES, AS_INPUT):  # it ends the exported file's name
             raise ValueError(
-                f"pipeline {self.name!r}: export_suffix must be one of {', '.join(WRITABLE_SUFFIXES)}, "
+                f"pipeline {self.name!r}: export_suffix must be one of {', '.join(WRITABLE_SUFFIXES)} or {AS_INPUT}, "
                 f"got {self.export_suffix!r}"
             )
         unknown = [m for m in self.methods if m not in METHODS]
@@ -257,6 +275,11 @@ class SelectionPipeline(Settings):
         return self.subset(dg.MultiPartitionKey({"budget": str(budget), "method": "zip_hierarchical"}))
 
     @property
+    def source_columns(self) -> SourceColumns:
+        """Which column mapping reads each source."""
+        return SourceColumns.of(self.columns, self.columns_by_path)
+
+    @property
     def scoring(self) -> ScoringSettings:
         """How the pool is scored."""
         return ScoringSettings(compressor=self.compressor, level=self.level, shards=self.shards, quality=self.quality)
@@ -302,4 +325,5 @@ class SelectionPipeline(Settings):
             export_suffix=self.export_suffix,
             reselect=self.reselect,
             full_every=self.full_every,
+            columns=self.source_columns,
         )

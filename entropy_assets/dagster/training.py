@@ -44,7 +44,16 @@ def training_asset(
             ).get_custom_messages()
 
         workspace = entropy_storage.workspace(settings.name, context.log)
-        result = train_on_subset(workspace, subset, method, budget, training, run_id=context.run_id, launch=launch)
+        result = train_on_subset(
+            workspace,
+            subset,
+            method,
+            budget,
+            training,
+            run_id=context.run_id,
+            launch=launch,
+            columns=settings.source_columns,
+        )
         return materialized(result)
 
     return training_run

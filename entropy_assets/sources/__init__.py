@@ -11,20 +11,23 @@ Hostile input ends in a ``SourceError`` naming the file and the line or record, 
 nested deeper than ``MAX_JSON_DEPTH`` is malformed; a file that vanishes or changes while read is an error.
 
 The package, by job: ``discovery`` (which files a list of paths means), ``readers`` (one per format),
-``builder`` (records to pool rows, drops counted), ``pool`` (loading and storing pools), ``writers`` (records
-back in their own form) and ``atomic`` (files that appear whole or not at all). The data versions of files are
+``builder`` (records to pool rows, drops counted), ``columns`` (which column mapping reads which source),
+``pool`` (loading and storing pools), ``writers`` (records back in their own form) and ``atomic`` (files that
+appear whole or not at all). The data versions of files are
 in ``entropy_assets.versions``.
 """
 
 from .atomic import STALE_TEMPORARY_SECONDS, write_atomically
 from .builder import MAX_JSON_DEPTH, MAX_RECORD_BYTES, POOL_SCHEMA, LoadedPool, LoadReport
+from .columns import SourceColumns, labels_column
 from .discovery import SUPPORTED_SUFFIXES, Paths, data_files, source_files
 from .errors import SourceError
 from .pool import load_hf_dataset, load_pool, pool_from_records, read_pool, write_pool
 from .readers import MAX_JSON_FILE_BYTES
-from .writers import WRITABLE_SUFFIXES, write_records
+from .writers import AS_INPUT, WRITABLE_SUFFIXES, export_suffix, write_records
 
 __all__ = [
+    "AS_INPUT",
     "MAX_JSON_DEPTH",
     "MAX_JSON_FILE_BYTES",
     "MAX_RECORD_BYTES",
@@ -35,8 +38,11 @@ __all__ = [
     "LoadReport",
     "LoadedPool",
     "Paths",
+    "SourceColumns",
     "SourceError",
     "data_files",
+    "export_suffix",
+    "labels_column",
     "load_hf_dataset",
     "load_pool",
     "pool_from_records",

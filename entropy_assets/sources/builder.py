@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from entropy_assets.records import RecordError, RecordFormat, canonical_text, detect_format
+from entropy_assets.records import ColumnMapping, RecordError, RecordFormat, read_record
 
 from .errors import SourceError
 
@@ -127,11 +127,16 @@ class PoolBuilder:
     """Accumulates pool columns record by record, counting what is dropped and why."""
 
     def __init__(
-        self, fmt: RecordFormat | None, skip_malformed: bool, max_record_bytes: int = MAX_RECORD_BYTES
+        self,
+        fmt: RecordFormat | None,
+        skip_malformed: bool,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        columns: ColumnMapping | None = None,
     ) -> None:
         if max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be >= 1, got {max_record_bytes}")
         self.fmt = fmt
+        self.columns = columns
         self.skip_malformed = skip_malformed
         self.max_record_bytes = max_record_bytes
         self.report = LoadReport()
@@ -156,7 +161,8 @@ class PoolBuilder:
         fmt: RecordFormat | None = None,
     ) -> None:
         """Add one record, or count it as too large, malformed or empty; ``line`` is its line number in a line
-        format."""
+        format, ``fmt`` the format of a record the reader made itself (a line of text, read without the column
+        mapping)."""
         report = self.report
         report.records_read += 1
         try:
@@ -164,8 +170,8 @@ class PoolBuilder:
             if len(encoded) > self.max_record_bytes:
                 self.too_large(locate(label, index, line), len(encoded), counted=True)
                 return
-            record_fmt = fmt or self.fmt or detect_format(record)
-            text = canonical_text(record, record_fmt)
+            read = read_record(record, fmt or self.fmt, None if fmt else self.columns)
+            record_fmt, text = read.format, read.text
         except RecordError as exc:
             report.invalid_utf8 += int(repaired)
             self.malformed(f"{locate(label, index, line)}: {exc}", counted=True)

@@ -27,6 +27,7 @@ _FILE_KINDS: dict[str, str] = {
     ".txt": "txt",
 }
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(_FILE_KINDS)
+TEXT_SUFFIXES: tuple[str, ...] = tuple(suffix for suffix, kind in _FILE_KINDS.items() if kind == "txt")
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _GLOB_CHARS = frozenset("*?[")
 

@@ -19,14 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from entropy_assets.composition import facet_frame, value_counts
-from entropy_assets.records import RecordFormat
+from entropy_assets.records import ColumnMapping, RecordFormat
 
 from .builder import MAX_RECORD_BYTES, POOL_SCHEMA, LoadedPool, LoadReport, PoolBuilder
 from .discovery import Source
 from .errors import SourceError
 from .readers import read_source
 
-PART_CODE_VERSION = "pool-part-1"
+PART_CODE_VERSION = "pool-part-2"
 """Changes when parsing a source could give other rows: part of every part's key, so old parts are not reused."""
 _REPORT_KEY = b"entropy_assets.load_report"
 _FACETS_KEY = b"entropy_assets.facet_counts"
@@ -43,6 +43,8 @@ class LoadSettings:
     fmt: RecordFormat | None = None
     skip_malformed: bool = False
     max_record_bytes: int = MAX_RECORD_BYTES
+    columns: ColumnMapping | None = None
+    """The column mapping that reads the source (``SourceColumns.for_source``)."""
 
 
 def part_key(source: Source, file_hashes: Mapping[str, str], settings: LoadSettings) -> str | None:
@@ -68,6 +70,7 @@ def part_key(source: Source, file_hashes: Mapping[str, str], settings: LoadSetti
         "fmt": settings.fmt,
         "skip_malformed": settings.skip_malformed,
         "max_record_bytes": settings.max_record_bytes,
+        "columns": settings.columns.model_dump(exclude_none=True) if settings.columns is not None else None,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -75,7 +78,7 @@ def part_key(source: Source, file_hashes: Mapping[str, str], settings: LoadSetti
 def read_part(source: Source, settings: LoadSettings) -> LoadedPool:
     """Every record of ``source`` as pool rows (to be labelled by ``relabel``), with its load report. Raises
     ``SourceError`` on bad input as ``load_pool`` does, naming the file and the record."""
-    builder = PoolBuilder(settings.fmt, settings.skip_malformed, settings.max_record_bytes)
+    builder = PoolBuilder(settings.fmt, settings.skip_malformed, settings.max_record_bytes, settings.columns)
     read_source(source, "", builder)
     return builder.finish()
 

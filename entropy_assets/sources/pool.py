@@ -9,10 +9,11 @@ from typing import Any
 
 import polars as pl
 
-from entropy_assets.records import RecordFormat
+from entropy_assets.records import ColumnMapping, RecordFormat
 
 from .atomic import write_atomically
 from .builder import MAX_RECORD_BYTES, POOL_SCHEMA, LoadedPool, PoolBuilder
+from .columns import SourceColumns
 from .discovery import Paths, Source, discover, is_saved_dataset, source_names
 from .errors import SourceError
 from .readers import read_source
@@ -24,10 +25,12 @@ def load_pool(
     fmt: RecordFormat | None = None,
     skip_malformed: bool = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    columns: ColumnMapping | SourceColumns | None = None,
 ) -> LoadedPool:
     """Load files, folders (recursively, sorted), globs or dataset names into one pool.
 
-    Each record's format is detected unless ``fmt`` is given (``.txt`` lines are always text). Records with
+    Each record's format is detected unless ``fmt`` is given (``.txt`` lines are always text); ``columns`` maps
+    the records' own fields onto the canonical roles, for every source or per path (``SourceColumns``). Records with
     empty canonical text are dropped and counted; malformed ones, and ones over ``max_record_bytes``, raise
     ``SourceError`` unless ``skip_malformed``. A file that cannot be read through (a ``.json`` that does not
     parse, a corrupt gzip or parquet, one that vanishes or changes while read) raises even then, since its
@@ -35,9 +38,11 @@ def load_pool(
     parent folders only where two loaded files share a name.
     """
     sources = discover(paths)
+    by_source = columns if isinstance(columns, SourceColumns) else SourceColumns(columns)
     builder = PoolBuilder(fmt, skip_malformed, max_record_bytes)
     for source, name in zip(sources, source_names(sources), strict=True):
         builder.report.files.append(source.label)
+        builder.columns = by_source.for_source(source.label)
         read_source(source, name, builder)
     return builder.finish()
 
@@ -49,6 +54,7 @@ def load_hf_dataset(
     fmt: RecordFormat | None = None,
     skip_malformed: bool = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    columns: ColumnMapping | None = None,
     **kwargs: Any,
 ) -> LoadedPool:
     """Load one split of a ``save_to_disk`` folder or of anything ``datasets.load_dataset`` resolves.
@@ -65,7 +71,7 @@ def load_hf_dataset(
     else:
         source = Source(label=name_or_path, kind="hub", split=split, hub_kwargs=kwargs)
         name = f"{name_or_path}/{split}"
-    builder = PoolBuilder(fmt, skip_malformed, max_record_bytes)
+    builder = PoolBuilder(fmt, skip_malformed, max_record_bytes, columns)
     builder.report.files.append(source.label)
     read_source(source, name, builder)
     return builder.finish()
@@ -78,9 +84,10 @@ def pool_from_records(
     fmt: RecordFormat | None = None,
     skip_malformed: bool = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    columns: ColumnMapping | None = None,
 ) -> LoadedPool:
     """Build a pool from records already in memory; ``source`` names them in ids and error messages."""
-    builder = PoolBuilder(fmt, skip_malformed, max_record_bytes)
+    builder = PoolBuilder(fmt, skip_malformed, max_record_bytes, columns)
     builder.report.files.append(source)
     for index, record in enumerate(records):
         builder.add(record, name=source, label=source, index=index)

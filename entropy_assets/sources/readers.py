@@ -186,7 +186,7 @@ def _read_json(source: Source, name: str, builder: PoolBuilder) -> None:
         number = _LONG_NUMBER.search(text)
         where = f"{label} line {text.count(chr(10), 0, number.start()) + 1}" if number else label
         raise SourceError(f"{where}: {_json_error(exc)}") from exc
-    records = _json_records(parsed, label)
+    records = _json_records(parsed, label, builder)
     fix_surrogates = _LONE_SURROGATE_ESCAPE.search(text) is not None
     del text, parsed
     for index, record in enumerate(records):
@@ -202,13 +202,13 @@ def _read_json(source: Source, name: str, builder: PoolBuilder) -> None:
         builder.add(record, name=name, label=label, index=index, repaired=fixed)
 
 
-def _json_records(parsed: Any, label: str) -> list[Any]:
+def _json_records(parsed: Any, label: str, builder: PoolBuilder) -> list[Any]:
     """The records of a parsed .json file: an array, one record object, or an object holding one array."""
     if isinstance(parsed, list):
         return parsed
     if isinstance(parsed, dict):
         try:
-            detect_format(parsed)
+            detect_format(parsed, builder.columns)
             return [parsed]
         except RecordError:
             pass

@@ -27,6 +27,21 @@ WRITABLE_SUFFIXES: tuple[str, ...] = (
 )
 
 
+AS_INPUT = "input"
+"""An export suffix that means: the suffix the records' own files share."""
+
+
+def export_suffix(setting: str, sources: Iterable[str]) -> str:
+    """The suffix records are exported with: ``setting``, or for ``AS_INPUT`` the writable suffix that all of their
+    source files (``sources``, their labels) share, ``.jsonl`` when they share none (text files, saved datasets,
+    several file types)."""
+    if setting != AS_INPUT:
+        return setting
+    found = {suffix_of(source, WRITABLE_SUFFIXES) for source in sources}
+    shared = found.pop() if len(found) == 1 else None
+    return shared if shared is not None else ".jsonl"
+
+
 def write_records(frame: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write the frame's original records to ``path`` (.json, .jsonl, .ndjson, optionally .gz, or .parquet).
 

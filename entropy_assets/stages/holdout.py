@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from entropy_assets.sources import load_pool
+from entropy_assets.sources import SourceColumns, load_pool
 from entropy_assets.storage import Storage
 from entropy_assets.versions import subset_content_version
 
@@ -20,35 +20,48 @@ from .pool_reads import smallest_distinct
 from .settings import TrainingSettings
 
 
-def holdout_mask(frame: pl.DataFrame, count: int, eval_paths: Sequence[str] = ()) -> pl.Series:
+def holdout_mask(
+    frame: pl.DataFrame, count: int, eval_paths: Sequence[str] = (), columns: SourceColumns | None = None
+) -> pl.Series:
     """True for the samples held out of selection: those whose content hash is among the ``count`` smallest
-    distinct ones, and those whose content is in the evaluation files ``eval_paths``.
+    distinct ones, and those whose content is in the evaluation files ``eval_paths`` (read with ``columns``).
 
     Every copy of a held-out content is held out, so that no duplicate of an evaluation sample is trained on.
     """
     if frame.is_empty() or (count <= 0 and not eval_paths):
         return pl.Series("holdout", [False] * frame.height)
-    hashes = pl.concat([frame["content_hash"].unique().sort().head(max(count, 0)), eval_content_hashes(eval_paths)])
+    evaluation = eval_content_hashes(eval_paths, columns)
+    hashes = pl.concat([frame["content_hash"].unique().sort().head(max(count, 0)), evaluation])
     return frame["content_hash"].is_in(hashes.implode()).alias("holdout")
 
 
-def held_out_hashes(storage: Storage, pool_file: str, count: int, eval_paths: Sequence[str] = ()) -> pl.Series:
+def held_out_hashes(
+    storage: Storage,
+    pool_file: str,
+    count: int,
+    eval_paths: Sequence[str] = (),
+    columns: SourceColumns | None = None,
+) -> pl.Series:
     """The content hashes ``holdout_mask`` holds out of the stored pool ``pool_file``, read a batch at a time."""
     smallest = smallest_distinct(storage, pool_file, "content_hash", count)
-    return pl.concat([smallest, eval_content_hashes(eval_paths)]).unique().sort()
+    return pl.concat([smallest, eval_content_hashes(eval_paths, columns)]).unique().sort()
 
 
-def eval_content_hashes(eval_paths: Sequence[str]) -> pl.Series:
-    """The content hashes of the evaluation files' records (none without files)."""
+def eval_content_hashes(eval_paths: Sequence[str], columns: SourceColumns | None = None) -> pl.Series:
+    """The content hashes of the evaluation files' records, read with the pool's ``columns`` (none without
+    files)."""
     if not eval_paths:
         return pl.Series("content_hash", [], dtype=pl.String)
-    return load_pool(list(eval_paths)).frame["content_hash"].unique()
+    return load_pool(list(eval_paths), columns=columns).frame["content_hash"].unique()
 
 
-def evaluation_frame(pool: pl.DataFrame, training: TrainingSettings) -> pl.DataFrame:
-    """What every run of a pipeline is evaluated on: the user's evaluation set, or the pool's held-out samples."""
+def evaluation_frame(
+    pool: pl.DataFrame, training: TrainingSettings, columns: SourceColumns | None = None
+) -> pl.DataFrame:
+    """What every run of a pipeline is evaluated on: the user's evaluation set (read with the pool's ``columns``),
+    or the pool's held-out samples."""
     if training.eval_paths:
-        return load_pool(list(training.eval_paths)).frame
+        return load_pool(list(training.eval_paths), columns=columns).frame
     return pool.filter(holdout_mask(pool, training.holdout))
 
 

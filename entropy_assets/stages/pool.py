@@ -21,8 +21,9 @@ from pathlib import Path
 from upath import UPath
 
 from entropy_assets.compression import default_threads
+from entropy_assets.records import RecordFormat
 from entropy_assets.scoring import SCORED_COLUMNS, ShardOrderedWriter
-from entropy_assets.sources import LoadReport, SourceError
+from entropy_assets.sources import LoadReport, SourceColumns, SourceError
 from entropy_assets.sources.discovery import Source, discover, source_names
 from entropy_assets.sources.parts import (
     EMPTY_POOL,
@@ -34,7 +35,7 @@ from entropy_assets.sources.parts import (
     write_part,
 )
 from entropy_assets.storage import Storage
-from entropy_assets.versions import ShardFingerprints, data_version, file_hashes, short_hash
+from entropy_assets.versions import ShardFingerprints, data_version, file_hashes, pool_version, short_hash
 
 from .results import PoolResult, RawDataResult
 from .workspace import Workspace
@@ -48,47 +49,57 @@ def observe_raw_data(paths: Sequence[str]) -> RawDataResult:
 
 @dataclass(frozen=True)
 class _Part:
-    """One source of the pool and its stored part: ``content`` names what it holds, ``file`` where it is."""
+    """One source of the pool and its stored part: ``content`` names what it holds, ``file`` where it is, and
+    ``settings`` how it is read."""
 
     source: Source
     name: str
     content: str | None
     file: tuple[str, ...]
+    settings: LoadSettings
 
 
 def build_pool(
-    workspace: Workspace, paths: Sequence[str], *, skip_malformed: bool = False, shards: int = 1
+    workspace: Workspace,
+    paths: Sequence[str],
+    *,
+    skip_malformed: bool = False,
+    shards: int = 1,
+    fmt: RecordFormat | None = None,
+    columns: SourceColumns | None = None,
 ) -> PoolResult:
-    """Every record at ``paths`` as canonical text, stored under the raw data version it was read from (once: a
-    version already stored is kept). With ``shards`` above 1, also a copy ordered by content-hash shard, and each
-    shard's fingerprint.
+    """Every record at ``paths`` as canonical text, stored under the pool version (once: a version already stored is
+    kept): the raw data version it was read from, and the forced format ``fmt`` and column mappings ``columns``
+    when set. With ``shards`` above 1, also a copy ordered by content-hash shard, and each shard's fingerprint.
 
-    Built one source at a time: a source whose content, load settings and name are unchanged since an earlier build
-    is neither parsed nor copied, its stored part is linked into the new version; a moved or renamed one is relabelled
-    from its part; a new or changed one is parsed; a removed one is simply not in the new version. Memory holds one
-    source's rows at a time. Raises ``SourceError`` if the data changed while it was read: no pool is then written,
-    nor the part of a file that changed."""
+    Built one source at a time: a source whose content, load settings (its column mapping among them) and name are
+    unchanged since an earlier build is neither parsed nor copied, its stored part is linked into the new version; a
+    moved or renamed one is relabelled from its part; a new or changed one is parsed; a removed one is simply not in
+    the new version. Memory holds one source's rows at a time. Raises ``SourceError`` if the data changed while it
+    was read: no pool is then written, nor the part of a file that changed."""
     hashes = file_hashes(paths)
-    version = data_version(paths, hashes)
-    settings = LoadSettings(skip_malformed=skip_malformed)
+    raw_version = data_version(paths, hashes)
+    columns = columns or SourceColumns()
+    reading = {**({"format": fmt} if fmt else {}), **(columns.describe() or {})}
+    version = pool_version(raw_version, reading)
     try:
         sources = discover(paths)
-        parts = [
-            _part(workspace, source, name, part_key(source, hashes, settings))
-            for source, name in zip(sources, source_names(sources), strict=True)
-        ]
-        parsed = _store_missing(workspace, parts, settings)
-        _check_unchanged(paths, version)  # else the pool would be stored under a version it is not
-        return _assemble(workspace, parts, parsed, version, shards)
+        parts = []
+        for source, name in zip(sources, source_names(sources), strict=True):
+            settings = LoadSettings(fmt=fmt, skip_malformed=skip_malformed, columns=columns.for_source(source.label))
+            parts.append(_part(workspace, source, name, part_key(source, hashes, settings), settings))
+        parsed = _store_missing(workspace, parts)
+        _check_unchanged(paths, raw_version)  # else the pool would be stored under a version it is not
+        return _assemble(workspace, parts, parsed, version, shards, raw_version)
     except SourceError as error:  # a half-written record, say: if the data moved meanwhile, that is the cause
-        _check_unchanged(paths, version, cause=error)
+        _check_unchanged(paths, raw_version, cause=error)
         raise
 
 
-def _part(workspace: Workspace, source: Source, name: str, content: str | None) -> _Part:
+def _part(workspace: Workspace, source: Source, name: str, content: str | None, settings: LoadSettings) -> _Part:
     labels = short_hash(f"{name}\0{source.label}", 12)
     key = f"{content}.{labels}" if content is not None else f"unhashed-{labels}-{os.getpid()}-{time.time_ns()}"
-    return _Part(source, name, content, (*workspace.folder("pool", "parts"), f"{key}.parquet"))
+    return _Part(source, name, content, (*workspace.folder("pool", "parts"), f"{key}.parquet"), settings)
 
 
 PARALLEL_BYTES = 256 << 20
@@ -96,7 +107,7 @@ PARALLEL_BYTES = 256 << 20
 step's work (ten million samples, 10 GB of JSONL: about ten minutes on one core), and each part is its own."""
 
 
-def _store_missing(workspace: Workspace, parts: Sequence[_Part], settings: LoadSettings) -> list[_Part]:
+def _store_missing(workspace: Workspace, parts: Sequence[_Part]) -> list[_Part]:
     """Store the parts not stored yet (parsed, or relabelled from a sibling); the parts that were parsed, in order.
     Large enough work goes to one process per core (none in a daemonic process, a dask worker say, which may not
     start processes); each part is written whole or not at all, so a build killed meanwhile keeps what it stored."""
@@ -106,9 +117,9 @@ def _store_missing(workspace: Workspace, parts: Sequence[_Part], settings: LoadS
     if processes > 1 and _local_bytes(missing) >= PARALLEL_BYTES:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(processes, mp_context=context) as workers:
-            parsed = list(workers.map(_store, [storage] * len(missing), missing, [settings] * len(missing)))
+            parsed = list(workers.map(_store, [storage] * len(missing), missing))
     else:
-        parsed = [_store(storage, part, settings) for part in missing]
+        parsed = [_store(storage, part) for part in missing]
     for part, was_parsed in zip(missing, parsed, strict=True):
         if was_parsed:
             workspace.log.info(f"pool: parsed {part.source.label}")
@@ -121,7 +132,7 @@ def _local_bytes(parts: Sequence[_Part]) -> int:
     return sum(sizes)
 
 
-def _store(storage: Storage, part: _Part, settings: LoadSettings) -> bool:
+def _store(storage: Storage, part: _Part) -> bool:
     """Store a source's part: relabelled from a part of the same content under another name, or parsed. Whether
     the source was parsed."""
     sibling = _same_content(storage, part)
@@ -130,8 +141,11 @@ def _store(storage: Storage, part: _Part, settings: LoadSettings) -> bool:
             report, rows = part_report(handle, str(sibling)), read_part_rows(handle, str(sibling))
         storage.write_once(lambda local: write_part(rows, report, part.name, part.source.label, local), *part.file)
         return False
-    loaded = read_part(part.source, settings)
-    if part.content is not None and part_key(part.source, file_hashes(part.source.label), settings) != part.content:
+    loaded = read_part(part.source, part.settings)
+    if (
+        part.content is not None
+        and part_key(part.source, file_hashes(part.source.label), part.settings) != part.content
+    ):
         raise SourceError(f"{part.source.label} changed while it was being read")
     storage.write_once(
         lambda local: write_part(loaded.frame, loaded.report, part.name, part.source.label, local), *part.file
@@ -150,7 +164,7 @@ def _same_content(storage: Storage, part: _Part) -> UPath | None:
 
 
 def _assemble(
-    workspace: Workspace, parts: Sequence[_Part], parsed: Sequence[_Part], version: str, shards: int
+    workspace: Workspace, parts: Sequence[_Part], parsed: Sequence[_Part], version: str, shards: int, raw_version: str
 ) -> PoolResult:
     """Link the parts into the version's folder and, with shards, stream them into the shard-ordered copy and the
     shards' fingerprints."""
@@ -190,6 +204,7 @@ def _assemble(
         records_parsed=sum(part_report_.records_read for part_report_ in fresh),
         shard_file=shard_file,
         shard_fingerprints=fingerprints,
+        raw_data_version=raw_version,
     )
 
 

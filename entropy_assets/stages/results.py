@@ -142,7 +142,8 @@ class PoolResult:
     """Where the pool is (shown in the UI); ``file`` is the same relative to the storage."""
     file: str
     version: str
-    """The raw data version the pool was read from."""
+    """The pool's version: the raw data version it was read from, and its reading settings where not the default
+    (``versions.pool_version``)."""
     records_read: int
     records_kept: int
     dropped: Mapping[str, int]
@@ -156,6 +157,8 @@ class PoolResult:
     shard_file: str | None = None
     """With shards: a copy of the scored columns ordered by shard, so that each shard is read on its own."""
     shard_fingerprints: Mapping[str, str] | None = None
+    raw_data_version: str = ""
+    """The raw data version the pool was read from ("": the pool's version)."""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -181,7 +184,7 @@ class PoolResult:
             "files_reused": self.files - self.files_parsed,
             "records_parsed": self.records_parsed,
             "records_reused": self.records_read - self.records_parsed,
-            "raw_data_version": self.version,
+            "raw_data_version": self.raw_data_version or self.version,
             "version": self.version,
             **shards,
         }
@@ -206,6 +209,7 @@ class PoolResult:
             records_parsed=read.integer("records_parsed" if read.has("records_parsed") else "records_read"),
             shard_file=read.text("shard_file") if sharded else None,
             shard_fingerprints=read.mapping("shard_fingerprints") if sharded else None,
+            raw_data_version=read.text("raw_data_version") if read.has("raw_data_version") else "",
         )
 
 

@@ -175,7 +175,7 @@ def _offered(
     if len(excluded):
         frame = frame.filter(~pl.col("id").is_in(excluded.implode()))
     if subset.holdout > 0 or subset.eval_paths:
-        held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths)
+        held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths, subset.columns)
         frame = frame.filter(~pl.col("content_hash").is_in(held.implode()))
     return frame
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -32,6 +32,7 @@ from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, final_pass
 from entropy_assets.selection.methods import SelectionConfig
 from entropy_assets.selection.warm import WarmStart
+from entropy_assets.sources import SourceColumns, export_suffix, labels_column
 from entropy_assets.storage import Storage
 from entropy_assets.versions import selection_key, subset_version
 
@@ -65,11 +66,14 @@ class SubsetSettings:
     eval_paths: tuple[str, ...] = ()
     """Evaluation files: pool samples with the content of one of their records are held out too."""
     export_suffix: str = ".jsonl"
+    """The exported records' file suffix; ``input``: that of the files they were read from, where they share one."""
     reselect: Reselect = "warm"
     """``warm``: a refresh starts from the previous version (when made with the same configuration); ``full``:
     every refresh selects from scratch."""
     full_every: int | None = None
     """With ``warm``: every this many refreshes, a full re-selection (and the drift of the warm one recorded)."""
+    columns: SourceColumns = field(default_factory=SourceColumns)
+    """The column mappings the pool was read with: the provenance's ``labels`` are read with them."""
 
     @property
     def folder(self) -> str:
@@ -113,7 +117,10 @@ def select_subset(
     storage = workspace.storage
     pool_frame = storage.read_parquet(pool.file)
     gathered = gather_scores(workspace, pool, pool_frame, scoring, scores)
-    offered = ~holdout_mask(pool_frame, subset.holdout, subset.eval_paths) & gathered.frame["excluded"].is_null()
+    offered = (
+        ~holdout_mask(pool_frame, subset.holdout, subset.eval_paths, subset.columns)
+        & gathered.frame["excluded"].is_null()
+    )
     frame, offered_scores = pool_frame.filter(offered), gathered.frame.filter(offered)
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
@@ -171,14 +178,16 @@ def _store(
     if made.alternative is not None:
         warm_ratio = round(law_ratio(made.alternative["text"].to_list()), 4)
         drift = {"warm_ratio_zlib9": warm_ratio, "drift": round(warm_ratio / ratio - 1, 4)}
-    provenance = _provenance(selection, frame)
-    version = subset_version(provenance["content_hash"].to_list(), subset.export_suffix)
+    labels = chosen.select("id", labels_column(chosen, subset.columns))
+    provenance = _provenance(selection, frame).join(labels, on="id", how="left")
+    suffix = export_suffix(subset.export_suffix, set(chosen["source"].to_list()))
+    version = subset_version(provenance["content_hash"].to_list(), suffix)
     pool_size = made.pool_size if made.pool_size is not None else frame.height
     histogram = _histogram(
         selection.method, len(selection), pool_size, made.pool_ratios, made.chosen_ratios, made.mixes
     )
     path = storage.write_version(provenance, *folder, f"{version}.parquet")
-    export = storage.write_records(chosen, *folder, f"{version}{subset.export_suffix}")
+    export = storage.write_records(chosen, *folder, f"{version}{suffix}")
     plot = storage.write_bytes(histogram, *folder, f"{version}.ratio_histogram.png")
     if checkpoint is not None:  # the subset's files are written: nothing is left to resume
         checkpoint.remove()
@@ -244,7 +253,7 @@ def _final_pass(
         raise ValueError(f"shard winners belong to zip_hierarchical, not {subset.method}")
     shards = scores if isinstance(scores, Mapping) else {}
     score_files = [result.file for _, result in sorted(shards.items()) if result is not None]
-    held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths)
+    held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths, subset.columns)
     described = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace, with_pool=False)
     plan = _plan(subset, described, earlier)

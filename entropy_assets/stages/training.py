@@ -21,8 +21,9 @@ import polars as pl
 
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import loss_curve_png
-from entropy_assets.records import preference_parts, training_text
+from entropy_assets.sources import SourceColumns
 from entropy_assets.storage import Storage
+from entropy_assets.training.examples import TrainingExample
 from entropy_assets.training.metrics import MetricsError, RunMetrics, load_metrics_file
 from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
 from entropy_assets.versions import location_hash, settings_hash, subset_content_version
@@ -49,18 +50,23 @@ def train_on_subset(
     *,
     run_id: str,
     launch: Launcher | None = None,
+    columns: SourceColumns | None = None,
 ) -> TrainingResult:
     """Train on ``subset`` (selected by ``method`` at ``budget``) at each of ``training``'s seeds and store the
     run's metrics and loss curve as ``<subset version>.<run id>.*``: nothing is overwritten. L and Z are the means
     over the seeds, each seed's kept beside them. Preference pairs train on prompt + chosen, or with DPO on the
-    transformers backend."""
+    transformers backend. ``columns`` are the column mappings the pool was read with: the transformers and Pipes
+    backends get each record's prompt and completion apart through them."""
     storage, log = workspace.storage, workspace.log
+    columns = columns or SourceColumns()
     pool = storage.read_parquet(subset.pool_file)
     chosen = storage.read_parquet(subset.file)
     frame = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
-    train_texts, loss_kind = training_texts(frame)
-    evaluation = evaluation_frame(pool, training)
-    eval_texts = evaluation["text"].to_list()
+    train_examples, loss_kind = training_examples(frame, columns)
+    train_texts = [example.text for example in train_examples]
+    evaluation = evaluation_frame(pool, training, columns)
+    eval_examples = evaluation_examples(evaluation, columns)
+    eval_texts = [example.text for example in eval_examples]
     folder = workspace.folder("training_run", f"{method}_{budget}")
     runs: list[RunMetrics] = []
     checkpoints: list[Path] = []
@@ -70,18 +76,18 @@ def train_on_subset(
         if len(training.seed_values) > 1:
             log.info(f"training seed {seed} ({len(runs) + 1} of {training.seeds})")
         if training.backend == "transformers" and loss_kind != "causal_lm" and training.preference_loss == "dpo":
-            metrics = _train_dpo(log, seeded, frame, evaluation)
+            metrics = _train_dpo(log, seeded, frame, evaluation, columns)
         elif training.backend == "builtin":
             checkpoint = checkpoint_path(storage, folder, subset.version, seeded, loss_kind, log)
             checkpoints.append(checkpoint)
             metrics, resumed = _train_builtin(log, seeded, train_texts, eval_texts, loss_kind, checkpoint)
             resumed_from = resumed_from or resumed
         elif training.backend == "transformers":
-            metrics = _train_transformers(log, seeded, train_texts, eval_texts, loss_kind)
+            metrics = _train_transformers(log, seeded, train_examples, eval_examples, loss_kind)
         elif training.backend == "pipes":
             if launch is None:
                 raise ValueError("training backend 'pipes' needs a launcher for its command")
-            metrics = _train_pipes(launch, seeded, train_texts, eval_texts, method, budget)
+            metrics = _train_pipes(launch, seeded, train_examples, eval_examples, method, budget)
         else:
             metrics = load_metrics_file(training.metrics_path.format(method=method, budget=budget, seed=seed))
         runs.append(metrics)
@@ -137,13 +143,34 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return None if any(v is None for v in values) else statistics.fmean(v for v in values if v is not None)
 
 
-def training_texts(subset: pl.DataFrame) -> tuple[list[str], str]:
-    """What a causal LM trains on, and which loss that makes L: preference pairs train on prompt + chosen."""
-    formats = subset["format"].to_list()
-    if "preference" not in formats:
-        return subset["text"].to_list(), "causal_lm"
-    records = [json.loads(r) for r in subset["record"].to_list()]
-    return [training_text(r, f) for r, f in zip(records, formats, strict=True)], "causal_lm_prompt_chosen"
+def training_examples(subset: pl.DataFrame, columns: SourceColumns) -> tuple[list[TrainingExample], str]:
+    """What a causal LM trains on, and which loss that makes L: the canonical text, except that preference pairs
+    train on prompt + chosen; each with its prompt and completion apart where the record has them. ``columns``
+    are the mappings the pool's records were read with."""
+    loss_kind = "causal_lm_prompt_chosen" if "preference" in subset["format"].to_list() else "causal_lm"
+    return _examples(subset, columns, preference_as_chosen=True), loss_kind
+
+
+def evaluation_examples(evaluation: pl.DataFrame, columns: SourceColumns) -> list[TrainingExample]:
+    """The evaluation samples' canonical text, with prompt and completion apart where the text is made of them (a
+    preference pair's text, with both responses, is not)."""
+    return _examples(evaluation, columns, preference_as_chosen=False)
+
+
+def _examples(frame: pl.DataFrame, columns: SourceColumns, *, preference_as_chosen: bool) -> list[TrainingExample]:
+    examples: list[TrainingExample] = []
+    rows = zip(frame["text"], frame["record"], frame["format"], frame["source"], strict=True)
+    for text, record, fmt, source in rows:
+        read = columns.read(record, fmt, source)
+        if fmt == "preference":
+            if not preference_as_chosen:
+                examples.append(TrainingExample(text))
+                continue
+            text = read.training_text()
+        split = read.prompt_and_completion()
+        whole = split is not None and text == f"{split[0]}\n{split[1]}"
+        examples.append(TrainingExample(text, *split) if whole and split is not None else TrainingExample(text))
+    return examples
 
 
 def checkpoint_path(
@@ -177,10 +204,10 @@ def _remove_checkpoints(log: logging.Logger, checkpoints: Sequence[Path]) -> Non
             log.info(f"removed the stale checkpoint {path.name} of an unfinished run on another subset")
 
 
-def _pairs(frame: pl.DataFrame) -> list[tuple[str, str, str]]:
+def _pairs(frame: pl.DataFrame, columns: SourceColumns) -> list[tuple[str, str, str]]:
     """(prompt, chosen, rejected) of the frame's preference records."""
-    rows = frame.filter(pl.col("format") == "preference")["record"].to_list()
-    return [preference_parts(json.loads(record)) for record in rows]
+    rows = frame.filter(pl.col("format") == "preference").select("record", "source")
+    return [columns.read(record, "preference", source).preference_parts() for record, source in rows.iter_rows()]
 
 
 def _trainer_settings(training: TrainingSettings, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,39 +257,57 @@ def _train_builtin(
 
 
 def _train_transformers(
-    log: logging.Logger, training: TrainingSettings, train_texts: list[str], eval_texts: list[str], loss_kind: str
+    log: logging.Logger,
+    training: TrainingSettings,
+    train: Sequence[TrainingExample],
+    evaluation: Sequence[TrainingExample],
+    loss_kind: str,
 ) -> RunMetrics:
     """Next-token training of a transformers model (torch and transformers are optional extras, imported only
-    here). It is not checkpointed: a killed run starts over."""
+    here), on completions only where ``completion_only_loss`` is set and a sample has its prompt apart. It is not
+    checkpointed: a killed run starts over."""
     from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_transformers
 
     config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
-    return train_transformers(train_texts, eval_texts, config, on_step=_step_logger(log), loss_kind=loss_kind)
+    return train_transformers(
+        [example.text for example in train],
+        [example.text for example in evaluation],
+        config,
+        on_step=_step_logger(log),
+        loss_kind="causal_lm_completion" if config.completion_only_loss else loss_kind,
+        train_prompts=[example.prompt for example in train],
+        eval_prompts=[example.prompt for example in evaluation],
+    )
 
 
 def _train_dpo(
-    log: logging.Logger, training: TrainingSettings, subset: pl.DataFrame, evaluation: pl.DataFrame
+    log: logging.Logger,
+    training: TrainingSettings,
+    subset: pl.DataFrame,
+    evaluation: pl.DataFrame,
+    columns: SourceColumns,
 ) -> RunMetrics:
     from entropy_assets.training.transformers_backend import TransformersTrainerConfig, train_dpo
 
     config = TransformersTrainerConfig(model=training.model, **_trainer_settings(training, training.transformers))
-    return train_dpo(_pairs(subset), _pairs(evaluation), config, on_step=_step_logger(log))
+    return train_dpo(_pairs(subset, columns), _pairs(evaluation, columns), config, on_step=_step_logger(log))
 
 
 def _train_pipes(
     launch: Launcher,
     training: TrainingSettings,
-    train_texts: list[str],
-    eval_texts: list[str],
+    train: Sequence[TrainingExample],
+    evaluation: Sequence[TrainingExample],
     method: str,
     budget: int,
 ) -> RunMetrics:
-    """An external trainer's run: the texts go to it as JSON lines, its per-step losses and final metrics come back
-    as messages."""
+    """An external trainer's run: the samples go to it as JSON lines (``text``, and ``prompt`` and ``completion``
+    where a record has them), its per-step losses and final metrics come back as messages."""
     with tempfile.TemporaryDirectory() as folder:
         paths = {"train_path": Path(folder) / "train.jsonl", "eval_path": Path(folder) / "eval.jsonl"}
-        for key, texts in (("train_path", train_texts), ("eval_path", eval_texts)):
-            paths[key].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+        for key, examples in (("train_path", train), ("eval_path", evaluation)):
+            lines = (json.dumps(example.to_json()) + "\n" for example in examples)
+            paths[key].write_text("".join(lines), encoding="utf-8")
         extras = {**{k: str(v) for k, v in paths.items()}, "method": method, "budget": budget}
         extras |= {"steps": training.steps, "seed": training.seed}
         messages = launch(list(training.command), extras)

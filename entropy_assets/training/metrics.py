@@ -19,8 +19,9 @@ from typing import Any
 MAX_METRICS_FILE_BYTES = 256 * 1024 * 1024
 """A metrics file larger than this is refused rather than read into memory: a run's metrics are far smaller."""
 
-LOSS_KINDS: tuple[str, ...] = ("causal_lm", "causal_lm_prompt_chosen", "dpo")
-"""What L measures: next-token loss on the text; on prompt plus chosen response (preference pairs); or DPO."""
+LOSS_KINDS: tuple[str, ...] = ("causal_lm", "causal_lm_prompt_chosen", "causal_lm_completion", "dpo")
+"""What L measures: next-token loss on the text; on prompt plus chosen response (preference pairs); on completions
+only (their prompts not predicted); or DPO."""
 
 
 class MetricsError(ValueError):

@@ -6,6 +6,8 @@ The script needs only ``dagster-pipes`` (not Dagster itself)::
 
     with TrainingReporter() as report:
         texts = report.train_texts()          # the subset to train on (canonical text)
+        # or report.train_examples(): each with "text", and "prompt" and "completion" where the record has them,
+        # for a loss on completions only
         for step, loss in my_training_loop(texts):
             report.step(step, loss)
         report.finish(first_epoch_loss=..., eval_loss=..., tokens=..., scores={"mmlu": 0.41})
@@ -45,14 +47,24 @@ class TrainingReporter:
 
     @property
     def extras(self) -> Mapping[str, Any]:
-        """What the asset passed: ``train_path`` and ``eval_path`` (JSONL of ``{"text": ...}``), method, budget."""
+        """What the asset passed: ``train_path`` and ``eval_path`` (JSONL of ``{"text": ...}``, with ``prompt`` and
+        ``completion`` where a record has them), method, budget."""
         return self._context.extras
 
     def train_texts(self) -> list[str]:
-        return _read_texts(self.extras["train_path"])
+        """The subset's texts (canonical text; a preference pair's prompt and chosen response)."""
+        return [example["text"] for example in self.train_examples()]
 
     def eval_texts(self) -> list[str]:
-        return _read_texts(self.extras["eval_path"])
+        return [example["text"] for example in self.eval_examples()]
+
+    def train_examples(self) -> list[dict[str, str]]:
+        """The subset's samples: each ``text``, and ``prompt`` and ``completion`` apart where the record has them
+        (the text is the prompt, a newline and the completion), for a loss on completions only."""
+        return _read_examples(self.extras["train_path"])
+
+    def eval_examples(self) -> list[dict[str, str]]:
+        return _read_examples(self.extras["eval_path"])
 
     def step(self, step: int, loss: float) -> None:
         """Report one optimizer step's training loss."""
@@ -85,6 +97,6 @@ class TrainingReporter:
         self._finished = True
 
 
-def _read_texts(path: str) -> list[str]:
+def _read_examples(path: str) -> list[dict[str, str]]:
     with Path(path).open(encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle if line.strip()]
+        return [json.loads(line) for line in handle if line.strip()]

@@ -97,6 +97,10 @@ class TransformersTrainerConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass instead of storing them: less memory, about a third more
     compute, the same losses."""
+    completion_only_loss: bool = False
+    """Take the loss on completions only: the prompt tokens of samples whose records have a prompt and a completion
+    apart (Alpaca, prompt-completion, a conversation's last assistant turns, ...) are not predicted (as TRL's
+    ``completion_only_loss``); samples without a prompt train whole. L is then the loss on completions."""
 
     def __post_init__(self) -> None:
         for name in ("context", "batch_size", "epochs", "eval_sequences"):
@@ -120,11 +124,9 @@ class TransformersTrainerConfig:
                 f"TransformersTrainerConfig.lora must be a mapping of r, alpha, dropout, target_modules or None, "
                 f"got {type(self.lora).__name__}"
             )
-        if not isinstance(self.gradient_checkpointing, bool):
-            raise ValueError(
-                f"TransformersTrainerConfig.gradient_checkpointing must be true or false, "
-                f"got {self.gradient_checkpointing!r}"
-            )
+        for name in ("gradient_checkpointing", "completion_only_loss"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TransformersTrainerConfig.{name} must be true or false, got {getattr(self, name)!r}")
 
 
 def _device(config: TransformersTrainerConfig) -> torch.device:
@@ -197,19 +199,51 @@ def _with_adapter(model: torch.nn.Module, lora: LoraAdapterConfig) -> torch.nn.M
     return adapted
 
 
-def _sequences(tokenizer: object, texts: Sequence[str], context: int) -> torch.Tensor:
-    """Texts tokenized, each ended by the end-of-text token, joined and cut into ``context + 1`` windows."""
+IGNORED = -100
+"""The label of a token the loss skips (the transformers convention)."""
+
+
+def _windows(
+    tokenizer: object, texts: Sequence[str], context: int, prompts: Sequence[str | None] | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Texts tokenized, each ended by the end-of-text token, joined and cut into ``context + 1`` windows; with
+    ``prompts`` (each text's prompt, which with a newline begins it, or None), also the windows' labels: the prompt
+    tokens (the prompt and its newline, tokenized apart from the completion) are ``IGNORED``. Windows with nothing
+    left to predict are dropped."""
     eos = tokenizer.eos_token_id  # type: ignore[attr-defined]
+
+    def tokens(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]  # type: ignore[operator,no-any-return]
+
     ids: list[int] = []
-    for text in texts:
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])  # type: ignore[operator]
+    labels: list[int] = []
+    for index, text in enumerate(texts):
+        prompt = prompts[index] if prompts is not None else None
+        if prompt is not None and text.startswith(prompt + "\n"):
+            head, tail = tokens(prompt + "\n"), tokens(text[len(prompt) + 1 :])
+            ids.extend(head + tail)
+            labels.extend([IGNORED] * len(head) + tail)
+        else:
+            whole = tokens(text)
+            ids.extend(whole)
+            labels.extend(whole)
         if eos is not None:
             ids.append(eos)
+            labels.append(eos)
     count = (len(ids) - 1) // context
     if count <= 0:
         raise ValueError(f"texts are too short: one sequence needs {context + 1} tokens, got {len(ids)}")
-    stream = torch.tensor(ids[: count * context + 1], dtype=torch.long)
-    return torch.stack([stream[i * context : i * context + context + 1] for i in range(count)])
+    starts = range(0, count * context, context)
+    inputs = torch.tensor(ids[: count * context + 1], dtype=torch.long)
+    windows = torch.stack([inputs[i : i + context + 1] for i in starts])
+    if prompts is None:
+        return windows, None
+    targets = torch.tensor(labels[: count * context + 1], dtype=torch.long)
+    masks = torch.stack([targets[i : i + context + 1] for i in starts])
+    kept = (masks[:, 1:] != IGNORED).any(dim=1)
+    if not bool(kept.any()):
+        raise ValueError("every token of the texts is a prompt token: there is no completion to train on")
+    return windows[kept], masks[kept]
 
 
 def train_transformers(
@@ -218,9 +252,13 @@ def train_transformers(
     config: TransformersTrainerConfig,
     on_step: Callable[[int, float], None] | None = None,
     loss_kind: str = "causal_lm",
+    *,
+    train_prompts: Sequence[str | None] | None = None,
+    eval_prompts: Sequence[str | None] | None = None,
 ) -> RunMetrics:
     """Fine-tune ``config.model`` on ``train_texts``; L is the mean loss over the first epoch's steps, a step's loss
-    being the mean over its ``batch_size * gradient_accumulation`` sequences."""
+    being the mean over its ``batch_size * gradient_accumulation`` sequences. With ``config.completion_only_loss``,
+    the prompts (``train_prompts``, ``eval_prompts``: each text's prompt, or None) are not predicted."""
     from transformers import AutoTokenizer
 
     device = _device(config)
@@ -233,7 +271,8 @@ def train_transformers(
     if config.lora is not None:
         model = _with_adapter(model, config.lora)
     model = model.to(device)
-    train = _sequences(tokenizer, train_texts, config.context)
+    masked = config.completion_only_loss
+    train, train_labels = _windows(tokenizer, train_texts, config.context, train_prompts if masked else None)
     per_step = config.batch_size * config.gradient_accumulation
     per_epoch = math.ceil(len(train) / per_step)
     total = config.max_steps or per_epoch * config.epochs
@@ -254,8 +293,9 @@ def train_transformers(
         step_loss = torch.zeros((), device=device)
         for part in chosen.split(config.batch_size):
             batch = train[part].to(device)
+            labels = train_labels[part].to(device) if train_labels is not None else batch
             with _autocast(device, dtype):
-                loss = model(input_ids=batch, labels=batch).loss  # the model shifts labels by one itself
+                loss = model(input_ids=batch, labels=labels).loss  # the model shifts labels by one itself
             if len(part) < len(chosen):  # the step's loss (and gradient) is the mean over all its sequences
                 loss = loss * (len(part) / len(chosen))
             scaler.scale(loss).backward()
@@ -271,7 +311,7 @@ def train_transformers(
     seconds = time.perf_counter() - started
     return RunMetrics(
         first_epoch_loss=sum(losses[:per_epoch]) / len(losses[:per_epoch]),
-        eval_loss=_evaluate(model, tokenizer, eval_texts, config, device, dtype),
+        eval_loss=_evaluate(model, tokenizer, eval_texts, config, device, dtype, eval_prompts if masked else None),
         step_losses=tuple(losses),
         steps=len(losses),
         tokens=tokens,
@@ -287,16 +327,20 @@ def _evaluate(
     config: TransformersTrainerConfig,
     device: torch.device,
     dtype: torch.dtype,
+    prompts: Sequence[str | None] | None = None,
 ) -> float | None:
     if not texts:
         return None
-    sequences = _sequences(tokenizer, texts, config.context)[: config.eval_sequences].to(device)
+    windows, masks = _windows(tokenizer, texts, config.context, prompts)
+    sequences = windows[: config.eval_sequences].to(device)
+    targets = masks[: config.eval_sequences].to(device) if masks is not None else sequences
     model.eval()
     total = 0.0
     with torch.no_grad(), _autocast(device, dtype):
         for start in range(0, len(sequences), config.batch_size):
             batch = sequences[start : start + config.batch_size]
-            total += float(model(input_ids=batch, labels=batch).loss) * len(batch)
+            labels = targets[start : start + config.batch_size]
+            total += float(model(input_ids=batch, labels=labels).loss) * len(batch)
     model.train()
     return total / len(sequences)
 

@@ -106,6 +106,40 @@ def test_the_graph_materializes_on_real_data(data_dir: Path, tmp_path: Path) -> 
         assert zip_meta["compression_ratio_zlib9"] < random_meta["compression_ratio_zlib9"]
 
 
+def test_a_pipeline_reads_each_file_with_its_mapping_and_exports_the_records_as_read(
+    raw_dir: Path, tmp_path: Path
+) -> None:
+    """500 real ShareGPT chats beside 120 Alpaca records rewritten as a KTO file of its own names, read through a
+    per-path mapping: the pool counts both formats, the subset is exported as the .json its files are, holding the
+    user's records exactly, and the provenance holds the KTO labels."""
+    data = tmp_path / "data"
+    data.mkdir()
+    chats = json.loads((raw_dir / "fastchat_dummy_conversation.json").read_text(encoding="utf-8"))
+    (data / "chats.json").write_text(json.dumps(chats), encoding="utf-8")
+    alpaca = json.loads((raw_dir / "alpaca52k_en_part18_51009-52002.json").read_text(encoding="utf-8"))[:120]
+    kto = [{"Ask": r["instruction"], "Reply": r["output"], "thumbs_up": i % 2 == 0} for i, r in enumerate(alpaca)]
+    (data / "kto.json").write_text(json.dumps(kto), encoding="utf-8")
+    mapping = {"prompt": "Ask", "completion": "Reply", "label": "thumbs_up"}
+    pipeline = settings(data, export_suffix="input", columns_by_path={str(data / "kto.json"): mapping})
+    with dg.instance_for_test() as instance:
+        graph = Graph(pipeline, tmp_path / "store", instance)
+        pool, _ = graph.refresh()
+        assert pool["formats"] == {"sharegpt": 500, "unpaired_preference": 120}
+        assert pool["version"] != pool["raw_data_version"] == observed_version(instance)
+        metadata = graph.metadata(graph.run([SUBSET], "random"), SUBSET)
+        exported = json.loads(Path(str(metadata["export"])).read_text(encoding="utf-8"))
+        assert str(metadata["export"]).endswith(".json") and len(exported) == 60
+        assert all(record in chats or record in kto for record in exported)
+        provenance = pl.read_parquet(str(metadata["path"]))
+        kept = provenance.filter(pl.col("source").str.ends_with("kto.json"))
+        assert kept.height and kept["labels"].to_list() == [
+            json.dumps({"label": kto[index]["thumbs_up"]}) for index in kept["index"].to_list()
+        ]
+        assert (
+            provenance.filter(pl.col("source").str.ends_with("chats.json"))["labels"].null_count() == 60 - kept.height
+        )
+
+
 def test_unchanged_data_is_not_rescored_and_a_change_rescores_only_what_changed(data_dir: Path, tmp_path: Path) -> None:
     with dg.instance_for_test() as instance:
         graph = Graph(settings(data_dir), tmp_path / "store", instance)

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 
 from entropy_assets.stages import TrainingSettings  # noqa: E402
 from entropy_assets.stages.training import _train_transformers  # noqa: E402
+from entropy_assets.training.examples import TrainingExample  # noqa: E402
 from entropy_assets.training.metrics import RunMetrics  # noqa: E402
 from entropy_assets.training.transformers_backend import (  # noqa: E402
     LoraAdapterConfig,
@@ -57,6 +58,30 @@ def test_fine_tuning_is_deterministic_under_a_seed(texts: list[str], tiny_model:
     first = train_transformers(texts[:100], texts[200:], config)
     second = train_transformers(texts[:100], texts[200:], config)
     assert first.step_losses == second.step_losses and first.eval_loss == second.eval_loss
+
+
+def test_completion_only_loss_predicts_no_prompt_token(texts: list[str], tiny_model: Path) -> None:
+    """Alpaca's texts are a prompt, a newline and a completion: with completion_only_loss the prompt's tokens are
+    labelled -100 (the loss skips them), the completion's are themselves, and the run's L is on completions."""
+    from entropy_assets.training.transformers_backend import IGNORED, _windows
+
+    prompts = [text.split("\nassistant: ", 1)[0] for text in texts]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    windows, labels = _windows(tokenizer, texts[:20], 64, prompts[:20])
+    assert labels is not None and windows.shape == labels.shape
+    head = tokenizer(prompts[0] + "\n", add_special_tokens=False)["input_ids"]
+    assert labels[0, : len(head)].tolist() == [IGNORED] * len(head)
+    assert labels[0, len(head) : len(head) + 5].tolist() == windows[0, len(head) : len(head) + 5].tolist()
+    masked = labels == IGNORED
+    assert 0 < int(masked.sum()) < labels.numel() and bool((labels[~masked] == windows[~masked]).all())
+    config = TransformersTrainerConfig(model=str(tiny_model), context=64, batch_size=8, max_steps=4, device="cpu")
+    whole = train_transformers(texts[:100], texts[200:], config)
+    only = TransformersTrainerConfig(**{**config.__dict__, "completion_only_loss": True})
+    completions = train_transformers(
+        texts[:100], texts[200:], only, train_prompts=prompts[:100], eval_prompts=prompts[200:]
+    )
+    assert all(math.isfinite(loss) for loss in completions.step_losses)
+    assert completions.step_losses != whole.step_losses and completions.eval_loss != whole.eval_loss
 
 
 def test_bad_settings_name_the_field() -> None:
@@ -108,7 +133,8 @@ def on_cpu(model: Path, steps: int = 12, **overrides: Any) -> TrainingSettings:
 
 def pipeline_run(training: TrainingSettings, texts: list[str]) -> RunMetrics:
     """A run through the function the pipeline's training step calls for the transformers backend."""
-    return _train_transformers(logging.getLogger("test"), training, texts[:200], texts[200:], "causal_lm")
+    train, evaluation = ([TrainingExample(text) for text in part] for part in (texts[:200], texts[200:]))
+    return _train_transformers(logging.getLogger("test"), training, train, evaluation, "causal_lm")
 
 
 @pytest.fixture
