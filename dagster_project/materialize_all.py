@@ -149,7 +149,7 @@ def main() -> int:
             print(f"{label}: {', '.join(map(str, sorted(folders)))}")
     ui = f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -w workspace.yaml"
     print(f"see them in the UI: {ui} (then open http://localhost:3000)")
-    print("audit them: .venv/bin/entropy-assets audit run --partition '150|zip' (or: law, audit history, audit diff)")
+    print("audit them: .venv/bin/entropy-assets audit run --partition zip (or: law, audit history, audit diff)")
     return 0
 
 

@@ -67,7 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:3311")
     parser.add_argument("--asset", default="sample/selected_subset")
-    parser.add_argument("--partition", default="150|zip", help="the partition to open; empty for none")
+    parser.add_argument("--partition", default="zip", help="the partition to open; empty for none")
     parser.add_argument("--key", default="ratio_histogram", help="the metadata entry whose plot to open")
     parser.add_argument("--out", default="out/selected_subset.png", type=Path)
     args = parser.parse_args()
