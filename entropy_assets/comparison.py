@@ -187,6 +187,9 @@ class MethodVerdict:
     difference: Difference | None = None
     needed: RunsNeeded | None = None
     """None when resolved, without a verdict, or when no number of runs would resolve it."""
+    training_noise_known: bool = True
+    """Whether random's runs measured the training noise (two training seeds or more): without it, only more random
+    subsets were considered."""
 
     @property
     def beats_random(self) -> bool:
@@ -212,6 +215,12 @@ class MethodVerdict:
             return f"{name}: {_label(self.method)} beats random ({detail})."
         if self.verdict == WORSE:
             return f"{name}: random beats {_label(self.method)} ({detail})."
+        if self.needed is None and not self.training_noise_known:
+            return (
+                f"{name}: not resolved with {self.runs} runs, and more random subsets alone would not resolve it; "
+                f"train at 2 seeds or more (training.seeds) to tell how much of random's spread training seeds "
+                f"would remove ({detail})."
+            )
         if self.needed is None:
             return (
                 f"{name}: not resolved with {self.runs} runs, and more would not resolve it: the difference is "
@@ -372,7 +381,15 @@ def judge(method: SubsetRuns, budget: int, random: RandomRuns | None, *, level: 
     if difference.low > 0:
         return MethodVerdict(**row, performance=z, verdict=WORSE, runs=runs, difference=difference)
     needed = runs_needed(abs(estimate), spread, within, k, level=level)
-    return MethodVerdict(**row, performance=z, verdict=NOT_RESOLVED, runs=runs, difference=difference, needed=needed)
+    return MethodVerdict(
+        **row,
+        performance=z,
+        verdict=NOT_RESOLVED,
+        runs=runs,
+        difference=difference,
+        needed=needed,
+        training_noise_known=within is not None,
+    )
 
 
 def runs_needed(
@@ -450,4 +467,6 @@ def _rounded(value: float | None) -> float | None:
 def _verdict_cell(row: MethodVerdict) -> str:
     if row.verdict != NOT_RESOLVED:
         return row.verdict
-    return f"not resolved; need about {row.needed.runs} runs" if row.needed else "not resolved; more runs would not"
+    if row.needed is not None:
+        return f"not resolved; need about {row.needed.runs} runs"
+    return "not resolved; more runs would not" if row.training_noise_known else "not resolved; try training seeds"

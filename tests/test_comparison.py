@@ -83,6 +83,14 @@ def test_a_difference_smaller_than_what_subsets_differ_by_cannot_be_resolved_by_
     assert "more would not resolve it" in row.sentence()
 
 
+def test_without_training_seeds_the_verdict_says_to_train_at_more_rather_than_that_nothing_would_help() -> None:
+    once = [run("random", 3.00), run("random_seed1", 3.05), run("random_seed2", 2.95)]
+    row = next(r for r in compare_methods([*once, run("zip", 2.99)]).methods)
+    assert row.verdict == NOT_RESOLVED and row.needed is None and not row.training_noise_known
+    assert "more random subsets alone would not resolve it; train at 2 seeds or more" in row.sentence()
+    assert compare_methods([*once, run("zip", 2.99)]).rows()[-1]["verdict"] == "not resolved; try training seeds"
+
+
 def test_without_two_random_subsets_there_is_no_verdict() -> None:
     assert verdicts([run("random", 3.0), run("zip", 2.0)]) == {
         ("zip", 100): "no verdict: random needs two subsets or more (random_seeds)"
