@@ -177,3 +177,17 @@ def test_a_subset_of_the_wrong_pool_scores_says_what_to_materialize(steps: Steps
     older = dataclasses.replace(scores, pool_version="0" * 24)
     with pytest.raises(ValueError, match=r"t/compression_scores was made from pool version 0+, not the latest"):
         select_subset(workspace, pool, older, steps.subset_settings, steps.scoring)
+
+
+@pytest.mark.parametrize("method", ["zip", "random", "longest"])
+def test_a_pool_of_no_file_says_the_budget_is_larger_than_the_pool(tmp_path: Path, method: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    workspace = Workspace("t", Storage(str(tmp_path / "store")), logging.getLogger("test"))
+    pool = build_pool(workspace, [str(data)])
+    scoring = ScoringSettings()
+    scores = score_pool(workspace, pool, scoring, None)
+    options = SelectionOptions(budget=60, k1=200, k2=40, k3=20)
+    subset = SubsetSettings(method, 60, method_config(method, options), holdout=50)
+    with pytest.raises(ValueError, match=r"budget of 60 samples is larger than the pool \(0 samples\)"):
+        select_subset(workspace, pool, scores, subset, scoring)

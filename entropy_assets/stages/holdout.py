@@ -29,7 +29,7 @@ def holdout_mask(
     Every copy of a held-out content is held out, so that no duplicate of an evaluation sample is trained on.
     """
     if frame.is_empty() or (count <= 0 and not eval_paths):
-        return pl.Series("holdout", [False] * frame.height)
+        return pl.Series("holdout", [False] * frame.height, dtype=pl.Boolean)  # Boolean even when empty
     evaluation = eval_content_hashes(eval_paths, columns)
     hashes = pl.concat([frame["content_hash"].unique().sort().head(max(count, 0)), evaluation])
     return frame["content_hash"].is_in(hashes.implode()).alias("holdout")
