@@ -9,8 +9,11 @@ winners), with the results handed on as the assets hand them on through the even
 time, each in a fresh process (as two partition runs of a backfill would on two cores), so that each step's peak
 memory (max RSS) is its own. Random's ratio is measured on a random 100,000 of the pool, read by id.
 
+``--methods random longest ratio dedup`` (and ``--random-seeds 3``) adds each method's ``selected_subset`` step, in a
+fresh process each (issue 23: every method bounded).
+
 Usage: ``python benchmarks/ten_million.py [--samples N] [--shards S] [--budget B] [--workdir DIR] [--parallel P]
-[--reuse]``
+[--reuse] [--methods M ...] [--random-seeds N]``
 """
 
 from __future__ import annotations
@@ -152,6 +155,16 @@ def final_step(
     )
 
 
+def method_step(
+    store: str, pool: PoolResult, scores: dict[str, ScoresResult], shards: int, budget: int, method: str, seed: int
+) -> dict[str, Any]:
+    """One method's ``selected_subset`` partition (not hierarchical): its step as the asset runs it."""
+    options = SelectionOptions(budget=budget, shards=shards, processes=1, seed=seed)
+    subset = SubsetSettings(method, budget, method_config(method, options))
+    name = f"selected_subset[{method}{'' if seed == 0 else f', seed {seed}'}]"
+    return timed(name, select_subset, workspace(store), pool, scores, subset, ScoringSettings(shards=shards))
+
+
 def random_ratio(store: str, pool: PoolResult, budget: int, seed: int) -> dict[str, Any]:
     """The zlib-9 ratio of a random ``budget`` of the pool (what the random baseline would select)."""
 
@@ -205,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the store of an earlier run: its steps reuse what it made"
     )
+    parser.add_argument(
+        "--methods", nargs="*", default=[], help="other methods' subsets too, each a step in a fresh process"
+    )
+    parser.add_argument("--random-seeds", type=int, default=1, help="with random among --methods: this many seeds")
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir)
@@ -242,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shard selections: {winner_wall:.1f} s", flush=True)
 
     (final_row,) = in_fresh_processes(final_step, [(str(store), pool, scores, winners, args.shards, args.budget)], 1)
+    runs = [(m, seed) for m in args.methods for seed in (range(args.random_seeds) if m == "random" else (0,))]
+    method_rows = in_fresh_processes(
+        method_step, [(str(store), pool, scores, args.shards, args.budget, m, seed) for m, seed in runs], 1
+    )
     steps_wall = time.perf_counter() - started
     (random_row,) = in_fresh_processes(random_ratio, [(str(store), pool, args.budget, args.seed)], 1)
 
@@ -251,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         summary("compression_scores", score_rows, score_wall),
         summary("shard_selection", winner_rows, winner_wall),
         final_row,
+        *method_rows,
     ]
     print()
     report(rows)
