@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from entropy_assets.compression import default_threads, make_compressor
+from entropy_assets.compression import KnownSizes, default_threads, make_compressor
 from entropy_assets.selection.base import (
     Budget,
     BudgetUnit,
@@ -30,6 +30,13 @@ from entropy_assets.selection.warm import WarmStart
 
 BaselineMethod = Literal["random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band"]
 BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band")
+LIGHT_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes")
+"""The pool's columns that ``random``, ``longest``, ``dedup``, and ``ratio`` and ``ratio_band`` with fitting known
+sizes, choose from: a pool frame of these alone is enough for them."""
+NEED_TEXT: frozenset[str] = frozenset({"longest_tokens", "near_dedup"})
+"""The baselines that read every sample's text to choose (its tokens, its MinHash signature)."""
+NEED_SIZES: frozenset[str] = frozenset({"ratio", "ratio_band"})
+"""The baselines that need each sample's compressed size: from known sizes, or else compressed from its text."""
 RATIO_BAND: tuple[float, float] = (25.0, 75.0)
 """``ratio_band``: the percentiles of the pool's per-sample ratios that bound the band drawn from."""
 
@@ -55,7 +62,9 @@ class BaselineConfig:
         make_compressor(self.compressor, self.level)
 
 
-def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmStart | None = None) -> Selection:
+def baseline_select(
+    pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmStart | None = None, known: KnownSizes | None = None
+) -> Selection:
     """Select from ``pool`` by a baseline method.
 
     With ``warm``, ``random`` and ``dedup`` keep the earlier selection's draws that are still in the pool, fill the
@@ -63,7 +72,9 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
     with the chance a fresh draw would give it (reservoir sampling, for budgets in samples): the subset stays a
     uniform draw and changes no more than the data did. ``longest``, ``longest_tokens`` and ``ratio`` rank the pool by
     itself: warm or not, they choose the same. ``ratio`` records each chosen sample's ratio as its ``stage1_score``
-    and ``longest_tokens`` its token count (``token_counts``)."""
+    and ``longest_tokens`` its token count (``token_counts``). ``known`` (the samples' sizes from
+    ``compression_scores``) spares ``ratio`` and ``ratio_band`` compressing the pool when the same compressor measured
+    them (``sizes_fit``): those and ``random``, ``longest`` and ``dedup`` then read no text, only ``LIGHT_COLUMNS``."""
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
     budget.check_fits(n_bytes)
@@ -81,10 +92,10 @@ def baseline_select(pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmSta
         scores = token_counts(pool["text"]).astype(np.float64)
         order = np.lexsort((rng.permutation(pool.height), -scores))
     elif config.method == "ratio":
-        scores = _sample_ratios(pool, config, n_bytes)
+        scores = _sample_ratios(pool, config, n_bytes, known)
         order = np.lexsort((rng.permutation(pool.height), scores))
     else:  # a random draw among the eligible samples
-        eligible = _eligible(pool, config, n_bytes)
+        eligible = _eligible(pool, config, n_bytes, known)
         if budget.amount > budget.used(len(eligible), int(n_bytes[eligible].sum())):
             raise ValueError(
                 f"budget of {budget.amount} {budget.unit} is larger than the {_KEEPS[config.method]} "
@@ -151,18 +162,30 @@ _KEEPS = {
 }
 
 
-def _sample_ratios(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray) -> np.ndarray:
-    compressor = make_compressor(config.compressor, config.level)
-    sizes = compressor.compressed_sizes(pool_texts(pool), config.n_jobs or default_threads())
+def sizes_fit(config: BaselineConfig, known: KnownSizes | None, samples: int) -> bool:
+    """Whether ``known`` holds the sizes ``config``'s compressor gives each of ``samples`` samples."""
+    if known is None or len(known.sizes) != samples:
+        return False
+    return known.settings == make_compressor(config.compressor, config.level).describe()
+
+
+def _sample_ratios(
+    pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray, known: KnownSizes | None
+) -> np.ndarray:
+    if known is not None and sizes_fit(config, known, pool.height):
+        sizes = np.asarray(known.sizes, dtype=np.int64)
+    else:
+        compressor = make_compressor(config.compressor, config.level)
+        sizes = compressor.compressed_sizes(pool_texts(pool), config.n_jobs or default_threads())
     return n_bytes / np.maximum(sizes, 1)
 
 
-def _eligible(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray) -> np.ndarray:
+def _eligible(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray, known: KnownSizes | None) -> np.ndarray:
     """The samples a filtering baseline draws from, in pool order: the first copy of each distinct content
     (``dedup``), the first of each near-duplicate cluster (``near_dedup``), or those whose ratio is within the
     pool's central band (``ratio_band``)."""
     if config.method == "ratio_band":
-        ratios = _sample_ratios(pool, config, n_bytes)
+        ratios = _sample_ratios(pool, config, n_bytes, known)
         low, high = np.percentile(ratios, RATIO_BAND)
         return np.flatnonzero((ratios >= low) & (ratios <= high)).astype(np.int64)
     first = pool.with_row_index("_position").unique("content_hash", keep="first", maintain_order=True)

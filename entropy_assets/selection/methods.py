@@ -16,7 +16,7 @@ import polars as pl
 from entropy_assets.compression import KnownSizes
 
 from .base import BudgetUnit, Selection
-from .baselines import BASELINES, BaselineConfig, baseline_select
+from .baselines import BASELINES, NEED_SIZES, NEED_TEXT, BaselineConfig, baseline_select, sizes_fit
 from .checkpoint import SelectionCheckpoint
 from .hierarchical import HierarchicalConfig, hierarchical_zip_select
 from .stratified import Stratify, stratified_select, with_budget
@@ -79,6 +79,9 @@ class SelectionMethod:
     run: Run
     checkpoints: bool
     """Whether a run saves its rounds to a checkpoint and resumes after a kill (baselines are fast and keep none)."""
+    needs: frozenset[str] = frozenset({"text"})
+    """What the method reads besides the pool's light columns (``baselines.LIGHT_COLUMNS``) to choose: ``text``
+    (every sample's), ``sizes`` (every sample's compressed size, which known sizes give without the text)."""
 
 
 def _shared(options: SelectionOptions) -> dict[str, Any]:
@@ -142,10 +145,10 @@ def _run_baseline(
     _progress: Progress | None,
     _checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
-    _known: KnownSizes | None,
+    known: KnownSizes | None,
 ) -> Selection:
     assert isinstance(config, BaselineConfig)
-    return baseline_select(pool, config, warm=warm)
+    return baseline_select(pool, config, warm=warm, known=known)
 
 
 def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
@@ -170,6 +173,11 @@ _BASELINE_DESCRIPTIONS = {
     "ratio_band": "a random draw among the samples whose own ratio lies in the pool's central half",
 }
 
+
+def _baseline_needs(name: str) -> frozenset[str]:
+    return frozenset({"text"} if name in NEED_TEXT else {"sizes"} if name in NEED_SIZES else set())
+
+
 SELECTION_METHODS: Mapping[str, SelectionMethod] = {
     method.name: method
     for method in (
@@ -183,7 +191,9 @@ SELECTION_METHODS: Mapping[str, SelectionMethod] = {
             True,
         ),
         *(
-            SelectionMethod(name, _BASELINE_DESCRIPTIONS[name], _baseline(name), _run_baseline, False)
+            SelectionMethod(
+                name, _BASELINE_DESCRIPTIONS[name], _baseline(name), _run_baseline, False, _baseline_needs(name)
+            )
             for name in BASELINES
         ),
     )
@@ -218,6 +228,18 @@ def method_of(config: SelectionConfig) -> str:
     if isinstance(config, ZipConfig):
         return "zip_paper" if config.mode == "paper" else "zip"
     return config.method
+
+
+def reads_light_columns(config: SelectionConfig, known: KnownSizes | None, samples: int) -> bool:
+    """Whether ``config``'s method chooses among ``samples`` samples from the pool's light columns alone
+    (``baselines.LIGHT_COLUMNS``), with ``known`` for the sizes it needs: no text, so a pool of any size can be
+    selected from without holding its text. Stratified selection reads the strata's facets from the text."""
+    if isinstance(config, StratifiedConfig):
+        return False
+    needs = SELECTION_METHODS[method_of(config)].needs
+    if "text" in needs:
+        return False
+    return "sizes" not in needs or (isinstance(config, BaselineConfig) and sizes_fit(config, known, samples))
 
 
 def select(

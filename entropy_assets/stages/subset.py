@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import polars as pl
 
-from entropy_assets.composition import FacetMix, composition, composition_from_counts, facet_frame
+from entropy_assets.composition import FacetMix, composition, composition_from_counts, facet_frame, value_counts
 from entropy_assets.compression import KnownSizes
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import Selection
+from entropy_assets.selection.baselines import LIGHT_COLUMNS
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, final_pass
 from entropy_assets.selection.methods import SelectionConfig
@@ -40,7 +41,7 @@ from .churn import Churn, churn
 from .holdout import held_out_hashes, holdout_mask
 from .pool_reads import facet_counts, rows_with
 from .results import PoolResult, ScoresResult, SubsetResult
-from .scores import ScoringSettings, gather_scores
+from .scores import PoolScores, ScoringSettings, gather_scores
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -115,12 +116,14 @@ def select_subset(
     if winners is not None:
         return _final_pass(workspace, pool, scores, subset, scoring, previous, winners)
     storage = workspace.storage
-    pool_frame = storage.read_parquet(pool.file)
-    gathered = gather_scores(workspace, pool, pool_frame, scoring, scores)
-    offered = (
-        ~holdout_mask(pool_frame, subset.holdout, subset.eval_paths, subset.columns)
-        & gathered.frame["excluded"].is_null()
-    )
+    light = storage.read_parquet(pool.file, columns=list(LIGHT_COLUMNS))
+    gathered = gather_scores(workspace, pool, light, scoring, scores)
+    held = holdout_mask(light, subset.holdout, subset.eval_paths, subset.columns)
+    offered = ~held & gathered.frame["excluded"].is_null()
+    if methods.reads_light_columns(subset.config, _known_sizes(gathered.frame.filter(offered)), int(offered.sum())):
+        return _light_pass(workspace, pool, subset, light, gathered, offered, previous)
+    del light
+    pool_frame = storage.read_parquet(pool.file)  # row for row with ``light``: the same scores and offer
     frame, offered_scores = pool_frame.filter(offered), gathered.frame.filter(offered)
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
@@ -137,27 +140,78 @@ def select_subset(
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
         alternative = methods.select(frame, subset.config, warm=plan.compare, known=known).subset(frame)
     mixes = composition(facet_frame(frame), selection.positions)
-    churned = churn(earlier.subset, _provenance(selection, frame), earlier.pool, pool_frame) if earlier else None
-    made = _Made(selection, frame, ratios, ratios[selection.positions], mixes, churned, alternative, plan)
+    chosen = selection.subset(frame)
+    churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, pool_frame) if earlier else None
+    chosen_ratios = ratios[selection.positions]
+    made = _Made(selection, chosen, ratios, chosen_ratios, mixes, churned, alternative, plan, frame.height)
     return _store(workspace, pool, subset, folder, made, checkpoint)
+
+
+def _light_pass(
+    workspace: Workspace,
+    pool: PoolResult,
+    subset: SubsetSettings,
+    light: pl.DataFrame,
+    gathered: PoolScores,
+    offered: pl.Series,
+    previous: SubsetResult | None,
+) -> SubsetResult:
+    """A method that chooses from the pool's light columns (``methods.reads_light_columns``): it selects among the
+    offered rows of ``light`` (``id``, ``content_hash``, ``n_bytes``) with the scores' sizes, then reads the chosen
+    rows whole, and the pool's mix a batch at a time; the pool's text is never held whole. It chooses the very
+    samples the whole pool's selection would."""
+    storage = workspace.storage
+    frame, offered_scores = light.filter(offered), gathered.frame.filter(offered)
+    ratios = offered_scores["ratio"].to_numpy()
+    config = methods.describe_config(subset.config)
+    earlier = _previous(storage, previous, workspace)
+    plan = _plan(subset, config, earlier)
+    folder = workspace.folder("selected_subset", subset.folder)
+    known = _known_sizes(offered_scores)
+    selection = methods.select(frame, subset.config, warm=plan.warm, known=known)
+    compared = None
+    if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
+        compared = methods.select(frame, subset.config, warm=plan.compare, known=known)
+    ids = set(selection.provenance["id"].to_list())
+    ids.update(compared.provenance["id"].to_list() if compared is not None else ())
+    rows = rows_with(storage, pool.file, "id", ids)
+    chosen, alternative = (_in_order(rows, made) if made is not None else None for made in (selection, compared))
+    assert chosen is not None
+    left_out = rows_with(storage, pool.file, "id", set(light.filter(~offered)["id"].to_list()), _FACET_COLUMNS)
+    counts = facet_counts(storage, pool.file)
+    for facet, held in value_counts(facet_frame(left_out)).items():
+        counts[facet].subtract(held)
+    mixes = composition_from_counts({facet: +count for facet, count in counts.items()}, facet_frame(chosen))
+    churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, light) if earlier else None
+    made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, len(frame))
+    return _store(workspace, pool, subset, folder, made, None)
+
+
+_FACET_COLUMNS = ["source", "format", "text", "n_bytes"]
+"""The pool's columns ``facet_frame`` reads (as ``pool_reads.facet_counts`` does)."""
+
+
+def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:
+    """The rows of ``selection``'s samples, in the order chosen."""
+    return selection.provenance.select("id").join(rows, on="id", how="left", maintain_order="left")
 
 
 @dataclass(frozen=True)
 class _Made:
-    """A selection and what its result reports: the rows it chose from (``frame``, which its positions index), the
-    pool's and the chosen samples' own ratios, the composition, the churn, the scheduled full re-selection's warm
-    alternative, and how it was planned."""
+    """A selection and what its result reports: the rows it chose, the pool's and the chosen samples' own ratios,
+    the composition, the churn, the scheduled full re-selection's warm alternative, and how it was planned."""
 
     selection: Selection
-    frame: pl.DataFrame
+    chosen: pl.DataFrame
+    """The chosen rows, whole, in the order chosen."""
     pool_ratios: np.ndarray
     chosen_ratios: np.ndarray
     mixes: dict[str, FacetMix]
     churn: Churn | None
     alternative: pl.DataFrame | None
     plan: _Plan
-    pool_size: int | None = None
-    """The offered pool's size when ``frame`` holds only candidates."""
+    pool_size: int
+    """How many samples were offered."""
 
 
 def _store(
@@ -170,8 +224,7 @@ def _store(
 ) -> SubsetResult:
     """Write a selection's provenance, its records in their own form and its histogram; the subset's result."""
     storage = workspace.storage
-    selection, frame = made.selection, made.frame
-    chosen = selection.subset(frame)
+    selection, chosen = made.selection, made.chosen
     texts = chosen["text"].to_list()
     ratio = round(law_ratio(texts), 4)
     drift: dict[str, float] = {}
@@ -179,10 +232,10 @@ def _store(
         warm_ratio = round(law_ratio(made.alternative["text"].to_list()), 4)
         drift = {"warm_ratio_zlib9": warm_ratio, "drift": round(warm_ratio / ratio - 1, 4)}
     labels = chosen.select("id", labels_column(chosen, subset.columns))
-    provenance = _provenance(selection, frame).join(labels, on="id", how="left")
+    provenance = _provenance(selection, chosen).join(labels, on="id", how="left")
     suffix = export_suffix(subset.export_suffix, set(chosen["source"].to_list()))
     version = subset_version(provenance["content_hash"].to_list(), suffix)
-    pool_size = made.pool_size if made.pool_size is not None else frame.height
+    pool_size = made.pool_size
     histogram = _histogram(
         selection.method, len(selection), pool_size, made.pool_ratios, made.chosen_ratios, made.mixes
     )
@@ -222,9 +275,10 @@ def _store(
     )
 
 
-def _provenance(selection: Selection, frame: pl.DataFrame) -> pl.DataFrame:
+def _provenance(selection: Selection, rows: pl.DataFrame) -> pl.DataFrame:
+    """The selection's provenance with the chosen samples' own columns (``rows`` holds at least those samples)."""
     return selection.provenance.join(
-        frame.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
+        rows.select("id", "source", "index", "format", "n_bytes", "content_hash"), on="id", how="left"
     )
 
 
@@ -283,9 +337,9 @@ def _final_pass(
         involved = set(earlier.subset["id"].to_list()) | set(chosen["id"].to_list())
         old_pool = rows_with(storage, earlier.result.pool_file, "id", involved, ["id", "content_hash"])
         new_pool = rows_with(storage, pool.file, "id", involved, ["id", "content_hash"])
-        churned = churn(earlier.subset, _provenance(selection, frame), old_pool, new_pool)
+        churned = churn(earlier.subset, _provenance(selection, chosen), old_pool, new_pool)
     made = _Made(
-        selection, frame, pool_ratios, chosen_ratios.to_numpy(), mixes, churned, alternative, plan, len(pool_ratios)
+        selection, chosen, pool_ratios, chosen_ratios.to_numpy(), mixes, churned, alternative, plan, len(pool_ratios)
     )
     return _store(workspace, pool, subset, folder, made, checkpoint)
 
