@@ -9,7 +9,6 @@ from the ``d x d`` matrix ``X^T X / n`` (the same non-zero eigenvalues), so its 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,8 +20,8 @@ VENDI_DIMENSIONS = 1024
 large, varied sets; the same for every subset compared."""
 
 
-_VENDI_BLOCK = 8192
-"""Texts whose feature rows are made at once for the Vendi score."""
+_TEXT_BLOCK = 1024
+"""Texts whose n-grams are made at once."""
 
 
 def _ngrams(texts: Sequence[str], n: int) -> pl.DataFrame:
@@ -47,48 +46,54 @@ class Diversity:
 
 
 def ngram_diversity(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENSIONS) -> Diversity:
-    """Both figures of the texts, their n-grams taken once."""
-    grams = _ngrams(texts, n)
-    return Diversity(_distinct(grams), _vendi(grams, dimensions))
+    """Both figures of the texts, their n-grams taken once, ``_TEXT_BLOCK`` texts at a time: memory holds one
+    block's n-grams, the distinct n-grams' 64-bit hashes and the ``d x d`` matrix, not every n-gram of the set."""
+    distinct: np.ndarray = np.empty(0, dtype=np.uint64)
+    total, texts_with_grams = 0, 0
+    gram = np.zeros((dimensions, dimensions))
+    for start in range(0, len(texts), _TEXT_BLOCK):
+        hashes = _ngrams(texts[start : start + _TEXT_BLOCK], n).select("row", hash=pl.col("gram").hash(seed=0))
+        if hashes.is_empty():
+            continue
+        total += hashes.height
+        distinct = np.union1d(distinct, hashes["hash"].unique().to_numpy())
+        block, rows = _feature_gram(hashes, dimensions)
+        gram += block
+        texts_with_grams += rows
+    if not total:
+        return Diversity(0.0, 0.0)
+    return Diversity(len(distinct) / total, _vendi_of(gram / texts_with_grams))
 
 
 def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
-    """Distinct word n-grams over all n-grams of the set (0 for a set without any)."""
-    return _distinct(_ngrams(texts, n))
+    """Distinct word n-grams over all n-grams of the set (0 for a set without any): n-grams compared by their 64-bit
+    hash (a collision among ten million distinct n-grams has a chance of about 3 in a million)."""
+    return ngram_diversity(texts, n).distinct
 
 
 def ngram_vendi(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENSIONS) -> float:
     """The Vendi score of the texts' hashed word n-gram count vectors (unit length; a text without n-grams is
     left out)."""
-    return _vendi(_ngrams(texts, n), dimensions)
+    return ngram_diversity(texts, n, dimensions).vendi
 
 
-def _distinct(grams: pl.DataFrame) -> float:
-    return grams["gram"].n_unique() / grams.height if grams.height else 0.0
-
-
-def _vendi(grams: pl.DataFrame, dimensions: int) -> float:
-    if grams.is_empty():
-        return 0.0
+def _feature_gram(hashes: pl.DataFrame, dimensions: int) -> tuple[np.ndarray, int]:
+    """``X^T X`` of one block's texts (rows: unit-length hashed n-gram counts) and how many texts it holds."""
     counts = (
-        grams.select("row", feature=(pl.col("gram").hash(seed=0) % dimensions).cast(pl.Int64))
+        hashes.select("row", feature=(pl.col("hash") % dimensions).cast(pl.Int64))
         .group_by("row", "feature")
         .len()
+        .sort("row")
     )
-    counts = counts.sort("row")
     _, dense_rows = np.unique(counts["row"].to_numpy(), return_inverse=True)
-    features, values = counts["feature"].to_numpy(), counts["len"].to_numpy().astype(np.float64)
     texts = int(dense_rows.max()) + 1
-    # X^T X summed over blocks of texts: memory holds one block of rows, not the n x d matrix (800 MB for 100,000).
-    gram = np.zeros((dimensions, dimensions))
-    bounds = np.searchsorted(dense_rows, np.arange(0, texts + _VENDI_BLOCK, _VENDI_BLOCK))
-    for first, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        if start == stop:
-            continue
-        block = np.zeros((int(dense_rows[stop - 1]) - first * _VENDI_BLOCK + 1, dimensions))
-        np.add.at(block, (dense_rows[start:stop] - first * _VENDI_BLOCK, features[start:stop]), values[start:stop])
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        gram += block.T @ block
-    eigenvalues = np.linalg.eigvalsh(gram / texts)
+    block = np.zeros((texts, dimensions))
+    np.add.at(block, (dense_rows, counts["feature"].to_numpy()), counts["len"].to_numpy().astype(np.float64))
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return block.T @ block, texts
+
+
+def _vendi_of(gram: np.ndarray) -> float:
+    eigenvalues = np.linalg.eigvalsh(gram)
     eigenvalues = eigenvalues[eigenvalues > 1e-12]
     return float(np.exp(-np.sum(eigenvalues * np.log(eigenvalues))))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 
-from entropy_assets.diversity import distinct_ngrams, ngram_vendi
+from entropy_assets.diversity import VENDI_DIMENSIONS, Diversity, _ngrams, distinct_ngrams, ngram_diversity, ngram_vendi
 
 ALPACA = "alpaca52k_en_part01_00000-03252.json"
 
@@ -28,3 +30,21 @@ def test_near_duplicates_lower_both_figures(raw_dir: Path) -> None:
     copies = [f"{texts[i % 20]} (ref {i})" for i in range(300)]
     assert distinct_ngrams(copies) < distinct_ngrams(texts) / 3
     assert ngram_vendi(copies) < ngram_vendi(texts) / 3
+
+
+def test_figures_taken_a_block_at_a_time_equal_the_whole_sets(raw_dir: Path) -> None:
+    records = json.loads((raw_dir / ALPACA).read_text(encoding="utf-8"))
+    texts = [f"{r['instruction']} {r['input']} {r['output']}" for r in records[:2500]]  # three blocks of 1,024
+    grams = _ngrams(texts, 2)  # every bigram of the set at once, as the figures were taken before blocks
+    found = ngram_diversity(texts)
+    assert found.distinct == grams["gram"].n_unique() / grams.height
+    # the Vendi score from the n x n similarity matrix of the texts' unit-length hashed bigram counts
+    hashed = grams.select("row", feature=(pl.col("gram").hash(seed=0) % VENDI_DIMENSIONS).cast(pl.Int64))
+    rows = sorted(set(hashed["row"].to_list()))
+    matrix = np.zeros((len(texts), VENDI_DIMENSIONS))
+    np.add.at(matrix, (hashed["row"].to_numpy(), hashed["feature"].to_numpy()), 1.0)
+    matrix = matrix[rows] / np.linalg.norm(matrix[rows], axis=1, keepdims=True)
+    eigenvalues = np.linalg.eigvalsh(matrix @ matrix.T / len(rows))
+    eigenvalues = eigenvalues[eigenvalues > 1e-12]
+    assert found.vendi == pytest.approx(float(np.exp(-np.sum(eigenvalues * np.log(eigenvalues)))), rel=1e-9)
+    assert ngram_diversity([]) == Diversity(0.0, 0.0)
