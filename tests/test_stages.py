@@ -4,6 +4,7 @@ hands on a typed result, and that result survives the trip through metadata exac
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -39,6 +40,7 @@ from entropy_assets.stages import (
     select_subset,
     train_on_subset,
 )
+from entropy_assets.stages.scores import pool_fingerprints, shard_rows
 from entropy_assets.storage import Storage
 
 FILES = ("fastchat_dummy_conversation.json", "pretrain_c4_demo.jsonl")
@@ -191,3 +193,21 @@ def test_a_pool_of_no_file_says_the_budget_is_larger_than_the_pool(tmp_path: Pat
     subset = SubsetSettings(method, 60, method_config(method, options), holdout=50)
     with pytest.raises(ValueError, match=r"budget of 60 samples is larger than the pool \(0 samples\)"):
         select_subset(workspace, pool, scores, subset, scoring)
+
+
+def test_a_pool_sharded_again_reads_its_fingerprints_on_a_remote_store_too(tmp_path: Path) -> None:
+    """A pool made at 2 shards and scored at 4 reads its shards' fingerprints from the pool itself: on a remote store
+    (fsspec's memory filesystem here) as on a local one."""
+    text = tmp_path / "c4.jsonl"
+    text.write_text("".join(json.dumps({"text": f"document {i}: " + "words " * i}) + "\n" for i in range(60)))
+    found = {}
+    for base in (f"memory://bucket/{tmp_path.name}", str(tmp_path / "store")):
+        workspace = Workspace("t", Storage(base), logging.getLogger("test"))
+        pool = build_pool(workspace, [str(text)], shards=2)
+        found[base] = pool_fingerprints(workspace.storage, pool, 4)
+        assert sorted(found[base]) == ["0", "1", "2", "3"]
+    remote, local = found.values()
+    assert local == remote
+    # polars reads the pool's folder (given with its trailing slash) for one shard of four
+    rows = [shard_rows(workspace.storage, pool, shard, 4) for shard in ("0", "1", "2", "3")]
+    assert sum(frame.height for frame in rows) == 60 and all(frame.height < 60 for frame in rows)

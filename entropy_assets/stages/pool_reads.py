@@ -43,6 +43,11 @@ def rows_with(
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def pool_columns(storage: Storage, file: str, columns: list[str]) -> pl.DataFrame:
+    """Some columns of the whole pool, from a local or remote store."""
+    return pl.from_arrow(_scanner(storage, file, columns).to_table())  # type: ignore[return-value]
+
+
 def pool_column(storage: Storage, file: str, column: str) -> pl.Series:
     """One column of the whole pool."""
     table = _scanner(storage, file, [column]).to_table()

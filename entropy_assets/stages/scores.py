@@ -27,6 +27,7 @@ from entropy_assets.versions import (
     shard_fingerprints,
 )
 
+from .pool_reads import pool_columns
 from .results import PoolResult, ScoresResult
 from .workspace import Workspace
 
@@ -104,11 +105,18 @@ def shard_rows(storage: Storage, pool: PoolResult, shard: str, shards: int) -> p
     index = shard_keys(shards).index(shard)
     copy = pool.shard_file
     if copy is None or not copy.removesuffix(".parquet").endswith(f".shards{shards}"):
-        return read_shard(str(storage.path(pool.file)), index, shards)
+        return read_shard(_polars_source(storage.path(pool.file)), index, shards)
     source = storage.path(copy)
     if source.is_dir():
         source = source / f"{shard}.parquet"
     return read_shard(str(source), index, shards)
+
+
+def _polars_source(path: UPath) -> str:
+    """``path`` as polars reads it: a folder (a pool) with a trailing slash, without which polars takes an S3
+    prefix for a file."""
+    text = str(path)
+    return text.rstrip("/") + "/" if path.is_dir() else text
 
 
 def pool_fingerprints(storage: Storage, pool: PoolResult, shards: int) -> dict[str, str]:
@@ -117,8 +125,7 @@ def pool_fingerprints(storage: Storage, pool: PoolResult, shards: int) -> dict[s
     recorded = pool.shard_fingerprints
     if recorded is not None and sorted(recorded) == shard_keys(shards):
         return {shard: str(fingerprint) for shard, fingerprint in recorded.items()}
-    frame = pl.scan_parquet(str(storage.path(pool.file))).select("id", "content_hash").collect()
-    return shard_fingerprints(frame, shards)
+    return shard_fingerprints(pool_columns(storage, pool.file, ["id", "content_hash"]), shards)
 
 
 def expected_versions(storage: Storage, pool: PoolResult, scoring: ScoringSettings) -> dict[str, str]:
