@@ -416,7 +416,7 @@ def runs_needed(
     for seeds, variance in plans:
 
         def resolves(subsets: int, variance: float = variance) -> bool:
-            quantiles = t_quantile(level, subsets - 1) + _one_sided(power, subsets - 1)
+            quantiles = t_quantile(level, subsets - 1) + _t(power, subsets - 1)
             return difference >= quantiles * math.sqrt(variance * (1 + 1 / subsets))
 
         if not resolves(MAX_RANDOM_SEEDS):
@@ -436,10 +436,6 @@ def t_quantile(level: float, dof: int) -> float:
     return _t(0.5 + level / 2, dof)
 
 
-def _one_sided(power: float, dof: int) -> float:
-    return _t(power, dof)
-
-
 @cache
 def _t(probability: float, dof: int) -> float:
     from scipy import stats  # imported on first use: loading scipy takes about a second
@@ -447,12 +443,12 @@ def _t(probability: float, dof: int) -> float:
     return float(stats.t.ppf(probability, dof))
 
 
-def _subset_variance(spread: float, within: float | None, random_seeds: int, method_seeds: int) -> float:
+def _subset_variance(spread: float, within: float | None, random_training_seeds: int, method_seeds: int) -> float:
     """The variance of one subset's Z at the method's training seeds: random's between-subset variance, corrected
     for a different number of training seeds when the training noise is known."""
     variance = spread**2
-    if within is not None and method_seeds and method_seeds != random_seeds:
-        variance += within**2 * (1 / method_seeds - 1 / random_seeds)
+    if within is not None and method_seeds and method_seeds != random_training_seeds:
+        variance += within**2 * (1 / method_seeds - 1 / random_training_seeds)
     return max(variance, 0.0)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import polars as pl
 
-from entropy_assets.composition import FacetMix, composition, composition_from_counts, facet_frame, value_counts
+from entropy_assets.composition import FacetMix, composition, composition_from_counts, facet_frame
 from entropy_assets.compression import KnownSizes
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
@@ -41,7 +41,7 @@ from .churn import Churn, churn
 from .holdout import held_out_hashes, holdout_mask
 from .pool_reads import facet_counts, rows_with
 from .results import PoolResult, ScoresResult, SubsetResult
-from .scores import PoolScores, ScoringSettings, gather_scores
+from .scores import ScoringSettings, gather_scores
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -120,11 +120,13 @@ def select_subset(
     gathered = gather_scores(workspace, pool, light, scoring, scores)
     held = holdout_mask(light, subset.holdout, subset.eval_paths, subset.columns)
     offered = ~held & gathered.frame["excluded"].is_null()
-    if methods.reads_light_columns(subset.config, _known_sizes(gathered.frame.filter(offered)), int(offered.sum())):
-        return _light_pass(workspace, pool, subset, light, gathered, offered, previous)
+    offered_scores = gathered.frame.filter(offered)
+    known = _known_sizes(offered_scores)
+    if methods.reads_light_columns(subset.config, known, offered_scores.height):
+        return _light_pass(workspace, pool, subset, light, offered, offered_scores, known, previous)
     del light
     pool_frame = storage.read_parquet(pool.file)  # row for row with ``light``: the same scores and offer
-    frame, offered_scores = pool_frame.filter(offered), gathered.frame.filter(offered)
+    frame = pool_frame.filter(offered)
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
@@ -132,7 +134,6 @@ def select_subset(
     key = selection_key(pool.version, gathered.version, config, plan.warm_from)
     folder = workspace.folder("selected_subset", subset.folder)
     checkpoint = _checkpoint(workspace, folder, key, methods.method_of(subset.config))
-    known = _known_sizes(offered_scores)
     selection = methods.select(frame, subset.config, checkpoint=checkpoint, warm=plan.warm, known=known)
     if selection.summary.get("shards_resumed"):
         workspace.log.info(f"{selection.summary['shards_resumed']} shards' winners read from their checkpoints")
@@ -152,22 +153,23 @@ def _light_pass(
     pool: PoolResult,
     subset: SubsetSettings,
     light: pl.DataFrame,
-    gathered: PoolScores,
     offered: pl.Series,
+    offered_scores: pl.DataFrame,
+    known: KnownSizes | None,
     previous: SubsetResult | None,
 ) -> SubsetResult:
     """A method that chooses from the pool's light columns (``methods.reads_light_columns``): it selects among the
-    offered rows of ``light`` (``id``, ``content_hash``, ``n_bytes``) with the scores' sizes, then reads the chosen
+    offered rows of ``light`` (``id``, ``content_hash``, ``n_bytes``) with the offered samples' scores and sizes
+    (``known``), then reads the chosen
     rows whole, and the pool's mix a batch at a time; the pool's text is never held whole. It chooses the very
     samples the whole pool's selection would."""
     storage = workspace.storage
-    frame, offered_scores = light.filter(offered), gathered.frame.filter(offered)
+    frame = light.filter(offered)
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
     plan = _plan(subset, config, earlier)
     folder = workspace.folder("selected_subset", subset.folder)
-    known = _known_sizes(offered_scores)
     selection = methods.select(frame, subset.config, warm=plan.warm, known=known)
     compared = None
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
@@ -177,18 +179,12 @@ def _light_pass(
     rows = rows_with(storage, pool.file, "id", ids)
     chosen, alternative = (_in_order(rows, made) if made is not None else None for made in (selection, compared))
     assert chosen is not None
-    left_out = rows_with(storage, pool.file, "id", set(light.filter(~offered)["id"].to_list()), _FACET_COLUMNS)
-    counts = facet_counts(storage, pool.file)
-    for facet, held in value_counts(facet_frame(left_out)).items():
-        counts[facet].subtract(held)
-    mixes = composition_from_counts({facet: +count for facet, count in counts.items()}, facet_frame(chosen))
+    # every copy of a left-out content is left out (held out by content; the quality gate judges the text alone)
+    counts = facet_counts(storage, pool.file, light.filter(~offered)["content_hash"].unique())
+    mixes = composition_from_counts(counts, facet_frame(chosen))
     churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, light) if earlier else None
     made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, len(frame))
     return _store(workspace, pool, subset, folder, made, None)
-
-
-_FACET_COLUMNS = ["source", "format", "text", "n_bytes"]
-"""The pool's columns ``facet_frame`` reads (as ``pool_reads.facet_counts`` does)."""
 
 
 def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:
