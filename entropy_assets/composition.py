@@ -87,6 +87,18 @@ def facet_frame(pool: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def facet_values(pool: pl.DataFrame, facet: str) -> pl.Series:
+    """One facet of every sample (see ``facet_frame``), computed alone: the script is not read for a source."""
+    if facet == "script":
+        return (pool["script"] if "script" in pool.columns else scripts(pool["text"])).alias("script")
+    expressions = {
+        "source": pl.col("source").str.split("/").list.last(),
+        "format": pl.col("format"),
+        "length": length_expr(),
+    }
+    return pool.select(expressions[facet].alias(facet)).to_series()
+
+
 def value_counts(facets: pl.DataFrame) -> dict[str, dict[str, int]]:
     """How many rows of ``facets`` (from ``facet_frame``) hold each value, per facet."""
     return {facet: dict(facets[facet].value_counts(name="n").iter_rows()) for facet in facets.columns}

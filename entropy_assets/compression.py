@@ -147,6 +147,10 @@ class KnownSizes:
     settings: dict[str, Any]
     sizes: np.ndarray
 
+    def subset(self, rows: np.ndarray) -> KnownSizes:
+        """The sizes of the samples at ``rows``."""
+        return KnownSizes(self.settings, np.asarray(self.sizes)[rows])
+
 
 def compression_ratio(data: bytes, compressor: Compressor) -> float:
     """Raw bytes / compressed bytes of ``data`` (1.0 for empty data)."""

@@ -32,7 +32,7 @@ from entropy_assets.storage import Storage
 
 FILES = ("fastchat_dummy_conversation.json", "pretrain_c4_demo.jsonl", "code_alpaca_2k.json")
 APPENDED = "llamafactory_alpaca_en_demo.json"
-BOUNDED = ("random", "longest", "ratio", "dedup", "ratio_band")
+BOUNDED = ("random", "longest", "longest_tokens", "ratio", "dedup", "near_dedup", "ratio_band")
 PLACES = {"path", "file", "export_path", "plot_path", "seconds"}
 """Result fields that name where (or how fast) a subset was written, not what it holds."""
 
@@ -65,8 +65,9 @@ def _workspace(storage: Storage, name: str) -> Workspace:
     return Workspace(name, storage, logging.getLogger("test"))
 
 
-def _settings(method: str) -> SubsetSettings:
-    return SubsetSettings(method, 150, method_config(method, SelectionOptions(budget=150, seed=3)), holdout=40)
+def _settings(method: str, stratify: str | None = None) -> SubsetSettings:
+    options = SelectionOptions(budget=150, seed=3, stratify=Stratify(stratify) if stratify else None)
+    return SubsetSettings(method, 150, method_config(method, options), holdout=40)
 
 
 def _whole_pool(monkeypatch: pytest.MonkeyPatch, *args: object, **kwargs: object) -> SubsetResult:
@@ -85,11 +86,19 @@ def _same(light: SubsetResult, whole: SubsetResult, storage: Storage) -> None:
     assert Path(light.export_path).read_bytes() == Path(whole.export_path).read_bytes()
 
 
-@pytest.mark.parametrize("method", BOUNDED)
+@pytest.mark.parametrize(
+    ("method", "stratify"),
+    [
+        *((method, None) for method in BOUNDED),
+        *((method, "script") for method in ("random", "longest_tokens", "ratio", "near_dedup")),
+        ("dedup", "source"),
+    ],
+)
 def test_a_light_method_selects_what_the_whole_pool_does(
-    data: Data, method: str, monkeypatch: pytest.MonkeyPatch
+    data: Data, method: str, stratify: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = _settings(method)
+    """Every method but ZIP's, plain and stratified (by script: a feature of the text; by source: a column)."""
+    settings = _settings(method, stratify)
     pool_frame = data.storage.read_parquet(data.pool.file)
     scores = data.storage.read_parquet(data.scores.file)
     offered = ~holdout_mask(pool_frame, settings.holdout) & scores["excluded"].is_null()
@@ -104,15 +113,18 @@ def test_a_light_method_selects_what_the_whole_pool_does(
             return read(storage, *parts, columns=columns)
 
         patch.setattr(Storage, "read_parquet", light_read)
-        light = select_subset(_workspace(data.storage, "light"), data.pool, data.scores, settings, data.scoring)
-    whole = _whole_pool(monkeypatch, _workspace(data.storage, "whole"), data.pool, data.scores, settings, data.scoring)
+        light = select_subset(
+            _workspace(data.storage, f"light_{method}_{stratify}"), data.pool, data.scores, settings, data.scoring
+        )
+    whole_ws = _workspace(data.storage, f"whole_{method}_{stratify}")
+    whole = _whole_pool(monkeypatch, whole_ws, data.pool, data.scores, settings, data.scoring)
     _same(light, whole, data.storage)
     # the method on the whole pool's text, measuring sizes itself, chooses the same ids in the same order
     alone = methods.select(pool_frame.filter(offered), settings.config)
     assert data.storage.read_parquet(light.file)["id"].to_list() == alone.provenance["id"].to_list()
 
 
-@pytest.mark.parametrize("method", ["random", "dedup", "ratio"])
+@pytest.mark.parametrize("method", ["random", "dedup", "ratio", "near_dedup"])
 def test_a_warm_refresh_after_appended_records_matches_the_whole_pool(
     data: Data, method: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, raw_dir: Path
 ) -> None:
@@ -131,11 +143,10 @@ def test_a_warm_refresh_after_appended_records_matches_the_whole_pool(
     _same(light, whole, data.storage)
 
 
-def test_stratified_text_and_zip_methods_keep_the_whole_pool_path() -> None:
+def test_zip_methods_keep_the_whole_pool_path() -> None:
     options = SelectionOptions(budget=10)
-    for method in ("near_dedup", "longest_tokens", "zip", "zip_paper", "zip_hierarchical"):
+    for method in ("zip", "zip_paper", "zip_hierarchical"):
         assert not methods.reads_light_columns(method_config(method, options), None, 100)
-    assert not methods.reads_light_columns(
-        method_config("random", dataclasses.replace(options, stratify=Stratify("source"))), None, 100
-    )
+        stratified = dataclasses.replace(options, stratify=Stratify("source"))
+        assert not methods.reads_light_columns(method_config(method, stratified), None, 100)
     assert not methods.reads_light_columns(method_config("ratio", options), None, 100)  # no sizes to read

@@ -10,6 +10,7 @@ shortest ones (a compressor's fixed overhead dominates them), and a sample count
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -25,7 +26,7 @@ from entropy_assets.selection.base import (
     pool_texts,
     provenance_frame,
 )
-from entropy_assets.selection.near_duplicates import first_of_near_duplicates
+from entropy_assets.selection.near_duplicates import first_of_clusters, first_of_near_duplicates
 from entropy_assets.selection.warm import WarmStart
 
 BaselineMethod = Literal["random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band"]
@@ -33,8 +34,9 @@ BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "longest_tokens", "d
 LIGHT_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes")
 """The pool's columns that ``random``, ``longest``, ``dedup``, and ``ratio`` and ``ratio_band`` with fitting known
 sizes, choose from: a pool frame of these alone is enough for them."""
-NEED_TEXT: frozenset[str] = frozenset({"longest_tokens", "near_dedup"})
-"""The baselines that read every sample's text to choose (its tokens, its MinHash signature)."""
+NEED_FEATURES: dict[str, str] = {"longest_tokens": "tokens", "near_dedup": "near_duplicates"}
+"""The baselines that choose by a feature of every sample's text (``stages.pool_features``): its token count (a
+``tokens`` column of the pool), its near-duplicate band keys (``bands``). Without them, they read the text."""
 NEED_SIZES: frozenset[str] = frozenset({"ratio", "ratio_band"})
 """The baselines that need each sample's compressed size: from known sizes, or else compressed from its text."""
 RATIO_BAND: tuple[float, float] = (25.0, 75.0)
@@ -62,8 +64,17 @@ class BaselineConfig:
         make_compressor(self.compressor, self.level)
 
 
+Bands = Callable[[int], np.ndarray]
+"""Every pool sample's near-duplicate key in band ``b`` (``near_duplicates.band_keys``), a band at a time."""
+
+
 def baseline_select(
-    pool: pl.DataFrame, config: BaselineConfig, *, warm: WarmStart | None = None, known: KnownSizes | None = None
+    pool: pl.DataFrame,
+    config: BaselineConfig,
+    *,
+    warm: WarmStart | None = None,
+    known: KnownSizes | None = None,
+    bands: Bands | None = None,
 ) -> Selection:
     """Select from ``pool`` by a baseline method.
 
@@ -74,7 +85,9 @@ def baseline_select(
     itself: warm or not, they choose the same. ``ratio`` records each chosen sample's ratio as its ``stage1_score``
     and ``longest_tokens`` its token count (``token_counts``). ``known`` (the samples' sizes from
     ``compression_scores``) spares ``ratio`` and ``ratio_band`` compressing the pool when the same compressor measured
-    them (``sizes_fit``): those and ``random``, ``longest`` and ``dedup`` then read no text, only ``LIGHT_COLUMNS``."""
+    them (``sizes_fit``): those and ``random``, ``longest`` and ``dedup`` then read no text, only ``LIGHT_COLUMNS``.
+    ``longest_tokens`` reads the pool's ``tokens`` column where it has one, and ``near_dedup`` the samples' ``bands``
+    where given: neither then reads the text either."""
     budget = Budget(config.budget, config.budget_unit)
     n_bytes = pool["n_bytes"].to_numpy()
     budget.check_fits(n_bytes)
@@ -89,13 +102,14 @@ def baseline_select(
     elif config.method == "longest":
         order = np.lexsort((rng.permutation(pool.height), -n_bytes))
     elif config.method == "longest_tokens":
-        scores = token_counts(pool["text"]).astype(np.float64)
+        counts = pool["tokens"].to_numpy() if "tokens" in pool.columns else token_counts(pool["text"])
+        scores = counts.astype(np.float64)
         order = np.lexsort((rng.permutation(pool.height), -scores))
     elif config.method == "ratio":
         scores = _sample_ratios(pool, config, n_bytes, known)
         order = np.lexsort((rng.permutation(pool.height), scores))
     else:  # a random draw among the eligible samples
-        eligible = _eligible(pool, config, n_bytes, known)
+        eligible = _eligible(pool, config, n_bytes, known, bands)
         if budget.amount > budget.used(len(eligible), int(n_bytes[eligible].sum())):
             raise ValueError(
                 f"budget of {budget.amount} {budget.unit} is larger than the {_KEEPS[config.method]} "
@@ -180,7 +194,9 @@ def _sample_ratios(
     return n_bytes / np.maximum(sizes, 1)
 
 
-def _eligible(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray, known: KnownSizes | None) -> np.ndarray:
+def _eligible(
+    pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray, known: KnownSizes | None, bands: Bands | None
+) -> np.ndarray:
     """The samples a filtering baseline draws from, in pool order: the first copy of each distinct content
     (``dedup``), the first of each near-duplicate cluster (``near_dedup``), or those whose ratio is within the
     pool's central band (``ratio_band``)."""
@@ -190,8 +206,10 @@ def _eligible(pool: pl.DataFrame, config: BaselineConfig, n_bytes: np.ndarray, k
         return np.flatnonzero((ratios >= low) & (ratios <= high)).astype(np.int64)
     first = pool.with_row_index("_position").unique("content_hash", keep="first", maintain_order=True)
     unique = first["_position"].to_numpy().astype(np.int64)
+    if config.method == "near_dedup" and bands is not None:
+        return unique[first_of_clusters(lambda band: bands(band)[unique], len(unique))]
     if config.method == "near_dedup":
-        return unique[first_of_near_duplicates(pool["text"].gather(unique).to_list())]
+        return unique[first_of_near_duplicates(pool["text"].gather(unique))]
     return unique
 
 

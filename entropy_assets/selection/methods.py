@@ -16,7 +16,7 @@ import polars as pl
 from entropy_assets.compression import KnownSizes
 
 from .base import BudgetUnit, Selection
-from .baselines import BASELINES, NEED_SIZES, NEED_TEXT, BaselineConfig, baseline_select, sizes_fit
+from .baselines import BASELINES, NEED_FEATURES, NEED_SIZES, Bands, BaselineConfig, baseline_select, sizes_fit
 from .checkpoint import SelectionCheckpoint
 from .hierarchical import HierarchicalConfig, hierarchical_zip_select
 from .stratified import Stratify, stratified_select, with_budget
@@ -62,11 +62,19 @@ class SelectionOptions:
 
 
 Run = Callable[
-    [pl.DataFrame, SelectionConfig, Progress | None, SelectionCheckpoint | None, WarmStart | None, KnownSizes | None],
+    [
+        pl.DataFrame,
+        SelectionConfig,
+        Progress | None,
+        SelectionCheckpoint | None,
+        WarmStart | None,
+        KnownSizes | None,
+        Bands | None,
+    ],
     Selection,
 ]
-"""A method's function: the pool, its configuration, a progress callback, a checkpoint, a warm start and the
-samples' sizes as the scores measured them (each of the last four may be ignored)."""
+"""A method's function: the pool, its configuration, a progress callback, a checkpoint, a warm start, the samples'
+sizes as the scores measured them and their near-duplicate band keys (each of the last five may be ignored)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,9 @@ class SelectionMethod:
     """Whether a run saves its rounds to a checkpoint and resumes after a kill (baselines are fast and keep none)."""
     needs: frozenset[str] = frozenset({"text"})
     """What the method reads besides the pool's light columns (``baselines.LIGHT_COLUMNS``) to choose: ``text``
-    (every sample's), ``sizes`` (every sample's compressed size, which known sizes give without the text)."""
+    (every sample's), ``sizes`` (every sample's compressed size, which known sizes give without the text), or a
+    feature of the text that is stored per part of the pool (``tokens``, ``near_duplicates``:
+    ``stages.pool_features``)."""
 
 
 def _shared(options: SelectionOptions) -> dict[str, Any]:
@@ -122,6 +132,7 @@ def _run_zip(
     checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
     known: KnownSizes | None,
+    _bands: Bands | None,
 ) -> Selection:
     assert isinstance(config, ZipConfig)
     return zip_select(pool, config, progress, checkpoint=checkpoint, warm=warm, known=known)
@@ -134,6 +145,7 @@ def _run_hierarchical(
     checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
     known: KnownSizes | None,
+    _bands: Bands | None,
 ) -> Selection:
     assert isinstance(config, HierarchicalConfig)
     return hierarchical_zip_select(pool, config, checkpoint=checkpoint, warm=warm, known=known)
@@ -146,9 +158,10 @@ def _run_baseline(
     _checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
     known: KnownSizes | None,
+    bands: Bands | None,
 ) -> Selection:
     assert isinstance(config, BaselineConfig)
-    return baseline_select(pool, config, warm=warm, known=known)
+    return baseline_select(pool, config, warm=warm, known=known, bands=bands)
 
 
 def _baseline(name: str) -> Callable[[SelectionOptions], BaselineConfig]:
@@ -175,7 +188,9 @@ _BASELINE_DESCRIPTIONS = {
 
 
 def _baseline_needs(name: str) -> frozenset[str]:
-    return frozenset({"text"} if name in NEED_TEXT else {"sizes"} if name in NEED_SIZES else set())
+    if name in NEED_FEATURES:
+        return frozenset({NEED_FEATURES[name]})
+    return frozenset({"sizes"} if name in NEED_SIZES else set())
 
 
 SELECTION_METHODS: Mapping[str, SelectionMethod] = {
@@ -230,16 +245,23 @@ def method_of(config: SelectionConfig) -> str:
     return config.method
 
 
-def reads_light_columns(config: SelectionConfig, known: KnownSizes | None, samples: int) -> bool:
-    """Whether ``config``'s method chooses among ``samples`` samples from the pool's light columns alone
-    (``baselines.LIGHT_COLUMNS``), with ``known`` for the sizes it needs: no text, so a pool of any size can be
-    selected from without holding its text. Stratified selection reads the strata's facets from the text."""
+def needs(config: SelectionConfig) -> frozenset[str]:
+    """What ``config``'s method reads besides the pool's light columns (``SelectionMethod.needs``); stratified, also
+    the facet its strata are of (``source`` or ``format``, columns of the pool; ``script``, a feature)."""
     if isinstance(config, StratifiedConfig):
+        return needs(config.inner) | {config.stratify.by}
+    return SELECTION_METHODS[method_of(config)].needs
+
+
+def reads_light_columns(config: SelectionConfig, known: KnownSizes | None, samples: int) -> bool:
+    """Whether ``config``'s method chooses among ``samples`` samples from the pool's light columns
+    (``baselines.LIGHT_COLUMNS``), the features it needs (``needs``) and ``known`` for the sizes it needs: no text,
+    so a pool of any size can be selected from without holding its text."""
+    wanted = needs(config)
+    if "text" in wanted:
         return False
-    needs = SELECTION_METHODS[method_of(config)].needs
-    if "text" in needs:
-        return False
-    return "sizes" not in needs or (isinstance(config, BaselineConfig) and sizes_fit(config, known, samples))
+    inner = config.inner if isinstance(config, StratifiedConfig) else config
+    return "sizes" not in wanted or (isinstance(inner, BaselineConfig) and sizes_fit(inner, known, samples))
 
 
 def select(
@@ -250,15 +272,17 @@ def select(
     checkpoint: SelectionCheckpoint | None = None,
     warm: WarmStart | None = None,
     known: KnownSizes | None = None,
+    bands: Bands | None = None,
 ) -> Selection:
     """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round,
-    ``checkpoint`` (ignored by baselines) lets a killed run resume, ``warm`` starts from an earlier selection, and
-    ``known`` (the pool's sizes from ``compression_scores``) spares ZIP's stage 1 compressing the pool again. A
-    stratified configuration runs the method within each stratum, with no checkpoint (a rerun selects every stratum
-    again) and measuring its stage 1 itself."""
+    ``checkpoint`` (ignored by baselines) lets a killed run resume, ``warm`` starts from an earlier selection,
+    ``known`` (the pool's sizes from ``compression_scores``) spares ZIP's stage 1 compressing the pool again, and
+    ``bands`` (the pool's near-duplicate keys) spares ``near_dedup`` reading the text. A stratified configuration runs
+    the method within each stratum, with no checkpoint (a rerun selects every stratum again), with the stratum's
+    known sizes and bands."""
     run = SELECTION_METHODS[method_of(config)].run
     if not isinstance(config, StratifiedConfig):
-        return run(pool, config, progress, checkpoint, warm, known)
+        return run(pool, config, progress, checkpoint, warm, known, bands)
     inner = config.inner
     budget = inner.zip if isinstance(inner, HierarchicalConfig) else inner
     selection = stratified_select(
@@ -266,6 +290,14 @@ def select(
         config.stratify,
         budget.budget,
         budget.budget_unit,
-        lambda stratum, quota: run(stratum, with_budget(inner, quota), progress, None, warm, None),
+        lambda stratum, quota, rows: run(
+            stratum,
+            with_budget(inner, quota),
+            progress,
+            None,
+            warm,
+            known.subset(rows) if known is not None else None,
+            (lambda band: bands(band)[rows]) if bands is not None else None,
+        ),
     )
     return replace(selection, config=describe_config(config))

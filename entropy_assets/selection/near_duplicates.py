@@ -1,43 +1,131 @@
-"""Near-duplicate detection with MinHash and locality-sensitive hashing (``datasketch``): a sample whose word 5-gram
-set overlaps an earlier kept one's by about ``THRESHOLD`` (Jaccard) or more is its near-duplicate, and only the
-first of each cluster is kept.
+"""Near-duplicate detection with MinHash and locality-sensitive hashing: a sample whose word 5-gram set overlaps an
+earlier kept one's by about ``THRESHOLD`` (Jaccard) or more is its near-duplicate, and only the first of each cluster
+is kept.
 
 Exact-copy removal misses the commonest near-duplicates of instruction data: one template with a counter or a name
-changed. MinHash with 128 permutations estimates Jaccard similarity within about 0.04, and the LSH index finds
-candidates without comparing every pair. The settings were chosen on the bad update of
-``examples/data_update_risk.py`` (20 Alpaca records repeated 30 times with a counter appended, beside 300
-originals): at 0.7 and 128 permutations 2 of the 600 copies pass and no original is dropped; at 0.8 and 64
-permutations, 21 pass (short records change most when a counter is added).
+changed. A sample's signature is its R-MinHash of 128 slots (``rensa``, in Rust) over the hashes of its lowercased
+word 5-grams (made in polars and numpy, a batch of texts at a time); the signature is cut into ``BANDS`` bands of
+``ROWS`` slots, and two samples are candidates when one band is equal, as datasketch's ``MinHashLSH`` pairs them at
+this threshold (its optimal banding for 0.7 and 128 permutations is 14 bands of 9). A band is kept as a 64-bit hash:
+``band_keys`` is all that the choice reads, 112 bytes a sample, so that a pool of any size is deduplicated from its
+keys (stored per pool part, ``stages.pool_features``) without its text.
+
+The settings were chosen on the bad update of ``examples/data_update_risk.py`` (20 Alpaca records repeated 30 times
+with a counter appended, beside 300 originals): at 0.7 and 128 permutations 2 of the 600 copies passed and no
+original was dropped; at 0.8 and 64 permutations, 21 passed (short records change most when a counter is added).
+Signatures cost about 60 us per 1 KB sample on one core (polars' Unicode word split is most of it; datasketch's
+MinHash took about 500 us).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable
 
 import numpy as np
+import polars as pl
 
 SHINGLE_WORDS = 5
 NUM_PERM = 128
 THRESHOLD = 0.7
-_WORD = re.compile(r"\w+")
+BANDS = 14
+ROWS = 9
+"""LSH banding for ``THRESHOLD`` at ``NUM_PERM``: the bands and slots per band that datasketch's ``MinHashLSH``
+chooses (``_optimal_param(0.7, 128)``), minimizing the weighted chance of a false pair or a missed one."""
+BAND_COLUMNS: tuple[str, ...] = tuple(f"band_{band:02d}" for band in range(BANDS))
+"""The columns of ``band_keys``."""
+SEED = 1
+_WORD = r"\w+"
+_MIX = np.uint64(0x100000001B3)
 
 
-def shingles(text: str, words: int = SHINGLE_WORDS) -> list[bytes]:
-    """The distinct word ``words``-grams of ``text``, lowercased (the whole text when shorter)."""
-    tokens = _WORD.findall(text.lower())
-    return list({" ".join(tokens[i : i + words]).encode() for i in range(max(len(tokens) - words + 1, 1))})
+def shingle_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The 64-bit hashes of each text's lowercased word ``SHINGLE_WORDS``-grams (a text of fewer words: one shingle
+    of them all; of none: one empty shingle), flat, and the offsets where each text's hashes start and end."""
+    words = texts.fill_null("").str.to_lowercase().str.extract_all(_WORD)
+    counts = words.list.len().fill_null(0).to_numpy().astype(np.int64)
+    slots = np.maximum(counts, 1)  # explode leaves one null for a text without words
+    hashes = words.explode(empty_as_null=True).hash(seed=SEED).to_numpy()
+    starts = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
+    position = np.arange(len(hashes), dtype=np.int64) - np.repeat(starts, slots)
+    remaining = np.repeat(slots, slots) - position  # words from this one to the end of its text, itself included
+    combined = np.zeros(len(hashes), dtype=np.uint64)
+    padded = np.concatenate([hashes, np.zeros(SHINGLE_WORDS - 1, dtype=np.uint64)])
+    with np.errstate(over="ignore"):
+        for offset in range(SHINGLE_WORDS):
+            word = np.where(remaining > offset, padded[offset : offset + len(hashes)], np.uint64(0))
+            combined = (combined * _MIX) ^ word
+    shingles = np.maximum(slots - SHINGLE_WORDS + 1, 1)
+    first = position < np.repeat(shingles, slots)
+    offsets = np.concatenate([[0], np.cumsum(shingles)]).astype(np.uint64)
+    return combined[first], offsets
 
 
-def first_of_near_duplicates(texts: Sequence[str], threshold: float = THRESHOLD) -> np.ndarray:
+def signatures(texts: pl.Series) -> np.ndarray:
+    """Each text's R-MinHash signature over its shingles, as a ``(len(texts), NUM_PERM)`` uint32 array."""
+    from rensa import RMinHash
+
+    if texts.is_empty():
+        return np.zeros((0, NUM_PERM), dtype=np.uint32)
+    hashes, offsets = shingle_hashes(texts)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm=NUM_PERM, seed=SEED)
+    return np.asarray(matrix.to_rows(), dtype=np.uint32)
+
+
+def band_keys(texts: pl.Series) -> pl.DataFrame:
+    """Each text's LSH band keys (``BAND_COLUMNS``, uint64): the hash of each band of ``ROWS`` signature slots."""
+    names = [f"s{slot}" for slot in range(BANDS * ROWS)]
+    slots = pl.DataFrame(signatures(texts)[:, : BANDS * ROWS], schema=names, orient="row")
+    return slots.select(
+        pl.struct(slots.columns[band * ROWS : (band + 1) * ROWS]).hash(seed=SEED).alias(name)
+        for band, name in enumerate(BAND_COLUMNS)
+    )
+
+
+def first_of_near_duplicates(texts: pl.Series | list[str]) -> np.ndarray:
     """Positions of the texts that are not near-duplicates of an earlier one, in order."""
-    from datasketch import MinHash, MinHashLSH
+    keys = band_keys(pl.Series("text", texts, dtype=pl.String))
+    return first_of_clusters(lambda band: keys[BAND_COLUMNS[band]].to_numpy(), keys.height)
 
-    signatures = MinHash.bulk([shingles(text) for text in texts], num_perm=NUM_PERM)
-    index = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
-    kept: list[int] = []
-    for position, signature in enumerate(signatures):
-        if not index.query(signature):
-            index.insert(position, signature)
-            kept.append(position)
-    return np.asarray(kept, dtype=np.int64)
+
+def first_of_clusters(band: Callable[[int], np.ndarray], samples: int) -> np.ndarray:
+    """Positions of the samples, in order, that share no band key with an earlier kept one: ``band(b)`` gives every
+    sample's key in band ``b``, one band at a time. A sample is kept unless an earlier *kept* sample has one of its
+    keys, as a MinHash LSH index does that is queried, then inserted into when the query finds nothing.
+
+    Only samples with a key that another sample also has can be dropped or drop one: their keys' groups are numbered
+    band by band (a band's keys are held one at a time), and the greedy pass runs over them alone."""
+    shared = np.zeros(samples, dtype=bool)
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    for index in range(BANDS):
+        keys = pl.Series(band(index), dtype=pl.UInt64)
+        repeated = keys.is_duplicated().to_numpy()
+        rows = np.flatnonzero(repeated)
+        groups.append((rows, keys.filter(repeated).rank("dense").to_numpy().astype(np.int64) - 1))
+        shared[rows] = True
+    candidates = np.flatnonzero(shared)
+    kept = np.ones(samples, dtype=bool)
+    if len(candidates):
+        kept[candidates] = _greedy(candidates, groups)
+    return np.flatnonzero(kept).astype(np.int64)
+
+
+def _greedy(candidates: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Whether each of ``candidates`` is kept, in order: dropped when a band group it is in holds a kept sample."""
+    ids: list[array[int]] = []
+    blocked: list[bytearray] = []
+    for rows, group in groups:
+        column = np.full(len(candidates), -1, dtype=np.int64)
+        column[np.searchsorted(candidates, rows)] = group
+        ids.append(array("q", column.tobytes()))
+        blocked.append(bytearray(int(group.max()) + 1 if len(group) else 0))
+    kept = bytearray(len(candidates))
+    bands = range(len(groups))
+    for position in range(len(candidates)):
+        if any(ids[band][position] >= 0 and blocked[band][ids[band][position]] for band in bands):
+            continue
+        kept[position] = 1
+        for band in bands:
+            if ids[band][position] >= 0:
+                blocked[band][ids[band][position]] = 1
+    return np.frombuffer(bytes(kept), dtype=np.uint8).astype(bool)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from entropy_assets.composition import facet_frame
+from entropy_assets.composition import facet_values
 from entropy_assets.entropy_law import law_ratio
 
 from .base import Budget, BudgetUnit, Selection
@@ -81,14 +81,15 @@ def stratified_select(
     stratify: Stratify,
     budget: int,
     budget_unit: BudgetUnit,
-    select: Callable[[pl.DataFrame, int], Selection],
+    select: Callable[[pl.DataFrame, int, np.ndarray], Selection],
 ) -> Selection:
-    """``select(stratum_pool, quota)`` within each stratum of ``pool``, the results in one selection (strata in
-    order of their name, each in its own order). The summary gives each stratum's pool size, quota, selected size
-    and zlib-9 ratio."""
+    """``select(stratum_pool, quota, rows)`` within each stratum of ``pool`` (``rows``: the stratum's positions in
+    ``pool``), the results in one selection (strata in order of their name, each in its own order). The summary
+    gives each stratum's pool size, quota, selected size and zlib-9 ratio (``strata_ratios``; left None when the
+    pool has no text: a pool of light columns, whose chosen rows are read afterwards)."""
     started = time.perf_counter()
     Budget(budget, budget_unit).check_fits(pool["n_bytes"].to_numpy())
-    labels = facet_frame(pool)[stratify.by]
+    labels = facet_values(pool, stratify.by)
     weights = dict(stratify.weights) if stratify.weights is not None else None
     if budget_unit == "samples":
         sizes = {str(k): int(v) for k, v in labels.value_counts(name="n").iter_rows()}
@@ -107,12 +108,11 @@ def stratified_select(
         if shares[name] == 0:
             continue
         stratum = pool[rows]
-        inner = select(stratum, shares[name])
+        inner = select(stratum, shares[name], rows)
         positions = rows[inner.positions]
         parts.append(inner.provenance.with_columns(position=pl.Series(positions, dtype=pl.Int64)))
         strata[name]["selected"] = len(inner)
         warm_counts.update(inner.summary.get("warm", {}))
-        strata[name]["ratio_zlib9"] = round(law_ratio(stratum["text"].gather(inner.positions).to_list()), 4)
     assert inner is not None  # the budget is positive, so some stratum has a quota
     provenance = pl.concat(parts).with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64))
     summary: dict[str, Any] = {
@@ -124,7 +124,20 @@ def stratified_select(
     if warm_counts:
         summary["warm"] = dict(warm_counts)
     config = {**inner.config, "budget": budget, "stratify": stratify.describe()}
-    return Selection(inner.method, provenance, config, summary)
+    selection = Selection(inner.method, provenance, config, summary)
+    return strata_ratios(selection, pool[selection.positions]) if "text" in pool.columns else selection
+
+
+def strata_ratios(selection: Selection, chosen: pl.DataFrame) -> Selection:
+    """``selection`` (stratified) with each stratum's zlib-9 ratio, from its ``chosen`` rows in the order chosen
+    (their text, and the columns of the facet the strata are of)."""
+    labels = facet_values(chosen, selection.summary["stratify"]["by"])
+    strata = {name: dict(stratum) for name, stratum in selection.summary["strata"].items()}
+    for name, stratum in strata.items():
+        if stratum["quota"]:
+            texts = chosen["text"].filter(labels == name).to_list()
+            stratum["ratio_zlib9"] = round(law_ratio(texts), 4)
+    return dataclasses.replace(selection, summary={**selection.summary, "strata": strata})
 
 
 def with_budget(config: Any, budget: int) -> Any:

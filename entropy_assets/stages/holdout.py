@@ -16,7 +16,7 @@ from entropy_assets.sources import SourceColumns, load_pool
 from entropy_assets.storage import Storage
 from entropy_assets.versions import subset_content_version
 
-from .pool_reads import smallest_distinct
+from .pool_reads import rows_with, smallest_distinct
 from .settings import TrainingSettings
 
 
@@ -56,13 +56,15 @@ def eval_content_hashes(eval_paths: Sequence[str], columns: SourceColumns | None
 
 
 def evaluation_frame(
-    pool: pl.DataFrame, training: TrainingSettings, columns: SourceColumns | None = None
+    storage: Storage, pool_file: str, training: TrainingSettings, columns: SourceColumns | None = None
 ) -> pl.DataFrame:
     """What every run of a pipeline is evaluated on: the user's evaluation set (read with the pool's ``columns``),
-    or the pool's held-out samples."""
+    or the held-out samples of the stored pool ``pool_file`` (every copy of the ``holdout`` smallest content hashes,
+    in pool order), read a batch at a time."""
     if training.eval_paths:
         return load_pool(list(training.eval_paths), columns=columns).frame
-    return pool.filter(holdout_mask(pool, training.holdout))
+    hashes = smallest_distinct(storage, pool_file, "content_hash", training.holdout)
+    return rows_with(storage, pool_file, "content_hash", hashes.to_list())
 
 
 def evaluation_version(evaluation: pl.DataFrame) -> str:

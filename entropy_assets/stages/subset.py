@@ -28,10 +28,12 @@ from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
 from entropy_assets.selection.base import Selection
-from entropy_assets.selection.baselines import LIGHT_COLUMNS
+from entropy_assets.selection.baselines import LIGHT_COLUMNS, Bands
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, final_pass
 from entropy_assets.selection.methods import SelectionConfig
+from entropy_assets.selection.near_duplicates import BAND_COLUMNS
+from entropy_assets.selection.stratified import strata_ratios
 from entropy_assets.selection.warm import WarmStart
 from entropy_assets.sources import SourceColumns, export_suffix, labels_column
 from entropy_assets.storage import Storage
@@ -39,6 +41,7 @@ from entropy_assets.versions import selection_key, subset_version
 
 from .churn import Churn, churn
 from .holdout import held_out_hashes, holdout_mask
+from .pool_features import pool_features
 from .pool_reads import facet_counts, rows_with
 from .results import PoolResult, ScoresResult, SubsetResult
 from .scores import ScoringSettings, gather_scores
@@ -164,27 +167,49 @@ def _light_pass(
     rows whole, and the pool's mix a batch at a time; the pool's text is never held whole. It chooses the very
     samples the whole pool's selection would."""
     storage = workspace.storage
-    frame = light.filter(offered)
+    needs = methods.needs(subset.config)
+    frame = _with_needs(storage, pool.file, light, needs).filter(offered)
+    bands = _bands(storage, pool.file, offered) if "near_duplicates" in needs else None
     ratios = offered_scores["ratio"].to_numpy()
     config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
     plan = _plan(subset, config, earlier)
     folder = workspace.folder("selected_subset", subset.folder)
-    selection = methods.select(frame, subset.config, warm=plan.warm, known=known)
+    selection = methods.select(frame, subset.config, warm=plan.warm, known=known, bands=bands)
     compared = None
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
-        compared = methods.select(frame, subset.config, warm=plan.compare, known=known)
+        compared = methods.select(frame, subset.config, warm=plan.compare, known=known, bands=bands)
     ids = set(selection.provenance["id"].to_list())
     ids.update(compared.provenance["id"].to_list() if compared is not None else ())
     rows = rows_with(storage, pool.file, "id", ids)
     chosen, alternative = (_in_order(rows, made) if made is not None else None for made in (selection, compared))
     assert chosen is not None
+    if "strata" in selection.summary:  # each stratum's ratio, from its chosen rows' text
+        selection = strata_ratios(selection, chosen)
     # every copy of a left-out content is left out (held out by content; the quality gate judges the text alone)
     counts = facet_counts(storage, pool.file, light.filter(~offered)["content_hash"].unique())
     mixes = composition_from_counts(counts, facet_frame(chosen))
     churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, light) if earlier else None
     made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, len(frame))
     return _store(workspace, pool, subset, folder, made, None)
+
+
+def _with_needs(storage: Storage, pool_file: str, light: pl.DataFrame, needs: frozenset[str]) -> pl.DataFrame:
+    """``light`` with the pool's columns and the stored features (``pool_features``) that a method ``needs``: the
+    ``source`` and ``format`` columns, and ``tokens`` and ``script``, a column each, row for row."""
+    columns = [column for column in ("source", "format") if column in needs]
+    extra = storage.read_parquet(pool_file, columns=columns).get_columns() if columns else []
+    for column in ("tokens", "script"):
+        if column in needs:
+            extra.append(pl.Series(column, pool_features(storage, pool_file, column).column(column)))
+    return light.with_columns(extra)
+
+
+def _bands(storage: Storage, pool_file: str, offered: pl.Series) -> Bands:
+    """The offered samples' near-duplicate keys, a band at a time, from the pool's stored features."""
+    features = pool_features(storage, pool_file, "near_duplicates")
+    rows = offered.to_numpy()
+    return lambda band: features.column(BAND_COLUMNS[band])[rows]
 
 
 def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:

@@ -29,6 +29,7 @@ from entropy_assets.training.pipes import FINISH_MESSAGE, STEP_MESSAGE
 from entropy_assets.versions import location_hash, settings_hash, subset_content_version
 
 from .holdout import evaluation_frame, evaluation_version
+from .pool_reads import rows_with
 from .results import SubsetResult, TrainingResult
 from .settings import TrainingSettings
 from .workspace import Workspace
@@ -59,12 +60,12 @@ def train_on_subset(
     backends get each record's prompt and completion apart through them."""
     storage, log = workspace.storage, workspace.log
     columns = columns or SourceColumns()
-    pool = storage.read_parquet(subset.pool_file)
     chosen = storage.read_parquet(subset.file)
-    frame = chosen.select("id", "rank").join(pool, on="id", how="left").sort("rank")
+    rows = rows_with(storage, subset.pool_file, "id", chosen["id"].to_list())  # never the whole pool
+    frame = chosen.select("id", "rank").join(rows, on="id", how="left").sort("rank")
     train_examples, loss_kind = training_examples(frame, columns)
     train_texts = [example.text for example in train_examples]
-    evaluation = evaluation_frame(pool, training, columns)
+    evaluation = evaluation_frame(storage, subset.pool_file, training, columns)
     eval_examples = evaluation_examples(evaluation, columns)
     eval_texts = [example.text for example in eval_examples]
     folder = workspace.folder("training_run", f"{method}_{budget}")

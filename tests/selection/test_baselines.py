@@ -12,6 +12,7 @@ import pytest
 
 from entropy_assets.compression import make_compressor
 from entropy_assets.selection.baselines import BASELINES, BaselineConfig, baseline_select, token_counts
+from entropy_assets.selection.near_duplicates import first_of_near_duplicates
 from entropy_assets.selection.warm import WarmStart
 from entropy_assets.sources import load_pool, pool_from_records
 
@@ -160,7 +161,11 @@ def test_near_dedup_drops_the_near_copies_that_exact_dedup_keeps(raw_dir: Path) 
     exact = baseline_select(pool, BaselineConfig("dedup", 200, seed=1))
     near = baseline_select(pool, BaselineConfig("near_dedup", 200, seed=1))
     assert is_variant[exact.positions].sum() > 100  # every variant is distinct content: exact dedup keeps them all
-    assert is_variant[near.positions].sum() <= 2  # each variant is a near copy of one of the first 20 records
+    # each variant is a near copy of one of the first 20 records: the few that pass are copies of one 5-shingle
+    # record, at Jaccard 0.71 from it (LSH's 14 bands of 9 find such a pair half the time); no original is dropped
+    kept = first_of_near_duplicates(pool["text"])
+    assert is_variant[kept].sum() <= 12 and (~is_variant[kept]).sum() == 300
+    assert is_variant[near.positions].sum() <= 8
     with pytest.raises(ValueError, match=r"larger than the pool's samples once near-duplicates are removed"):
         baseline_select(pool, BaselineConfig("near_dedup", 301))
 
