@@ -131,11 +131,17 @@ class Compressor(ABC):
         """Compression ratio of ``data``: raw bytes / compressed bytes."""
         return compression_ratio(data, self)
 
-    def alone_sizes(self, items: Sequence[bytes], threads: int = 1, known: KnownSizes | None = None) -> np.ndarray:
+    def alone_sizes(
+        self,
+        items: Sequence[bytes],
+        threads: int = 1,
+        known: KnownSizes | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> np.ndarray:
         """What each item adds to an empty stream: its size against an empty context, without a frame's fixed
         overhead (so that short samples are not ranked informative for the overhead alone). ``known`` (each item's
-        ``compressed_sizes``, measured before) is used where it gives the very same sizes; this compressor ignores
-        it."""
+        ``compressed_sizes``, measured before) is used where it gives the very same sizes, and ``lengths`` (each
+        item's, where known) spares reading the items that then need no measuring; this compressor ignores both."""
         return self.context(b"").conditional_sizes(items, threads)
 
 
@@ -377,7 +383,13 @@ class ZstdCompressor(Compressor):
     def context(self, chosen: bytes) -> ZstdContext:
         return ZstdContext(self, chosen)
 
-    def alone_sizes(self, items: Sequence[bytes], threads: int = 1, known: KnownSizes | None = None) -> np.ndarray:
+    def alone_sizes(
+        self,
+        items: Sequence[bytes],
+        threads: int = 1,
+        known: KnownSizes | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> np.ndarray:
         # The empty context's sizes are frame sizes less the empty frame's; where its parameters are the ones of
         # ``compressed_sizes``, that batch call gives the same frames on every core (tested). Items larger than the
         # level's tables get other parameters there: those alone are measured against the empty context.
@@ -386,7 +398,8 @@ class ZstdCompressor(Compressor):
         shared_limit = min(1 << base.hash_log, 1 << (base.window_log - 1))
         if _settings(self.parameters()) != _settings(empty.parameters):
             return empty.conditional_sizes(items, threads)
-        large = [i for i, item in enumerate(items) if len(item) > shared_limit]
+        sizes_of = lengths if lengths is not None else np.array([len(item) for item in items], dtype=np.int64)
+        large = np.flatnonzero(np.asarray(sizes_of) > shared_limit).tolist()
         if known is not None and known.settings == self.describe() and len(known.sizes) == len(items):
             frames = np.asarray(known.sizes, dtype=np.int64)
         elif large:
@@ -395,7 +408,8 @@ class ZstdCompressor(Compressor):
             frames = self.compressed_sizes(items, threads)
         sizes = np.maximum(frames - empty.overhead, 0)
         if large:
-            sizes[large] = empty.conditional_sizes([items[i] for i in large], threads)
+            read = getattr(items, "at", None)  # a lazy sequence reads them at once
+            sizes[large] = empty.conditional_sizes(read(large) if read else [items[i] for i in large], threads)
         return sizes
 
     def describe(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from entropy_assets.storage import Storage
 
 FILES = ("fastchat_dummy_conversation.json", "pretrain_c4_demo.jsonl", "code_alpaca_2k.json")
 APPENDED = "llamafactory_alpaca_en_demo.json"
-BOUNDED = ("random", "longest", "longest_tokens", "ratio", "dedup", "near_dedup", "ratio_band")
+BOUNDED = ("random", "longest", "longest_tokens", "ratio", "dedup", "near_dedup", "ratio_band", "zip")
 PLACES = {"path", "file", "export_path", "plot_path", "seconds"}
 """Result fields that name where (or how fast) a subset was written, not what it holds."""
 
@@ -124,7 +124,7 @@ def test_a_light_method_selects_what_the_whole_pool_does(
     assert data.storage.read_parquet(light.file)["id"].to_list() == alone.provenance["id"].to_list()
 
 
-@pytest.mark.parametrize("method", ["random", "dedup", "ratio", "near_dedup"])
+@pytest.mark.parametrize("method", ["random", "dedup", "ratio", "near_dedup", "zip"])
 def test_a_warm_refresh_after_appended_records_matches_the_whole_pool(
     data: Data, method: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, raw_dir: Path
 ) -> None:
@@ -143,10 +143,13 @@ def test_a_warm_refresh_after_appended_records_matches_the_whole_pool(
     _same(light, whole, data.storage)
 
 
-def test_zip_methods_keep_the_whole_pool_path() -> None:
+def test_text_reading_methods_keep_the_whole_pool_path() -> None:
+    """zip_paper measures zlib over every record, zip_hierarchical without its shards' winners reads them all; ZIP
+    and the ratio baselines need the scores' sizes, and a stratified ZIP its strata's text."""
     options = SelectionOptions(budget=10)
-    for method in ("zip", "zip_paper", "zip_hierarchical"):
+    for method in ("zip_paper", "zip_hierarchical"):
         assert not methods.reads_light_columns(method_config(method, options), None, 100)
-        stratified = dataclasses.replace(options, stratify=Stratify("source"))
-        assert not methods.reads_light_columns(method_config(method, stratified), None, 100)
-    assert not methods.reads_light_columns(method_config("ratio", options), None, 100)  # no sizes to read
+    for method in ("zip", "ratio"):
+        assert not methods.reads_light_columns(method_config(method, options), None, 100)  # no sizes to read
+    stratified = dataclasses.replace(options, stratify=Stratify("source"))
+    assert not methods.reads_light_columns(method_config("zip", stratified), None, 100)

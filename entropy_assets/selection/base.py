@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import polars as pl
@@ -130,3 +130,105 @@ def pool_texts(pool: pl.DataFrame) -> list[bytes]:
 def pool_ids(pool: pl.DataFrame) -> list[str]:
     """The ids of a pool frame."""
     return pool["id"].to_list()
+
+
+class LazyTexts(Sequence[bytes]):
+    """The canonical bytes of a pool's samples, read when a method first asks for them: ZIP over a pool of light
+    columns reads the text of its candidates, not of the pool. Each sample's length is known from the start
+    (``lengths``: the pool's ``n_bytes``), and ``identity`` (its content hashes) stands for its bytes in a checkpoint's
+    fingerprint.
+
+    A read asks ``fetch(positions)`` for the bytes of the samples at ``positions`` (a scan of the stored pool) and
+    brings in, beside the samples asked for, the next ones in ``priority`` order not read yet (stage 1's ranking:
+    the candidates of later rounds), twice as many each time, so that a run reads the pool a few times, not once a
+    round. What was read is kept."""
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        identity: Sequence[str],
+        fetch: Callable[[np.ndarray], list[bytes]],
+        priority: np.ndarray,
+        first_read: int,
+    ) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.identity = identity
+        self._fetch = fetch
+        self._priority = priority
+        self._next = 0
+        self._ahead = max(first_read, 1)
+        self._read: dict[int, bytes] = {}
+        self.reads = 0
+        """How many times the pool was scanned."""
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def held(self) -> int:
+        """How many samples' bytes were read."""
+        return len(self._read)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return self.at(np.arange(len(self))[index])
+        position = int(index)
+        if position not in self._read:
+            self._bring([position])
+        return self._read[position]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.at(np.arange(len(self))))
+
+    def at(self, positions: Sequence[int] | np.ndarray) -> list[bytes]:
+        """The bytes of the samples at ``positions``, the missing ones read at once."""
+        missing = [int(p) for p in positions if int(p) not in self._read]
+        if missing:
+            self._bring(missing)
+        return [self._read[int(p)] for p in positions]
+
+    def _bring(self, wanted: list[int]) -> None:
+        ahead: list[int] = []
+        while len(ahead) < self._ahead and self._next < len(self._priority):
+            candidate = int(self._priority[self._next])
+            self._next += 1
+            if candidate not in self._read:
+                ahead.append(candidate)
+        self._ahead *= 2
+        positions = np.unique(np.asarray(wanted + ahead, dtype=np.int64))
+        self._read.update(zip(positions.tolist(), self._fetch(positions), strict=True))
+        self.reads += 1
+
+
+def texts_at(texts: Sequence[bytes], positions: Sequence[int] | np.ndarray) -> list[bytes]:
+    """The bytes of the samples at ``positions`` (read at once where ``texts`` is lazy)."""
+    if isinstance(texts, LazyTexts):
+        return texts.at(positions)
+    return [texts[int(p)] for p in positions]
+
+
+def text_lengths(texts: Sequence[bytes]) -> np.ndarray:
+    """Every sample's length in bytes, without reading a lazy one's text."""
+    if isinstance(texts, LazyTexts):
+        return texts.lengths
+    return np.array([len(t) for t in texts], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class PoolAccess:
+    """What a method reads of a pool beyond a frame of its light columns: every sample's near-duplicate keys, a band
+    at a time (``near_dedup``), and the text of the samples it asks for (ZIP's candidates)."""
+
+    bands: Callable[[int], np.ndarray] | None = None
+    texts: LazyTexts | None = None
+
+    def rows(self, rows: np.ndarray) -> PoolAccess:
+        """The access of the samples at ``rows`` (a stratum): their band keys; a stratum's text is not lazy."""
+        bands = self.bands
+        return PoolAccess(bands=(lambda band: bands(band)[rows]) if bands is not None else None)

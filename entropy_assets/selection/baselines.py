@@ -28,6 +28,7 @@ from entropy_assets.selection.base import (
 )
 from entropy_assets.selection.near_duplicates import first_of_clusters, first_of_near_duplicates
 from entropy_assets.selection.warm import WarmStart
+from entropy_assets.selection.zip import ZipConfig
 
 BaselineMethod = Literal["random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band"]
 BASELINES: tuple[str, ...] = ("random", "ratio", "longest", "longest_tokens", "dedup", "near_dedup", "ratio_band")
@@ -176,7 +177,7 @@ _KEEPS = {
 }
 
 
-def sizes_fit(config: BaselineConfig, known: KnownSizes | None, samples: int) -> bool:
+def sizes_fit(config: BaselineConfig | ZipConfig, known: KnownSizes | None, samples: int) -> bool:
     """Whether ``known`` holds the sizes ``config``'s compressor gives each of ``samples`` samples."""
     if known is None or len(known.sizes) != samples:
         return False

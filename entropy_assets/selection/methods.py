@@ -15,8 +15,8 @@ import polars as pl
 
 from entropy_assets.compression import KnownSizes
 
-from .base import BudgetUnit, Selection
-from .baselines import BASELINES, NEED_FEATURES, NEED_SIZES, Bands, BaselineConfig, baseline_select, sizes_fit
+from .base import BudgetUnit, PoolAccess, Selection
+from .baselines import BASELINES, NEED_FEATURES, NEED_SIZES, BaselineConfig, baseline_select, sizes_fit
 from .checkpoint import SelectionCheckpoint
 from .hierarchical import HierarchicalConfig, hierarchical_zip_select
 from .stratified import Stratify, stratified_select, with_budget
@@ -69,12 +69,13 @@ Run = Callable[
         SelectionCheckpoint | None,
         WarmStart | None,
         KnownSizes | None,
-        Bands | None,
+        PoolAccess | None,
     ],
     Selection,
 ]
 """A method's function: the pool, its configuration, a progress callback, a checkpoint, a warm start, the samples'
-sizes as the scores measured them and their near-duplicate band keys (each of the last five may be ignored)."""
+sizes as the scores measured them and what it may read beyond a pool frame of light columns (each of the last five
+may be ignored)."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,9 @@ class SelectionMethod:
     """Whether a run saves its rounds to a checkpoint and resumes after a kill (baselines are fast and keep none)."""
     needs: frozenset[str] = frozenset({"text"})
     """What the method reads besides the pool's light columns (``baselines.LIGHT_COLUMNS``) to choose: ``text``
-    (every sample's), ``sizes`` (every sample's compressed size, which known sizes give without the text), or a
-    feature of the text that is stored per part of the pool (``tokens``, ``near_duplicates``:
-    ``stages.pool_features``)."""
+    (every sample's), ``texts`` (some samples' text, read as it asks for them: ``base.LazyTexts``), ``sizes`` (every
+    sample's compressed size, which known sizes give without the text), or a feature of the text that is stored per
+    part of the pool (``tokens``, ``near_duplicates``: ``stages.pool_features``)."""
 
 
 def _shared(options: SelectionOptions) -> dict[str, Any]:
@@ -132,10 +133,11 @@ def _run_zip(
     checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
     known: KnownSizes | None,
-    _bands: Bands | None,
+    access: PoolAccess | None,
 ) -> Selection:
     assert isinstance(config, ZipConfig)
-    return zip_select(pool, config, progress, checkpoint=checkpoint, warm=warm, known=known)
+    texts = access.texts if access is not None else None
+    return zip_select(pool, config, progress, checkpoint=checkpoint, warm=warm, known=known, texts=texts)
 
 
 def _run_hierarchical(
@@ -145,7 +147,7 @@ def _run_hierarchical(
     checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
     known: KnownSizes | None,
-    _bands: Bands | None,
+    _access: PoolAccess | None,
 ) -> Selection:
     assert isinstance(config, HierarchicalConfig)
     return hierarchical_zip_select(pool, config, checkpoint=checkpoint, warm=warm, known=known)
@@ -158,9 +160,10 @@ def _run_baseline(
     _checkpoint: SelectionCheckpoint | None,
     warm: WarmStart | None,
     known: KnownSizes | None,
-    bands: Bands | None,
+    access: PoolAccess | None,
 ) -> Selection:
     assert isinstance(config, BaselineConfig)
+    bands = access.bands if access is not None else None
     return baseline_select(pool, config, warm=warm, known=known, bands=bands)
 
 
@@ -196,7 +199,14 @@ def _baseline_needs(name: str) -> frozenset[str]:
 SELECTION_METHODS: Mapping[str, SelectionMethod] = {
     method.name: method
     for method in (
-        SelectionMethod("zip", "ZIP: canonical text, zstd over the chosen set, lazy re-scoring", _zip, _run_zip, True),
+        SelectionMethod(
+            "zip",
+            "ZIP: canonical text, zstd over the chosen set, lazy re-scoring",
+            _zip,
+            _run_zip,
+            True,
+            frozenset({"sizes", "texts"}),
+        ),
         SelectionMethod("zip_paper", "ZIP as published: zlib-9 over whole records", _zip_paper, _run_zip, True),
         SelectionMethod(
             "zip_hierarchical",
@@ -258,10 +268,11 @@ def reads_light_columns(config: SelectionConfig, known: KnownSizes | None, sampl
     (``baselines.LIGHT_COLUMNS``), the features it needs (``needs``) and ``known`` for the sizes it needs: no text,
     so a pool of any size can be selected from without holding its text."""
     wanted = needs(config)
-    if "text" in wanted:
-        return False
+    if "text" in wanted or ("texts" in wanted and isinstance(config, StratifiedConfig)):
+        return False  # a stratum's text is not read lazily
     inner = config.inner if isinstance(config, StratifiedConfig) else config
-    return "sizes" not in wanted or (isinstance(inner, BaselineConfig) and sizes_fit(inner, known, samples))
+    fits = isinstance(inner, BaselineConfig | ZipConfig) and sizes_fit(inner, known, samples)
+    return "sizes" not in wanted or fits
 
 
 def select(
@@ -272,17 +283,18 @@ def select(
     checkpoint: SelectionCheckpoint | None = None,
     warm: WarmStart | None = None,
     known: KnownSizes | None = None,
-    bands: Bands | None = None,
+    access: PoolAccess | None = None,
 ) -> Selection:
     """Run the method that ``config`` configures on ``pool``; ``progress`` is called after each ZIP round,
     ``checkpoint`` (ignored by baselines) lets a killed run resume, ``warm`` starts from an earlier selection,
     ``known`` (the pool's sizes from ``compression_scores``) spares ZIP's stage 1 compressing the pool again, and
-    ``bands`` (the pool's near-duplicate keys) spares ``near_dedup`` reading the text. A stratified configuration runs
+    ``access`` lets a method choose from a pool frame of light columns (``needs``): ``near_dedup`` by the samples'
+    near-duplicate keys, ZIP reading its candidates' text. A stratified configuration runs
     the method within each stratum, with no checkpoint (a rerun selects every stratum again), with the stratum's
     known sizes and bands."""
     run = SELECTION_METHODS[method_of(config)].run
     if not isinstance(config, StratifiedConfig):
-        return run(pool, config, progress, checkpoint, warm, known, bands)
+        return run(pool, config, progress, checkpoint, warm, known, access)
     inner = config.inner
     budget = inner.zip if isinstance(inner, HierarchicalConfig) else inner
     selection = stratified_select(
@@ -297,7 +309,7 @@ def select(
             None,
             warm,
             known.subset(rows) if known is not None else None,
-            (lambda band: bands(band)[rows]) if bands is not None else None,
+            access.rows(rows) if access is not None else None,
         ),
     )
     return replace(selection, config=describe_config(config))

@@ -49,11 +49,14 @@ from entropy_assets.compression import (
 from entropy_assets.selection.base import (
     Budget,
     BudgetUnit,
+    LazyTexts,
     Selection,
     pool_ids,
     pool_texts,
     provenance_frame,
     smallest,
+    text_lengths,
+    texts_at,
     tiebreak_order,
 )
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
@@ -139,8 +142,10 @@ def zip_select(
     checkpoint: SelectionCheckpoint | None = None,
     warm: WarmStart | None = None,
     known: KnownSizes | None = None,
+    texts: LazyTexts | None = None,
 ) -> Selection:
-    """Select from ``pool`` (a pool frame with ``id``, ``text``, ``n_bytes`` and, for paper mode, ``record``).
+    """Select from ``pool`` (a pool frame with ``id``, ``text``, ``n_bytes`` and, for paper mode, ``record``; in
+    default mode, ``texts`` may stand for its ``text``: the samples' bytes, read as the rounds need them).
 
     With ``checkpoint``, the state is saved between rounds and a run resumes from a saved state of the same inputs
     and settings; the selection is exactly the one an uninterrupted run makes. The caller removes the checkpoint.
@@ -159,9 +164,11 @@ def zip_select(
         saver = _Saver(checkpoint, ids, records, config, warm)
         rows = _paper_zip(records, config, progress, saver, start)
     else:
-        texts = pool_texts(pool)
-        saver = _Saver(checkpoint, ids, texts, config, warm)
-        rows = _default_zip(texts, config, budget, progress, saver, start, known)
+        # a lazy pool's samples are named in the checkpoint's fingerprint by their content, not read for it
+        data = pool_texts(pool) if texts is None else texts
+        identity = data if texts is None else [value.encode() for value in texts.identity]
+        saver = _Saver(checkpoint, ids, identity, config, warm)
+        rows = _default_zip(data, config, budget, progress, saver, start, known)
     provenance = _provenance(ids, rows)
     chosen = provenance["position"].to_numpy()
     rounds = [r for r in rows["round"] if r >= 0]
@@ -244,7 +251,7 @@ class _Saver:
         self,
         checkpoint: SelectionCheckpoint | None,
         ids: list[str],
-        data: list[bytes],
+        data: Sequence[bytes],
         config: ZipConfig,
         warm: WarmStart | None,
     ):
@@ -357,7 +364,7 @@ def _paper_stage3(
 
 
 def _default_zip(
-    texts: list[bytes],
+    texts: Sequence[bytes],
     config: ZipConfig,
     budget: Budget,
     progress: Progress | None,
@@ -461,6 +468,11 @@ class _RoundPicks:
         return sizes
 
 
+def _framed(texts: Sequence[bytes], positions: Sequence[int] | np.ndarray) -> list[bytes]:
+    """The samples at ``positions`` as the chosen stream holds them: each followed by ``SET_SEPARATOR``."""
+    return [text + SET_SEPARATOR for text in texts_at(texts, positions)]
+
+
 class _DefaultZip:
     """The state of a default-mode run: every sample's last measured marginal size, and the chosen set.
 
@@ -468,14 +480,14 @@ class _DefaultZip:
     context it bounds the size against a larger one, which lets stages 2 and 3 skip candidates that cannot win.
     """
 
-    def __init__(self, texts: list[bytes], config: ZipConfig, known: KnownSizes | None = None) -> None:
+    def __init__(self, texts: Sequence[bytes], config: ZipConfig, known: KnownSizes | None = None) -> None:
         self.texts = texts
         self.known = known
         self.threads = config.threads
         self.compressor = make_compressor(config.compressor, config.level)
         self.tiebreak = tiebreak_order(len(texts), config.seed)
-        self.raw = np.array([len(t) + len(SET_SEPARATOR) for t in texts], dtype=np.float64)
-        self.sample_bytes = np.array([len(t) for t in texts], dtype=np.int64)
+        self.sample_bytes = text_lengths(texts)
+        self.raw = (self.sample_bytes + len(SET_SEPARATOR)).astype(np.float64)
         self._marginal: np.ndarray | None = None
         self._stage1_ratio: np.ndarray | None = None
         self.available = np.ones(len(texts), dtype=bool)
@@ -490,7 +502,9 @@ class _DefaultZip:
         """Every sample's size against an empty context, once, when a round first needs it (a warm start with no
         budget to fill needs none). A frame's fixed overhead is left out, so that short samples are not ranked
         informative for the overhead alone."""
-        sizes = np.maximum(self.compressor.alone_sizes(self.texts, self.threads, self.known), 1)
+        sizes = np.maximum(
+            self.compressor.alone_sizes(self.texts, self.threads, self.known, lengths=self.sample_bytes), 1
+        )
         self._stage1_ratio = self.raw / sizes
         if self._marginal is None:
             self._marginal = sizes.astype(np.float64)
@@ -517,7 +531,7 @@ class _DefaultZip:
             return 0
         self.rows = start.rows()
         self.available[start.kept] = False
-        self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in start.kept))
+        self.chosen_stream = bytearray(b"".join(_framed(self.texts, start.kept)))
         self.set_raw = float(self.raw[start.kept].sum())
         self.set_compressed = float(max(self.compressor.alone_sizes([bytes(self.chosen_stream)])[0], 1))
         return int(self.sample_bytes[start.kept].sum())
@@ -533,13 +547,13 @@ class _DefaultZip:
             return 0
         stream = bytes(self.chosen_stream)
         whole = self.compressor.context(stream)
-        adds = np.maximum(whole.conditional_sizes([self.texts[p] + SET_SEPARATOR for p in incoming], self.threads), 1)
+        adds = np.maximum(whole.conditional_sizes(_framed(self.texts, incoming), self.threads), 1)
         ends = np.cumsum(self.raw[chosen].astype(np.int64))
         worth = np.empty(len(chosen), dtype=np.float64)
         for block in np.array_split(np.arange(len(chosen)), min(_SWAP_BLOCKS, len(chosen))):
             begin, end = int(ends[block[0]] - self.raw[chosen[block[0]]]), int(ends[block[-1]])
             others = self.compressor.context(stream[:begin] + stream[end:])
-            sizes = others.conditional_sizes([self.texts[chosen[i]] + SET_SEPARATOR for i in block], self.threads)
+            sizes = others.conditional_sizes(_framed(self.texts, chosen[block]), self.threads)
             worth[block] = np.maximum(sizes, 1)
         ins = incoming[np.lexsort((self.tiebreak[incoming], self.raw[incoming] / adds))]
         gain = dict(zip(incoming.tolist(), adds.tolist(), strict=True))
@@ -557,13 +571,13 @@ class _DefaultZip:
         leaving = {out for out, _ in swaps}
         self.rows = {key: [v for i, v in enumerate(values) if i not in leaving] for key, values in self.rows.items()}
         arriving = [incoming_sample for _, incoming_sample in swaps]
-        alone = self.compressor.alone_sizes([self.texts[p] for p in arriving], self.threads)
+        alone = self.compressor.alone_sizes(texts_at(self.texts, arriving), self.threads)
         for (out, incoming_sample), size in zip(swaps, alone.tolist(), strict=True):
             self.available[chosen[out]] = True
             self.available[incoming_sample] = False
             stage1 = float(self.raw[incoming_sample] / max(size, 1))
             self._record(incoming_sample, round_index, float("nan"), int(gain[incoming_sample]), stage1)
-        self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in self.rows["position"]))
+        self.chosen_stream = bytearray(b"".join(_framed(self.texts, self.rows["position"])))
         return len(swaps)
 
     def state(self) -> dict[str, np.ndarray | int | float]:
@@ -582,7 +596,7 @@ class _DefaultZip:
         self._marginal = state["marginal"].astype(np.float64)
         self.available = state["available"].astype(bool)
         self.set_raw, self.set_compressed = float(state["set_raw"]), float(state["set_compressed"])
-        self.chosen_stream = bytearray(b"".join(self.texts[p] + SET_SEPARATOR for p in rows["position"]))
+        self.chosen_stream = bytearray(b"".join(_framed(self.texts, rows["position"])))
         self._whole_bytes = int(state["whole_bytes"])
         self._whole = self.compressor.context(bytes(self.chosen_stream[: self._whole_bytes]))
 
@@ -621,7 +635,7 @@ class _DefaultZip:
             measured = 0
             while measured < len(order):
                 batch = candidates[order[measured : measured + max(_LAZY_BATCH, k2 - measured)]]
-                sizes = context.conditional_sizes([self.texts[c] for c in batch], self.threads)
+                sizes = context.conditional_sizes(texts_at(self.texts, batch), self.threads)
                 self.marginal[batch] = np.maximum(sizes, 1)
                 measured += len(batch)
                 if k2 <= measured < len(order):
@@ -667,7 +681,7 @@ class _DefaultZip:
                 # Sizes measured as frames of their own carry the frame's entropy tables, which a sample inside a
                 # stream shares: re-measure the group once inside the stream, so that the bounds are tight.
                 members = np.flatnonzero(remaining)
-                measured = picks.marginal_sizes([self.texts[group[i]] + SET_SEPARATOR for i in members], self.threads)
+                measured = picks.marginal_sizes(_framed(self.texts, group[members]), self.threads)
                 sizes[members] = np.maximum(measured, 1)
                 fresh[members] = True
 

@@ -27,7 +27,7 @@ from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
-from entropy_assets.selection.base import Selection
+from entropy_assets.selection.base import LazyTexts, PoolAccess, Selection
 from entropy_assets.selection.baselines import LIGHT_COLUMNS, Bands
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, final_pass
@@ -35,6 +35,7 @@ from entropy_assets.selection.methods import SelectionConfig
 from entropy_assets.selection.near_duplicates import BAND_COLUMNS
 from entropy_assets.selection.stratified import strata_ratios
 from entropy_assets.selection.warm import WarmStart
+from entropy_assets.selection.zip import ZipConfig
 from entropy_assets.sources import SourceColumns, export_suffix, labels_column
 from entropy_assets.storage import Storage
 from entropy_assets.versions import selection_key, subset_version
@@ -126,7 +127,8 @@ def select_subset(
     offered_scores = gathered.frame.filter(offered)
     known = _known_sizes(offered_scores)
     if methods.reads_light_columns(subset.config, known, offered_scores.height):
-        return _light_pass(workspace, pool, subset, light, offered, offered_scores, known, previous)
+        offer = _Offer(light, offered, offered_scores, known, gathered.version)
+        return _light_pass(workspace, pool, subset, offer, previous)
     del light
     pool_frame = storage.read_parquet(pool.file)  # row for row with ``light``: the same scores and offer
     frame = pool_frame.filter(offered)
@@ -151,34 +153,48 @@ def select_subset(
     return _store(workspace, pool, subset, folder, made, checkpoint)
 
 
+@dataclass(frozen=True)
+class _Offer:
+    """What a selection from light columns chooses among: the pool's ``light`` columns, which rows are ``offered``
+    (not held out, not excluded), their scores and ``known`` sizes, and the scores' version."""
+
+    light: pl.DataFrame
+    offered: pl.Series
+    scores: pl.DataFrame
+    known: KnownSizes | None
+    scores_version: str
+
+
 def _light_pass(
-    workspace: Workspace,
-    pool: PoolResult,
-    subset: SubsetSettings,
-    light: pl.DataFrame,
-    offered: pl.Series,
-    offered_scores: pl.DataFrame,
-    known: KnownSizes | None,
-    previous: SubsetResult | None,
+    workspace: Workspace, pool: PoolResult, subset: SubsetSettings, offer: _Offer, previous: SubsetResult | None
 ) -> SubsetResult:
     """A method that chooses from the pool's light columns (``methods.reads_light_columns``): it selects among the
-    offered rows of ``light`` (``id``, ``content_hash``, ``n_bytes``) with the offered samples' scores and sizes
-    (``known``), then reads the chosen
-    rows whole, and the pool's mix a batch at a time; the pool's text is never held whole. It chooses the very
-    samples the whole pool's selection would."""
+    offered rows of the pool's light columns (``id``, ``content_hash``, ``n_bytes``, and the columns and stored
+    features it ``needs``) with the offered samples' scores and sizes, reading the text of the samples it asks for
+    (ZIP's candidates), then reads the chosen rows whole, and the pool's mix a batch at a time; the pool's text is
+    never held whole. It chooses the very samples the whole pool's selection would. A ZIP selection checkpoints
+    its rounds as on the whole pool."""
     storage = workspace.storage
+    light, offered, known = offer.light, offer.offered, offer.known
     needs = methods.needs(subset.config)
     frame = _with_needs(storage, pool.file, light, needs).filter(offered)
-    bands = _bands(storage, pool.file, offered) if "near_duplicates" in needs else None
-    ratios = offered_scores["ratio"].to_numpy()
+    ratios = offer.scores["ratio"].to_numpy()
+    access = PoolAccess(
+        bands=_bands(storage, pool.file, offered) if "near_duplicates" in needs else None,
+        texts=_lazy_texts(storage, pool.file, frame, ratios, subset.config) if "texts" in needs else None,
+    )
     config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
     plan = _plan(subset, config, earlier)
     folder = workspace.folder("selected_subset", subset.folder)
-    selection = methods.select(frame, subset.config, warm=plan.warm, known=known, bands=bands)
+    key = selection_key(pool.version, offer.scores_version, config, plan.warm_from)
+    checkpoint = _checkpoint(workspace, folder, key, methods.method_of(subset.config))
+    selection = methods.select(frame, subset.config, checkpoint=checkpoint, warm=plan.warm, known=known, access=access)
+    if access.texts is not None:
+        workspace.log.info(f"read the text of {access.texts.held:,} candidates in {access.texts.reads} scans")
     compared = None
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
-        compared = methods.select(frame, subset.config, warm=plan.compare, known=known, bands=bands)
+        compared = methods.select(frame, subset.config, warm=plan.compare, known=known, access=access)
     ids = set(selection.provenance["id"].to_list())
     ids.update(compared.provenance["id"].to_list() if compared is not None else ())
     rows = rows_with(storage, pool.file, "id", ids)
@@ -191,7 +207,7 @@ def _light_pass(
     mixes = composition_from_counts(counts, facet_frame(chosen))
     churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, light) if earlier else None
     made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, len(frame))
-    return _store(workspace, pool, subset, folder, made, None)
+    return _store(workspace, pool, subset, folder, made, checkpoint)
 
 
 def _with_needs(storage: Storage, pool_file: str, light: pl.DataFrame, needs: frozenset[str]) -> pl.DataFrame:
@@ -210,6 +226,24 @@ def _bands(storage: Storage, pool_file: str, offered: pl.Series) -> Bands:
     features = pool_features(storage, pool_file, "near_duplicates")
     rows = offered.to_numpy()
     return lambda band: features.column(BAND_COLUMNS[band])[rows]
+
+
+def _lazy_texts(
+    storage: Storage, pool_file: str, frame: pl.DataFrame, ratios: np.ndarray, config: SelectionConfig
+) -> LazyTexts:
+    """The offered samples' text (``frame``'s rows), read from the stored pool as ZIP asks for it, lowest own ratio
+    first (stage 1's order) when it reads ahead."""
+    ids = frame["id"]
+
+    def fetch(positions: np.ndarray) -> list[bytes]:
+        wanted = ids.gather(positions)
+        rows = rows_with(storage, pool_file, "id", wanted.to_list(), ["id", "text"])
+        ordered = pl.DataFrame({"id": wanted}).join(rows, on="id", how="left", maintain_order="left")
+        return [text.encode("utf-8") for text in ordered["text"].to_list()]
+
+    k1 = config.k1 if isinstance(config, ZipConfig) else 0
+    priority = np.argsort(ratios, kind="stable")
+    return LazyTexts(frame["n_bytes"].to_numpy(), frame["content_hash"].to_list(), fetch, priority, 4 * k1)
 
 
 def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 import entropy_assets.selection.zip as zip_module
-from entropy_assets.compression import join_samples, make_compressor
-from entropy_assets.selection.base import tiebreak_order
+from entropy_assets.compression import KnownSizes, join_samples, make_compressor
+from entropy_assets.selection.base import LazyTexts, tiebreak_order
 from entropy_assets.selection.baselines import BaselineConfig, baseline_select
 from entropy_assets.selection.reference import reference_zip_select
 from entropy_assets.selection.zip import ZipConfig, zip_select
@@ -360,3 +360,24 @@ def test_progress_reports_the_count_after_each_round(mode: str, alpaca: pl.DataF
     assert counts == [20, 40, 55]
     assert len(counts) == selection.summary["rounds"]
     assert counts[-1] == len(selection)
+
+
+def test_zip_reads_only_its_candidates_text_when_the_text_is_lazy(alpaca: pl.DataFrame) -> None:
+    """From a frame without text, with the scores' sizes, ZIP reads the bytes of the candidates its rounds reach
+    (stage 1's best first, a few scans) and selects what it selects from the whole pool's text."""
+    config = ZipConfig(budget=60, k1=80, k2=20, k3=10)
+    compressor = make_compressor(config.compressor, config.level)
+    texts = [text.encode() for text in alpaca["text"].to_list()]
+    known = KnownSizes(compressor.describe(), compressor.compressed_sizes(texts))
+    whole = zip_select(alpaca, config, known=known)
+    scans: list[int] = []
+
+    def fetch(positions: np.ndarray) -> list[bytes]:
+        scans.append(len(positions))
+        return [texts[p] for p in positions]
+
+    priority = np.argsort(alpaca["n_bytes"].to_numpy() / known.sizes, kind="stable")
+    lazy = LazyTexts(alpaca["n_bytes"].to_numpy(), alpaca["content_hash"].to_list(), fetch, priority, 4 * config.k1)
+    light = zip_select(alpaca.select("id", "content_hash", "n_bytes"), config, known=known, texts=lazy)
+    assert light.provenance.equals(whole.provenance)
+    assert lazy.held < alpaca.height / 2 and lazy.reads == len(scans) <= 4
