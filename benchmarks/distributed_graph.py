@@ -1,13 +1,14 @@
 """The selection graph at one million samples through Dagster, on the multiprocess executor and on a dask
 ``LocalCluster`` of two single-threaded workers: wall time of each phase and the largest process (issue 17).
 
-The graph is the factory's (``selection_pipeline_defs``) with ``--shards`` shards and zip_hierarchical and random at
-``--budget``. Runs, as a backfill launches them: the pool; then one run per shard holding its two steps, the shard's
-``compression_scores`` and its ``shard_selection`` (two runs at a time, each from a process of its own); then the two
-subsets. The samples are ``million_samples.py``'s (run it first, or pass ``--records``).
+The graph is the factory's (``selection_pipeline_defs``) with ``--shards`` shards and ``--methods``
+(zip_hierarchical and random by default; random at ``--random-seeds`` seeds) at ``--budget``. Runs, as a backfill
+launches them: the pool; then one run per shard holding its two steps, the shard's ``compression_scores`` and its
+``shard_selection`` (two runs at a time, each from a process of its own); then the subsets, two at a time. The
+samples are ``million_samples.py``'s (run it first, or pass ``--records``).
 
 Usage: ``python benchmarks/distributed_graph.py [--records DIR] [--shards 8] [--budget 10000]
-[--executors multiprocess,dask]``
+[--executors multiprocess,dask] [--methods zip_hierarchical random ...] [--random-seeds N]``
 """
 
 from __future__ import annotations
@@ -38,14 +39,22 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 def selection_job(
-    data_dir: str, storage_dir: str, executor: str, shards: int, budget: int, subsets: bool
+    data_dir: str,
+    storage_dir: str,
+    executor: str,
+    shards: int,
+    budget: int,
+    subsets: bool,
+    methods: tuple[str, ...] = ("zip_hierarchical", "random"),
+    random_seeds: int = 1,
 ) -> dg.JobDefinition:
     """The factory's graph (no sensors) on ``executor``: the pool and the shards' steps, or (``subsets``) the subsets,
     which are partitioned otherwise (a job's assets share one partitioning)."""
     settings = SelectionPipeline(
         name=NAME,
         paths=[data_dir],
-        methods=("zip_hierarchical", "random"),
+        methods=methods,
+        random_seeds=random_seeds,
         shards=shards,
         budgets=(budget,),
         automation=False,
@@ -101,13 +110,16 @@ def worker_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(executor: str, data: Path, workdir: Path, shards: int, budget: int) -> dict[str, Any]:
+def measure(
+    executor: str, data: Path, workdir: Path, shards: int, budget: int, methods: list[str], random_seeds: int
+) -> dict[str, Any]:
     store, home = workdir / f"store-{executor}", workdir / f"home-{executor}"
     for folder in (store, home):
         shutil.rmtree(folder, ignore_errors=True)
     home.mkdir(parents=True)
     arguments = {"data_dir": str(data), "storage_dir": str(store), "executor": executor, "shards": shards}
-    arguments["budget"] = budget
+    arguments.update(budget=budget, methods=tuple(methods), random_seeds=random_seeds)
+    extra = [f"random_seed{seed}" for seed in range(1, random_seeds)] if "random" in methods else []
     cluster = None
     config: dict[str, Any] | None = None
     if executor == "dask":
@@ -123,8 +135,8 @@ def measure(executor: str, data: Path, workdir: Path, shards: int, budget: int) 
             phases["shards (scores + shard_selection)"] = runs(
                 arguments, instance, [SCORES, WINNERS], list(shard_keys(shards)), config, 2
             )
-            phases["subsets (zip_hierarchical, random)"] = runs(
-                arguments, instance, [SUBSET], ["zip_hierarchical", "random"], config, 2
+            phases[f"subsets ({len(methods) + len(extra)})"] = runs(
+                arguments, instance, [SUBSET], [*methods, *extra], config, 2
             )
             total = time.perf_counter() - started
         peak = max(run[1] for _, figures in phases.values() for run in figures)
@@ -146,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--budget", type=int, default=10_000)
     parser.add_argument("--executors", default="multiprocess,dask")
+    parser.add_argument("--methods", nargs="+", default=["zip_hierarchical", "random"])
+    parser.add_argument("--random-seeds", type=int, default=1)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "entropy_distributed"))
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
@@ -154,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir(parents=True)
     for file in sorted(Path(args.records).glob("*.jsonl")):
         (data / file.name).symlink_to(file)
-    results = {name: measure(name, data, workdir, args.shards, args.budget) for name in args.executors.split(",")}
+    results = {
+        name: measure(name, data, workdir, args.shards, args.budget, args.methods, args.random_seeds)
+        for name in args.executors.split(",")
+    }
     names = list(results)
     print(f"\n{'phase':<40}" + "".join(f"{name:>14}" for name in names))
     for phase in results[names[0]]["phases"]:

@@ -9,11 +9,14 @@ winners), with the results handed on as the assets hand them on through the even
 time, each in a fresh process (as two partition runs of a backfill would on two cores), so that each step's peak
 memory (max RSS) is its own. Random's ratio is measured on a random 100,000 of the pool, read by id.
 
-``--methods random longest ratio dedup`` (and ``--random-seeds 3``) adds each method's ``selected_subset`` step, in a
-fresh process each (issue 23: every method bounded).
+``--methods random longest ratio dedup near_dedup`` (and ``--random-seeds 3``) adds each method's ``selected_subset``
+step, in a fresh process each, two at a time (issue 23: every method bounded). ``--train`` then trains on every
+subset (the built-in trainer's defaults, one ``training_run`` step each, in a fresh process) and prints the verdict's
+table: each method against random's subsets (``comparison.compare_methods``). Every subset holds out the evaluation
+samples, as the pipeline does.
 
 Usage: ``python benchmarks/ten_million.py [--samples N] [--shards S] [--budget B] [--workdir DIR] [--parallel P]
-[--reuse] [--methods M ...] [--random-seeds N]``
+[--reuse] [--methods M ...] [--random-seeds N] [--train]``
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from million_samples import BUILD_VERSION, build_files, peak_mb
 
+from entropy_assets.comparison import compare_methods, comparison_text
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.scoring import shard_keys
 from entropy_assets.selection.methods import SelectionOptions, method_config
@@ -49,12 +53,15 @@ from entropy_assets.stages import (
     ScoringSettings,
     ShardSelectionResult,
     ShardWinners,
+    SubsetResult,
     SubsetSettings,
+    TrainingSettings,
     Workspace,
     build_pool,
     score_shard,
     select_shard,
     select_subset,
+    train_on_subset,
 )
 from entropy_assets.stages.pool_reads import pool_column, rows_with
 from entropy_assets.storage import Storage
@@ -63,10 +70,15 @@ SPAWN = multiprocessing.get_context("spawn")
 NAME = "ten_million"
 
 
+TRAINING = TrainingSettings()
+"""The built-in trainer's defaults; its evaluation samples (``holdout``) are held out of every subset."""
+
+
 def subset_settings(budget: int, shards: int) -> SubsetSettings:
     """zip_hierarchical at ``budget`` with the paper's K's (10,000 / 200 / 100), one process per step."""
     options = SelectionOptions(budget=budget, k1=10_000, k2=200, k3=100, shards=shards, processes=1)
-    return SubsetSettings("zip_hierarchical", budget, method_config("zip_hierarchical", options))
+    config = method_config("zip_hierarchical", options)
+    return SubsetSettings("zip_hierarchical", budget, config, holdout=TRAINING.holdout)
 
 
 def workspace(store: str) -> Workspace:
@@ -160,9 +172,21 @@ def method_step(
 ) -> dict[str, Any]:
     """One method's ``selected_subset`` partition (not hierarchical): its step as the asset runs it."""
     options = SelectionOptions(budget=budget, shards=shards, processes=1, seed=seed)
-    subset = SubsetSettings(method, budget, method_config(method, options))
-    name = f"selected_subset[{method}{'' if seed == 0 else f', seed {seed}'}]"
+    subset = SubsetSettings(method, budget, method_config(method, options), holdout=TRAINING.holdout)
+    name = f"selected_subset[{partition(method, seed)}]"
     return timed(name, select_subset, workspace(store), pool, scores, subset, ScoringSettings(shards=shards))
+
+
+def partition(method: str, seed: int) -> str:
+    """The method's partition: random's extra seeds are ``random_seed1``, ... as in the pipeline."""
+    return method if seed == 0 else f"{method}_seed{seed}"
+
+
+def train_step(store: str, subset: SubsetResult, method: str, budget: int) -> dict[str, Any]:
+    """One ``training_run`` partition on ``subset``: the built-in trainer, as the asset runs it."""
+    return timed(
+        f"training_run[{method}]", train_on_subset, workspace(store), subset, method, budget, TRAINING, run_id=method
+    )
 
 
 def random_ratio(store: str, pool: PoolResult, budget: int, seed: int) -> dict[str, Any]:
@@ -222,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--methods", nargs="*", default=[], help="other methods' subsets too, each a step in a fresh process"
     )
     parser.add_argument("--random-seeds", type=int, default=1, help="with random among --methods: this many seeds")
+    parser.add_argument("--train", action="store_true", help="train on every subset and print the verdict's table")
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir)
@@ -261,8 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     (final_row,) = in_fresh_processes(final_step, [(str(store), pool, scores, winners, args.shards, args.budget)], 1)
     runs = [(m, seed) for m in args.methods for seed in (range(args.random_seeds) if m == "random" else (0,))]
     method_rows = in_fresh_processes(
-        method_step, [(str(store), pool, scores, args.shards, args.budget, m, seed) for m, seed in runs], 1
+        method_step,
+        [(str(store), pool, scores, args.shards, args.budget, m, seed) for m, seed in runs],
+        args.parallel,
     )
+    training_rows: list[dict[str, Any]] = []
+    if args.train:
+        subsets = {"zip_hierarchical": final_row["result"]}
+        subsets.update({partition(m, seed): row["result"] for (m, seed), row in zip(runs, method_rows, strict=True)})
+        arguments = [(str(store), result, name, args.budget) for name, result in subsets.items()]
+        training_rows = in_fresh_processes(train_step, arguments, 1)
     steps_wall = time.perf_counter() - started
     (random_row,) = in_fresh_processes(random_ratio, [(str(store), pool, args.budget, args.seed)], 1)
 
@@ -273,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         summary("shard_selection", winner_rows, winner_wall),
         final_row,
         *method_rows,
+        *training_rows,
     ]
     print()
     report(rows)
@@ -294,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         f"subset: {subset.size:,} samples, zlib-9 R {subset.ratio_zlib9} (random: "
         f"{random_row['result']:.4f}); union of winners {sum(w.winners for w in winners.values()):,}"
     )
+    if training_rows:
+        points = [row["result"].point() for row in training_rows]
+        print("\nthe verdict (each method against random's subsets):")
+        print(comparison_text(compare_methods(points).rows()))
     out = {
         "steps": [{k: v for k, v in row.items() if k != "result"} for row in [*rows, random_row]],
         "all_steps_s": steps_wall,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import polars as pl
 
-from entropy_assets.composition import FacetMix, composition, composition_from_counts, facet_frame
+from entropy_assets.composition import FacetMix, composition_from_counts, facet_frame
 from entropy_assets.compression import KnownSizes
 from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
@@ -129,6 +129,7 @@ def select_subset(
     if methods.reads_light_columns(subset.config, known, offered_scores.height):
         offer = _Offer(light, offered, offered_scores, known, gathered.version)
         return _light_pass(workspace, pool, subset, offer, previous)
+    light_hashes = light["content_hash"]
     del light
     pool_frame = storage.read_parquet(pool.file)  # row for row with ``light``: the same scores and offer
     frame = pool_frame.filter(offered)
@@ -145,8 +146,8 @@ def select_subset(
     alternative = None
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
         alternative = methods.select(frame, subset.config, warm=plan.compare, known=known).subset(frame)
-    mixes = composition(facet_frame(frame), selection.positions)
     chosen = selection.subset(frame)
+    mixes = _composition(storage, pool.file, light_hashes.filter(~offered), chosen)
     churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, pool_frame) if earlier else None
     chosen_ratios = ratios[selection.positions]
     made = _Made(selection, chosen, ratios, chosen_ratios, mixes, churned, alternative, plan, frame.height)
@@ -202,9 +203,7 @@ def _light_pass(
     assert chosen is not None
     if "strata" in selection.summary:  # each stratum's ratio, from its chosen rows' text
         selection = strata_ratios(selection, chosen)
-    # every copy of a left-out content is left out (held out by content; the quality gate judges the text alone)
-    counts = facet_counts(storage, pool.file, light.filter(~offered)["content_hash"].unique())
-    mixes = composition_from_counts(counts, facet_frame(chosen))
+    mixes = _composition(storage, pool.file, light["content_hash"].filter(~offered), chosen)
     churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, light) if earlier else None
     made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, len(frame))
     return _store(workspace, pool, subset, folder, made, checkpoint)
@@ -244,6 +243,16 @@ def _lazy_texts(
     k1 = config.k1 if isinstance(config, ZipConfig) else 0
     priority = np.argsort(ratios, kind="stable")
     return LazyTexts(frame["n_bytes"].to_numpy(), frame["content_hash"].to_list(), fetch, priority, 4 * k1)
+
+
+def _composition(
+    storage: Storage, pool_file: str, left_out: pl.Series, chosen: pl.DataFrame
+) -> dict[str, FacetMix]:
+    """The chosen rows' mix over each facet against the offered pool's, from the facet counts each stored part keeps
+    (computed once, when the part was parsed): every copy of a left-out content is left out (held out by content;
+    the quality gate judges the text alone)."""
+    counts = facet_counts(storage, pool_file, left_out.unique())
+    return composition_from_counts(counts, facet_frame(chosen))
 
 
 def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:
