@@ -185,7 +185,8 @@ def partition(method: str, seed: int) -> str:
 def train_step(store: str, subset: SubsetResult, method: str, budget: int) -> dict[str, Any]:
     """One ``training_run`` partition on ``subset``: the built-in trainer, as the asset runs it."""
     return timed(
-        f"training_run[{method}]", train_on_subset, workspace(store), subset, method, budget, TRAINING, run_id=method
+        f"training_run[{method}]",
+        lambda: train_on_subset(workspace(store), subset, method, budget, TRAINING, run_id=method),
     )
 
 

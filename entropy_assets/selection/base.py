@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -146,7 +146,7 @@ class LazyTexts(Sequence[bytes]):
     def __init__(
         self,
         lengths: np.ndarray,
-        identity: Sequence[str],
+        identity: Iterable[str],
         fetch: Callable[[np.ndarray], list[bytes]],
         priority: np.ndarray,
         first_read: int,

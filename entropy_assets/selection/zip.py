@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -166,7 +166,7 @@ def zip_select(
     else:
         # a lazy pool's samples are named in the checkpoint's fingerprint by their content, not read for it
         data = pool_texts(pool) if texts is None else texts
-        identity = data if texts is None else [value.encode() for value in texts.identity]
+        identity = data if texts is None else (value.encode() for value in texts.identity)
         saver = _Saver(checkpoint, ids, identity, config, warm)
         rows = _default_zip(data, config, budget, progress, saver, start, known)
     provenance = _provenance(ids, rows)
@@ -251,7 +251,7 @@ class _Saver:
         self,
         checkpoint: SelectionCheckpoint | None,
         ids: list[str],
-        data: Sequence[bytes],
+        data: Iterable[bytes],
         config: ZipConfig,
         warm: WarmStart | None,
     ):

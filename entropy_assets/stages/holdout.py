@@ -60,11 +60,17 @@ def evaluation_frame(
 ) -> pl.DataFrame:
     """What every run of a pipeline is evaluated on: the user's evaluation set (read with the pool's ``columns``),
     or the held-out samples of the stored pool ``pool_file`` (every copy of the ``holdout`` smallest content hashes,
-    in pool order), read a batch at a time."""
+    in pool order), read a batch at a time once per pool version and stored beside it
+    (``<pool version>.evaluation<holdout>.parquet``)."""
     if training.eval_paths:
         return load_pool(list(training.eval_paths), columns=columns).frame
+    stored = f"{pool_file.rstrip('/')}.evaluation{training.holdout}.parquet"  # once per pool version
+    if storage.exists(stored):
+        return storage.read_parquet(stored)
     hashes = smallest_distinct(storage, pool_file, "content_hash", training.holdout)
-    return rows_with(storage, pool_file, "content_hash", hashes.to_list())
+    frame = rows_with(storage, pool_file, "content_hash", hashes.to_list())
+    storage.write_version(frame, stored)
+    return frame
 
 
 def evaluation_version(evaluation: pl.DataFrame) -> str:

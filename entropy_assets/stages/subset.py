@@ -56,6 +56,10 @@ CHECKPOINT_SECONDS = 2.0
 save: a kill loses at most this much work, and the saves cost no measurable time (every round: +13% on Alpaca
 52K, ``benchmarks/selection_resume.py``)."""
 
+ROWS_SUFFIX = ".rows.parquet"
+"""A subset's chosen rows whole (the pool's columns, in the order chosen) are stored beside its provenance as
+``<version>.rows.parquet``: a training run reads them, not the pool."""
+
 Reselect = Literal["warm", "full"]
 
 
@@ -242,7 +246,7 @@ def _lazy_texts(
 
     k1 = config.k1 if isinstance(config, ZipConfig) else 0
     priority = np.argsort(ratios, kind="stable")
-    return LazyTexts(frame["n_bytes"].to_numpy(), frame["content_hash"].to_list(), fetch, priority, 4 * k1)
+    return LazyTexts(frame["n_bytes"].to_numpy(), frame["content_hash"], fetch, priority, 4 * k1)
 
 
 def _composition(
@@ -304,6 +308,7 @@ def _store(
         selection.method, len(selection), pool_size, made.pool_ratios, made.chosen_ratios, made.mixes
     )
     path = storage.write_version(provenance, *folder, f"{version}.parquet")
+    storage.write_version(chosen, *folder, f"{version}{ROWS_SUFFIX}")  # what training reads: not the pool
     export = storage.write_records(chosen, *folder, f"{version}{suffix}")
     plot = storage.write_bytes(histogram, *folder, f"{version}.ratio_histogram.png")
     if checkpoint is not None:  # the subset's files are written: nothing is left to resume

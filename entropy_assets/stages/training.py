@@ -32,6 +32,7 @@ from .holdout import evaluation_frame, evaluation_version
 from .pool_reads import rows_with
 from .results import SubsetResult, TrainingResult
 from .settings import TrainingSettings
+from .subset import ROWS_SUFFIX
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -60,9 +61,7 @@ def train_on_subset(
     backends get each record's prompt and completion apart through them."""
     storage, log = workspace.storage, workspace.log
     columns = columns or SourceColumns()
-    chosen = storage.read_parquet(subset.file)
-    rows = rows_with(storage, subset.pool_file, "id", chosen["id"].to_list())  # never the whole pool
-    frame = chosen.select("id", "rank").join(rows, on="id", how="left").sort("rank")
+    frame = subset_rows(storage, subset)
     train_examples, loss_kind = training_examples(frame, columns)
     train_texts = [example.text for example in train_examples]
     evaluation = evaluation_frame(storage, subset.pool_file, training, columns)
@@ -137,6 +136,18 @@ def train_on_subset(
         eval_version=evaluation_version(evaluation),
         eval_samples=evaluation.height,
     )
+
+
+def subset_rows(storage: Storage, subset: SubsetResult) -> pl.DataFrame:
+    """The subset's rows whole, in the order chosen: from the file stored beside it (``ROWS_SUFFIX``), or, for a
+    subset stored before those files, read from its pool by id (never the whole pool)."""
+    chosen = storage.read_parquet(subset.file)
+    stored = subset.file.removesuffix(".parquet") + ROWS_SUFFIX
+    if storage.exists(stored):
+        rows = storage.read_parquet(stored)
+    else:
+        rows = rows_with(storage, subset.pool_file, "id", chosen["id"].to_list())
+    return chosen.select("id", "rank").join(rows, on="id", how="left").sort("rank")
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

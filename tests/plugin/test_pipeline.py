@@ -180,7 +180,12 @@ def test_a_failed_selection_leaves_the_previous_subset_intact(
 ) -> None:
     with dg.instance_for_test() as instance:
         graph, folder, before = materialized_subset(data_dir, tmp_path / "store", instance, "zip")
-        assert sorted(name.split(".", 1)[1] for name in before) == ["jsonl", "parquet", "ratio_histogram.png"]
+        assert sorted(name.split(".", 1)[1] for name in before) == [
+            "jsonl",
+            "parquet",
+            "ratio_histogram.png",
+            "rows.parquet",
+        ]
         assert {name.split("/")[0] for name in before} == {"zip_60"}
 
         def broken(*args: object, **kwargs: object) -> None:
