@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,8 @@ GATED_SCORES_SCHEMA: dict[str, pl.DataType] = {
 SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
 """The pool columns that scoring reads."""
 _SCORED_TYPES: dict[str, pl.DataType] = {name: POOL_SCHEMA[name] for name in SCORED_COLUMNS}
-_SHARD_ORDERED_SCHEMA: pa.Schema = pl.DataFrame(schema={**_SCORED_TYPES, "shard": pl.Int32}).to_arrow().schema
+SHARD_PIECE_SCHEMA: pa.Schema = pl.DataFrame(schema={**_SCORED_TYPES, "shard": pl.Int32}).to_arrow().schema
+"""The columns of a shard-ordered file and of a shard piece: those scoring reads, and the sample's ``shard``."""
 
 
 def shard_keys(shards: int) -> list[str]:
@@ -85,10 +86,28 @@ def write_shard_ordered(pool: pl.DataFrame, shards: int, path: str | os.PathLike
         writer.finish(path)
 
 
+def shard_pieces(rows: pl.DataFrame, shards: int) -> Iterator[tuple[str, pa.Table]]:
+    """``rows`` (at least the columns scoring reads) split by shard: for every key of ``shard_keys(shards)``, in
+    order, that shard's rows in their order, as ``SHARD_PIECE_SCHEMA`` (empty for a shard with none). Memory holds
+    ``rows`` and one shard's copy of them."""
+    scored = rows.select(SCORED_COLUMNS).with_columns(shard=shard_expr(shards).cast(pl.Int32))
+    of = scored["shard"].to_numpy()
+    order = np.argsort(of, kind="stable")
+    ends = np.cumsum(np.bincount(of, minlength=shards))
+    for index, key in enumerate(shard_keys(shards)):
+        start = ends[index - 1] if index else 0
+        yield key, scored[order[start : ends[index]]].to_arrow().cast(SHARD_PIECE_SCHEMA)
+
+
+def write_shard_piece(table: pa.Table, path: str | os.PathLike[str]) -> None:
+    """Write one shard's rows (from ``shard_pieces``) as ``read_shard`` reads them: zstd, in row groups of
+    ``SHARD_ROW_GROUP`` rows."""
+    pq.write_table(table, path, compression="zstd", row_group_size=SHARD_ROW_GROUP)
+
+
 class ShardOrderedWriter:
     """``write_shard_ordered`` for a pool seen a piece at a time, in order: each piece's rows go to a file per shard
-    under ``scratch``, and ``finish`` joins those files in shard order (or ``finish_shards`` hands each on). Memory
-    holds one piece and one row group."""
+    under ``scratch``, and ``finish`` joins those files in shard order. Memory holds one piece and one row group."""
 
     def __init__(self, shards: int, scratch: Path) -> None:
         self._shards = shards
@@ -97,38 +116,24 @@ class ShardOrderedWriter:
 
     def add(self, rows: pl.DataFrame) -> None:
         """Add the next rows of the pool (at least the columns scoring reads)."""
-        ordered = rows.select(SCORED_COLUMNS).with_columns(shard=shard_expr(self._shards).cast(pl.Int32))
-        for (shard,), part in ordered.partition_by("shard", as_dict=True, maintain_order=True).items():
-            table = part.to_arrow().cast(_SHARD_ORDERED_SCHEMA)
-            if shard not in self._writers:
-                self._writers[shard] = pq.ParquetWriter(self._file(shard), _SHARD_ORDERED_SCHEMA, compression="zstd")
-            self._writers[shard].write_table(table)
+        for shard, (_, table) in enumerate(shard_pieces(rows, self._shards)):
+            if table.num_rows:
+                if shard not in self._writers:
+                    self._writers[shard] = pq.ParquetWriter(self._file(shard), SHARD_PIECE_SCHEMA, compression="zstd")
+                self._writers[shard].write_table(table)
 
     def finish(self, path: str | os.PathLike[str]) -> None:
         """Write the shard-ordered file at ``path``: every shard's rows, in shard order, in row groups of at most
         ``SHARD_ROW_GROUP`` rows that never straddle two shards."""
         for writer in self._writers.values():
             writer.close()
-        with pq.ParquetWriter(path, _SHARD_ORDERED_SCHEMA, compression="zstd") as out:
+        with pq.ParquetWriter(path, SHARD_PIECE_SCHEMA, compression="zstd") as out:
             for shard in sorted(self._writers):
                 for batch in pq.ParquetFile(self._file(shard)).iter_batches(batch_size=SHARD_ROW_GROUP):
                     out.write_batch(batch, row_group_size=SHARD_ROW_GROUP)
                 self._file(shard).unlink()
             if not self._writers:  # an empty pool: a file with the columns and no rows
-                out.write_table(_SHARD_ORDERED_SCHEMA.empty_table())
-        self._writers.clear()
-
-    def finish_shards(self, put: Callable[[str, Path], object]) -> None:
-        """Hand every shard's file to ``put`` (its name in ``shard_keys``, then the file), in shard order, instead of
-        joining them: a folder of one file per shard, which ``read_shard`` reads a file at a time. A shard with no
-        rows gets a file with the columns and none."""
-        for writer in self._writers.values():
-            writer.close()
-        for index, key in enumerate(shard_keys(self._shards)):
-            if index not in self._writers:
-                pq.write_table(_SHARD_ORDERED_SCHEMA.empty_table(), self._file(index))
-            put(key, self._file(index))
-            self._file(index).unlink()
+                out.write_table(SHARD_PIECE_SCHEMA.empty_table())
         self._writers.clear()
 
     def _file(self, shard: int) -> Path:
@@ -136,9 +141,11 @@ class ShardOrderedWriter:
 
 
 def read_shard(pool_file: str | os.PathLike[str], shard: int, shards: int) -> pl.DataFrame:
-    """The samples of one shard, with the columns scoring needs, from a pool parquet file or (much faster) a file of
-    ``write_shard_ordered``. Only the shard's rows are kept in memory: the file is scanned, filtered and collected by
-    polars' streaming engine. A missing, truncated or foreign file is a ``SourceError`` naming it and the shard."""
+    """The samples of one shard, with the columns scoring needs, from a pool parquet file or folder, or (much faster)
+    a file of ``write_shard_ordered`` or a folder of the shard's pieces (``write_shard_piece``; a folder given with a
+    trailing slash, as polars reads one). Only the shard's rows are kept in memory: the files are scanned, filtered
+    and collected by polars' streaming engine. A missing, truncated or foreign file is a ``SourceError`` naming it
+    and the shard."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard must be in 0..{shards - 1}, got {shard}")
     where = f"{os.fspath(pool_file)} (shard {shard} of {shards})"

@@ -4,12 +4,14 @@ Outputs are written under their versions and never overwritten, so storage grows
 ``plan_prune`` lists what may go (dry run); ``prune`` deletes exactly that list.
 """
 
+import re
 from dataclasses import dataclass
 
 import dagster as dg
 from upath import UPath
 
 from entropy_assets.stages import PoolResult, ScoresResult, ShardSelectionResult, SubsetResult, TrainingResult
+from entropy_assets.stages.pool import SHARD_PIECES
 from entropy_assets.storage import Storage
 
 from .events import StoredResult, all_results, written_under
@@ -27,7 +29,7 @@ VERSIONED_ASSETS: dict[str, type[PoolResult | ScoresResult | ShardSelectionResul
 @dataclass(frozen=True)
 class PrunePlan:
     """Files and pool folders (with their sibling exports and plots) that only older versions refer to, the stored
-    parts of sources no pool left holds, and what is kept."""
+    parts of sources no pool left holds (with their shard pieces and features), and what is kept."""
 
     remove: tuple[UPath, ...]
     kept_versions: int
@@ -66,16 +68,53 @@ def plan_prune(instance: dg.DagsterInstance, pipeline: str, keep: int) -> PruneP
     return PrunePlan(tuple(remove), keep, len(protected))
 
 
+POOL_VERSION = re.compile(r"[0-9a-f]{24}")
+"""The name of a pool version's folder (``versions.pool_version``), which tells it from the folders beside it: the
+parts, what is made of them, and the versions' shard-ordered copies (``SHARD_COPY``)."""
+SHARD_COPY = re.compile(r"[0-9a-f]{24}\.shards(\d+)")
+PART_FEATURES = "part_features"
+"""``pool/part_features/<feature>/<part>``: a feature of each part, kept while its part is."""
+
+
 def _unlinked_parts(storage: Storage, pipeline: str, removed: set[UPath]) -> list[UPath]:
-    """The stored parts of sources (``pool/parts/``) that no pool version left after pruning holds: a pool
-    version's folder names each part it holds after its position (``00000.<part>``)."""
+    """The stored parts of sources (``pool/parts/``) that no pool version left after pruning holds (a pool
+    version's folder names each part it holds after its position, ``00000.<part>``), then what was made of them."""
     folder = storage.path(pipeline, "pool")
     parts = folder / "parts"
     if not parts.exists():
         return []
-    pools = [entry for entry in folder.iterdir() if entry.is_dir() and entry.name != "parts" and entry not in removed]
-    held = {file.name.split(".", 1)[1] for pool in pools for file in pool.iterdir()}
-    return sorted((part for part in parts.iterdir() if part.name not in held), key=str)
+    kept = [entry for entry in folder.iterdir() if entry not in removed and entry.is_dir()]
+    held = {file.name.split(".", 1)[1] for pool in kept if POOL_VERSION.fullmatch(pool.name) for file in pool.iterdir()}
+    copied = {match[1] for entry in kept if (match := SHARD_COPY.fullmatch(entry.name))}
+    unheld = sorted((part for part in parts.iterdir() if part.name not in held), key=str)
+    return unheld + _made_of_unheld(folder, held, copied)
+
+
+def _made_of_unheld(folder: UPath, held: set[str], copied: set[str]) -> list[UPath]:
+    """What was made of the parts ``held`` does not name: their shard pieces (``shard_pieces/<shards>/<key>/<part>``)
+    after their markers (``shard_pieces/<shards>/<part>.done``: a marker says its pieces are all there, so it goes
+    first), the whole ``shard_pieces/<shards>`` of a number of shards that no version left was ``copied`` for, and
+    their features (``part_features/<feature>/<part>``)."""
+    markers: list[UPath] = []
+    pieces: list[UPath] = []
+    unused: list[UPath] = []
+    for count in _folders(folder / SHARD_PIECES):
+        if count.name not in copied:
+            unused.append(count)
+            continue
+        for entry in count.iterdir():
+            if entry.is_dir():
+                pieces += [piece for piece in entry.iterdir() if piece.name not in held]
+            elif entry.name.removesuffix(".done") not in held:
+                markers.append(entry)
+    features = [file for feature in _folders(folder / PART_FEATURES) for file in feature.iterdir()]
+    features = [file for file in features if file.name not in held]
+    return [*sorted(markers, key=str), *sorted(pieces, key=str), *sorted(unused, key=str), *sorted(features, key=str)]
+
+
+def _folders(folder: UPath) -> list[UPath]:
+    """The folders in ``folder``, if it exists."""
+    return [entry for entry in folder.iterdir() if entry.is_dir()] if folder.exists() else []
 
 
 def prune(plan: PrunePlan) -> int:

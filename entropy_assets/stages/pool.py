@@ -4,25 +4,30 @@ A pool version is a folder of parquet files, one per source in load order (``<ve
 is a hard link to the source's stored *part* (``parts/<part>``), named by the source's content, its load settings
 and its name in the pool: an unchanged source is neither parsed nor copied again, whatever else changed. Polars, pyarrow
 and DuckDB read such a folder as one table.
+
+With shards, the process that stores a part also splits its rows by content-hash shard into *shard pieces*
+(``shard_pieces/<shards>/<key>/<part>``, one per shard key, then ``shard_pieces/<shards>/<part>.done``). The
+version's shard-ordered copy, ``<version>.shards<shards>/<key>/``, is a folder per shard of that shard's piece of every
+part in load order, linked as the version's folder is: no process copies the pool's text a second time.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import polars as pl
 from upath import UPath
 
 from entropy_assets.compression import default_threads
 from entropy_assets.records import RecordFormat
-from entropy_assets.scoring import SCORED_COLUMNS, ShardOrderedWriter
+from entropy_assets.scoring import SCORED_COLUMNS, shard_keys, shard_pieces, write_shard_piece
 from entropy_assets.sources import LoadReport, SourceColumns, SourceError
 from entropy_assets.sources.discovery import Source, discover, source_names
 from entropy_assets.sources.parts import (
@@ -32,6 +37,7 @@ from entropy_assets.sources.parts import (
     part_report,
     read_part,
     read_part_rows,
+    relabel,
     write_part,
 )
 from entropy_assets.storage import Storage
@@ -88,7 +94,8 @@ def build_pool(
         for source, name in zip(sources, source_names(sources), strict=True):
             settings = LoadSettings(fmt=fmt, skip_malformed=skip_malformed, columns=columns.for_source(source.label))
             parts.append(_part(workspace, source, name, part_key(source, hashes, settings), settings))
-        parsed = _store_missing(workspace, parts)
+        copied = workspace.storage.exists(*_shard_copy(workspace, version, shards)[1])
+        parsed = _store_missing(workspace, parts, shards if shards > 1 and not copied else None)
         _check_unchanged(paths, raw_version)  # else the pool would be stored under a version it is not
         return _assemble(workspace, parts, parsed, version, shards, raw_version)
     except SourceError as error:  # a half-written record, say: if the data moved meanwhile, that is the cause
@@ -107,23 +114,49 @@ PARALLEL_BYTES = 256 << 20
 step's work (ten million samples, 10 GB of JSONL: about ten minutes on one core), and each part is its own."""
 
 
-def _store_missing(workspace: Workspace, parts: Sequence[_Part]) -> list[_Part]:
-    """Store the parts not stored yet (parsed, or relabelled from a sibling); the parts that were parsed, in order.
-    Large enough work goes to one process per core (none in a daemonic process, a dask worker say, which may not
-    start processes); each part is written whole or not at all, so a build killed meanwhile keeps what it stored."""
+SHARD_PIECES = "shard_pieces"
+"""The folder of the pool's shard pieces, beside ``parts``."""
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """Where a stored part's rows of each shard go, by shard key, and the marker written once they all are."""
+
+    files: tuple[tuple[str, ...], ...]
+    done: tuple[str, ...]
+
+    @classmethod
+    def of(cls, part: tuple[str, ...], shards: int) -> _Pieces:
+        """The pieces of ``part`` (``<pool>/parts/<name>``): ``<pool>/shard_pieces/<shards>/<key>/<name>``, and
+        ``<pool>/shard_pieces/<shards>/<name>.done``."""
+        folder, name = (*part[:-2], SHARD_PIECES, str(shards)), part[-1]
+        return cls(tuple((*folder, key, name) for key in shard_keys(shards)), (*folder, f"{name}.done"))
+
+
+def _store_missing(workspace: Workspace, parts: Sequence[_Part], shards: int | None) -> list[_Part]:
+    """Store the parts not stored yet (parsed, or relabelled from a sibling) and, with ``shards``, the shard pieces
+    of every part that lacks them; the parts that were parsed, in order. Large enough work goes to one process per
+    core (none in a daemonic process, a dask worker say, which may not start processes); each part and each piece is
+    written whole or not at all, so a build killed meanwhile keeps what it stored."""
     storage = workspace.storage
-    missing = [part for part in parts if not storage.exists(*part.file)]
-    processes = 1 if multiprocessing.current_process().daemon else min(default_threads(), len(missing))
-    if processes > 1 and _local_bytes(missing) >= PARALLEL_BYTES:
+
+    def missing(part: _Part) -> bool:
+        return not storage.exists(*part.file) or (
+            shards is not None and not storage.exists(*_Pieces.of(part.file, shards).done)
+        )
+
+    todo = [part for part in parts if missing(part)]
+    processes = 1 if multiprocessing.current_process().daemon else min(default_threads(), len(todo))
+    if processes > 1 and _local_bytes(todo) >= PARALLEL_BYTES:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(processes, mp_context=context) as workers:
-            parsed = list(workers.map(_store, [storage] * len(missing), missing))
+            parsed = list(workers.map(_store, [storage] * len(todo), todo, [shards] * len(todo)))
     else:
-        parsed = [_store(storage, part) for part in missing]
-    for part, was_parsed in zip(missing, parsed, strict=True):
+        parsed = [_store(storage, part, shards) for part in todo]
+    for part, was_parsed in zip(todo, parsed, strict=True):
         if was_parsed:
             workspace.log.info(f"pool: parsed {part.source.label}")
-    return [part for part, was_parsed in zip(missing, parsed, strict=True) if was_parsed]
+    return [part for part, was_parsed in zip(todo, parsed, strict=True) if was_parsed]
 
 
 def _local_bytes(parts: Sequence[_Part]) -> int:
@@ -132,25 +165,47 @@ def _local_bytes(parts: Sequence[_Part]) -> int:
     return sum(sizes)
 
 
-def _store(storage: Storage, part: _Part) -> bool:
-    """Store a source's part: relabelled from a part of the same content under another name, or parsed. Whether
-    the source was parsed."""
+def _store(storage: Storage, part: _Part, shards: int | None) -> bool:
+    """Store a source's part unless it is stored and, with ``shards``, its shard pieces unless they are: the pieces
+    of a part just stored come from the rows in memory, not read back. Whether the source was parsed."""
+    rows, parsed = None, False
+    if not storage.exists(*part.file):
+        rows, parsed = _store_part(storage, part)
+    if shards is not None:
+        _store_pieces(storage, part.file, shards, rows)
+    return parsed
+
+
+def _store_part(storage: Storage, part: _Part) -> tuple[pl.DataFrame, bool]:
+    """Store a source's part: relabelled from a part of the same content under another name, or parsed. Its rows as
+    the part holds them, and whether the source was parsed."""
     sibling = _same_content(storage, part)
     if sibling is not None:
         with sibling.open("rb") as handle:
             report, rows = part_report(handle, str(sibling)), read_part_rows(handle, str(sibling))
-        storage.write_once(lambda local: write_part(rows, report, part.name, part.source.label, local), *part.file)
-        return False
-    loaded = read_part(part.source, part.settings)
-    if (
-        part.content is not None
-        and part_key(part.source, file_hashes(part.source.label), part.settings) != part.content
-    ):
-        raise SourceError(f"{part.source.label} changed while it was being read")
-    storage.write_once(
-        lambda local: write_part(loaded.frame, loaded.report, part.name, part.source.label, local), *part.file
-    )
-    return True
+    else:
+        loaded = read_part(part.source, part.settings)
+        if (
+            part.content is not None
+            and part_key(part.source, file_hashes(part.source.label), part.settings) != part.content
+        ):
+            raise SourceError(f"{part.source.label} changed while it was being read")
+        report, rows = loaded.report, loaded.frame
+    storage.write_once(lambda local: write_part(rows, report, part.name, part.source.label, local), *part.file)
+    return relabel(rows, part.name, part.source.label), sibling is None
+
+
+def _store_pieces(storage: Storage, part: tuple[str, ...], shards: int, rows: pl.DataFrame | None = None) -> None:
+    """Store the stored ``part``'s rows (``rows``, else read from it) split by shard, one piece per shard key, each
+    written once, then the pieces' marker: a build killed meanwhile leaves whole pieces, the next writes the rest."""
+    pieces = _Pieces.of(part, shards)
+    if storage.exists(*pieces.done):
+        return
+    if rows is None:
+        rows = storage.read_parquet(*part, columns=list(SCORED_COLUMNS))
+    for (_, table), piece in zip(shard_pieces(rows, shards), pieces.files, strict=True):
+        storage.write_once(partial(write_shard_piece, table), *piece)
+    storage.write_once(lambda local: Path(local).write_text(f"{shards} shards\n"), *pieces.done)
 
 
 def _same_content(storage: Storage, part: _Part) -> UPath | None:
@@ -166,8 +221,8 @@ def _same_content(storage: Storage, part: _Part) -> UPath | None:
 def _assemble(
     workspace: Workspace, parts: Sequence[_Part], parsed: Sequence[_Part], version: str, shards: int, raw_version: str
 ) -> PoolResult:
-    """Link the parts into the version's folder and, with shards, stream them into the shard-ordered copy and the
-    shards' fingerprints."""
+    """Link the parts into the version's folder and, with shards, their shard pieces into the shard-ordered copy;
+    the shards' fingerprints."""
     storage = workspace.storage
     folder = workspace.folder("pool")
     files = [part.file for part in parts]
@@ -184,7 +239,9 @@ def _assemble(
         shard_file, fingerprints = _shards(workspace, files, version, shards)
     for part in parts:  # a dataset name's part is made for this build only
         if part.content is None:
-            storage.path(*part.file).unlink()
+            for file in [part.file, *_made_pieces(part.file, shards)]:
+                if storage.exists(*file):
+                    storage.path(*file).unlink()
     report = LoadReport()
     for part, part_report_ in zip(parts, reports, strict=True):
         report.merge(part_report_, part.source.label)
@@ -208,30 +265,38 @@ def _assemble(
     )
 
 
+def _made_pieces(part: tuple[str, ...], shards: int) -> list[tuple[str, ...]]:
+    """The files of ``part``'s shard pieces and their marker (none without shards)."""
+    if shards < 2:
+        return []
+    pieces = _Pieces.of(part, shards)
+    return [*pieces.files, pieces.done]
+
+
+def _shard_copy(workspace: Workspace, version: str, shards: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The version's shard-ordered copy and its marker, written once the copy is whole."""
+    pool = workspace.folder("pool")
+    return (*pool, f"{version}.shards{shards}"), (*pool, f"{version}.shards{shards}.done")
+
+
 def _shards(
     workspace: Workspace, files: Sequence[tuple[str, ...]], version: str, shards: int
 ) -> tuple[str, dict[str, str]]:
-    """The shard-ordered copy, a folder of one file per shard (written once: each file whole, then ``<folder>.done``
-    last), and every shard's fingerprint, from the parts one at a time."""
+    """The shard-ordered copy, a folder per shard holding the shard's piece of every part in load order (linked as
+    the version's folder is: written once, then ``<copy>.done`` last), and every shard's fingerprint, from the
+    parts' ids and content hashes one part at a time: no text is read here."""
     storage = workspace.storage
-    pool = workspace.folder("pool")
-    target, done = (*pool, f"{version}.shards{shards}"), (*pool, f"{version}.shards{shards}.done")
+    target, done = _shard_copy(workspace, version, shards)
+    if not storage.exists(*done):
+        for file in files:  # stored with their parts (here: an empty pool's part)
+            _store_pieces(storage, file, shards)
+        pieces = [_Pieces.of(file, shards) for file in files]
+        for index, key in enumerate(shard_keys(shards)):
+            storage.link_folder([piece.files[index] for piece in pieces], *target, key)
+        storage.write_once(lambda local: Path(local).write_text(f"{shards} shards\n"), *done)
     fingerprints = ShardFingerprints(shards)
-    with tempfile.TemporaryDirectory(prefix="pool-shards-") as scratch:
-        ordered = None if storage.exists(*done) else ShardOrderedWriter(shards, Path(scratch))
-        for file in files:
-            columns = list(SCORED_COLUMNS) if ordered is not None else ["id", "content_hash"]
-            rows = storage.read_parquet(*file, columns=columns)
-            fingerprints.update(rows)
-            if ordered is not None:
-                ordered.add(rows)
-        if ordered is not None:
-            ordered.finish_shards(
-                lambda key, made: storage.write_once(
-                    lambda local: shutil.copyfile(made, local), *target, f"{key}.parquet"
-                )
-            )
-            storage.write_once(lambda local: Path(local).write_text(f"{shards} shards\n"), *done)
+    for file in files:
+        fingerprints.update(storage.read_parquet(*file, columns=["id", "content_hash"]))
     return storage.relative(storage.path(*target)), fingerprints.result()
 
 

@@ -99,17 +99,18 @@ def score_shard(
 
 
 def shard_rows(storage: Storage, pool: PoolResult, shard: str, shards: int) -> pl.DataFrame:
-    """The samples of one of ``shards`` shards, with the columns scoring reads: its file in the pool's shard-ordered
-    copy (a folder of a file per shard; one file, in pools made before), else filtered from the pool itself (a pool
-    made while the pipeline had another number of shards)."""
+    """The samples of one of ``shards`` shards, with the columns scoring reads: its folder of pieces in the pool's
+    shard-ordered copy (a file per shard, or one file for every shard, in pools made before), else filtered from the
+    pool itself (a pool made while the pipeline had another number of shards)."""
     index = shard_keys(shards).index(shard)
     copy = pool.shard_file
     if copy is None or not copy.removesuffix(".parquet").endswith(f".shards{shards}"):
         return read_shard(_polars_source(storage.path(pool.file)), index, shards)
     source = storage.path(copy)
     if source.is_dir():
-        source = source / f"{shard}.parquet"
-    return read_shard(str(source), index, shards)
+        pieces = source / shard
+        source = pieces if pieces.is_dir() else source / f"{shard}.parquet"
+    return read_shard(_polars_source(source), index, shards)
 
 
 def _polars_source(path: UPath) -> str:

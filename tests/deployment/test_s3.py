@@ -235,8 +235,12 @@ def test_sharded_scores_and_hierarchical_zip_on_the_bucket(bucket: Bucket, raw_d
         pool = latest(instance, POOL, PoolResult)
         shards = [latest(instance, SCORES, ScoresResult, shard) for shard in ("0", "1")]
         assert pool is not None and all(shards)
-        assert pool.shard_file == f"{NAME}/pool/{pool.version}.shards2"  # a folder of a file per shard
-        assert sum(bucket.read_parquet(prefix, f"{pool.shard_file}/{s}.parquet").height for s in "01") == TOTAL
+        assert pool.shard_file == f"{NAME}/pool/{pool.version}.shards2"  # a folder per shard: its piece of each part
+        pieces = [name for s in "01" for name in bucket.fs.ls(f"{BUCKET}/{prefix}/{pool.shard_file}/{s}")]
+        assert len(pieces) == 2 * 2 and all(
+            bucket.fs.exists(f"{BUCKET}/{prefix}/{pool.shard_file}/{s}.complete") for s in "01"
+        )
+        assert sum(bucket.read_parquet(prefix, piece.split(f"{prefix}/", 1)[1]).height for piece in pieces) == TOTAL
         check_pool_and_scores(bucket, prefix, pool, [s for s in shards if s is not None])
         assert [s.file.split("/")[2] for s in shards if s is not None] == ["0", "1"]
         check_subsets(bucket, prefix, instance, pool, ("zip_hierarchical", "random"))

@@ -66,9 +66,9 @@ def scored(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def test_shards_score_the_whole_pool_as_one_run_would(scored: Scored) -> None:
     _, store, pool_meta, scores = scored
     assert sorted(pool_meta["shard_fingerprints"]) == shard_keys(SHARDS)  # type: ignore[call-overload]
-    copy = store / str(pool_meta["shard_file"])  # a folder of a file per shard, each holding its shard only
-    assert sorted(file.name for file in copy.iterdir()) == [f"{shard}.parquet" for shard in shard_keys(SHARDS)]
-    ordered = pl.concat([pl.read_parquet(copy / f"{shard}.parquet") for shard in shard_keys(SHARDS)])
+    copy = store / str(pool_meta["shard_file"])  # a folder per shard, of its piece of each part: that shard's rows
+    assert sorted(file.name for file in copy.iterdir()) == shard_keys(SHARDS)
+    ordered = pl.concat([pl.read_parquet(copy / shard / "*.parquet") for shard in shard_keys(SHARDS)])
     assert ordered.height == 800 and ordered["shard"].is_sorted()
     assert sum(int(m["dagster/row_count"]) for m in scores.values()) == 800  # type: ignore[call-overload]
     assert all(m["rescored"] == m["dagster/row_count"] > 100 for m in scores.values())  # type: ignore[operator]
