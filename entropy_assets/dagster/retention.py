@@ -12,6 +12,7 @@ from upath import UPath
 
 from entropy_assets.stages import PoolResult, ScoresResult, ShardSelectionResult, SubsetResult, TrainingResult
 from entropy_assets.stages.pool import SHARD_PIECES
+from entropy_assets.stages.pool_features import FEATURES_FOLDER
 from entropy_assets.storage import Storage
 
 from .events import StoredResult, all_results, written_under
@@ -72,8 +73,6 @@ POOL_VERSION = re.compile(r"[0-9a-f]{24}")
 """The name of a pool version's folder (``versions.pool_version``), which tells it from the folders beside it: the
 parts, what is made of them, and the versions' shard-ordered copies (``SHARD_COPY``)."""
 SHARD_COPY = re.compile(r"[0-9a-f]{24}\.shards(\d+)")
-PART_FEATURES = "part_features"
-"""``pool/part_features/<feature>/<part>``: a feature of each part, kept while its part is."""
 
 
 def _unlinked_parts(storage: Storage, pipeline: str, removed: set[UPath]) -> list[UPath]:
@@ -107,7 +106,7 @@ def _made_of_unheld(folder: UPath, held: set[str], copied: set[str]) -> list[UPa
                 pieces += [piece for piece in entry.iterdir() if piece.name not in held]
             elif entry.name.removesuffix(".done") not in held:
                 markers.append(entry)
-    features = [file for feature in _folders(folder / PART_FEATURES) for file in feature.iterdir()]
+    features = [file for feature in _folders(folder / FEATURES_FOLDER) for file in feature.iterdir()]
     features = [file for file in features if file.name not in held]
     return [*sorted(markers, key=str), *sorted(pieces, key=str), *sorted(unused, key=str), *sorted(features, key=str)]
 
