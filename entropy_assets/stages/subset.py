@@ -249,9 +249,7 @@ def _lazy_texts(
     return LazyTexts(frame["n_bytes"].to_numpy(), frame["content_hash"], fetch, priority, 4 * k1)
 
 
-def _composition(
-    storage: Storage, pool_file: str, left_out: pl.Series, chosen: pl.DataFrame
-) -> dict[str, FacetMix]:
+def _composition(storage: Storage, pool_file: str, left_out: pl.Series, chosen: pl.DataFrame) -> dict[str, FacetMix]:
     """The chosen rows' mix over each facet against the offered pool's, from the facet counts each stored part keeps
     (computed once, when the part was parsed): every copy of a left-out content is left out (held out by content;
     the quality gate judges the text alone)."""
