@@ -8,7 +8,7 @@ shard whose samples did not change (the same fingerprint) reuses its stored scor
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -152,10 +152,12 @@ def gather_scores(
     frame: pl.DataFrame,
     scoring: ScoringSettings,
     latest: ScoresResult | Mapping[str, ScoresResult | None] | None,
+    columns: Sequence[str] | None = None,
 ) -> PoolScores:
     """The scores of every sample of ``frame`` (the pool ``pool`` names), row for row: the latest scores, or every
-    shard's latest scores. Scores of an older pool, or a shard not yet scored for this one, are an error that says
-    what to materialize."""
+    shard's latest scores; only ``columns`` of them where given (``SELECTION_COLUMNS``: what a selection reads, a
+    few bytes a sample where every column is hundreds), each shard's file read alone. Scores of an older pool, or a
+    shard not yet scored for this one, are an error that says what to materialize."""
     storage = workspace.storage
     what = f"{workspace.name}/compression_scores"
     if not scoring.sharded:
@@ -164,7 +166,8 @@ def gather_scores(
             raise ValueError(
                 f"{what} was made from pool version {made}, not the latest {pool.version}; materialize it first"
             )
-        return PoolScores(_gated(storage.read_parquet(latest.file)), latest.version)
+        stored = storage.read_parquet(latest.file)
+        return PoolScores(_narrow(stored, columns) if columns is not None else _gated(stored), latest.version)
     shards = latest if isinstance(latest, Mapping) else {}
     expected = expected_versions(storage, pool, scoring)
     stale = stale_shards(expected, shards)
@@ -174,9 +177,23 @@ def gather_scores(
             "those partitions first"
         )
     current = {shard: shards[shard] for shard in expected}
-    scores = pl.concat([storage.read_parquet(result.file) for result in current.values() if result is not None])
+    parts = [_narrow(storage.read_parquet(result.file), columns) for result in current.values() if result is not None]
+    scores = pl.concat(parts)
     aligned = frame.select("id").join(scores.unique("id", keep="first"), on="id", how="left", maintain_order="left")
-    return PoolScores(_gated(aligned), gathered_scores_version(expected))
+    return PoolScores(aligned if columns is not None else _gated(aligned), gathered_scores_version(expected))
+
+
+SELECTION_COLUMNS: tuple[str, ...] = ("id", "ratio", "compressed_bytes", "compressor", "excluded")
+"""The scores' columns a selection reads: each sample's ratio, size, the compressor that measured it, and whether
+the quality gate excluded it."""
+
+
+def _narrow(scores: pl.DataFrame, columns: Sequence[str] | None) -> pl.DataFrame:
+    """``columns`` of a shard's scores (all without), the compressor's settings held once per shard, not per row."""
+    if columns is None:
+        return scores
+    scores = _gated(scores).select(columns)
+    return scores.with_columns(pl.col("compressor").cast(pl.Categorical)) if "compressor" in columns else scores
 
 
 def judge_exclusions(result: ScoresResult, previous: ScoresResult | None, jump: float) -> tuple[bool, str]:

@@ -45,7 +45,7 @@ from .holdout import held_out_hashes, holdout_mask
 from .pool_features import pool_features
 from .pool_reads import facet_counts, rows_with
 from .results import PoolResult, ScoresResult, SubsetResult
-from .scores import ScoringSettings, gather_scores
+from .scores import SELECTION_COLUMNS, ScoringSettings, gather_scores
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def select_subset(
         return _final_pass(workspace, pool, scores, subset, scoring, previous, winners)
     storage = workspace.storage
     light = storage.read_parquet(pool.file, columns=list(LIGHT_COLUMNS))
-    gathered = gather_scores(workspace, pool, light, scoring, scores)
+    gathered = gather_scores(workspace, pool, light, scoring, scores, SELECTION_COLUMNS)
     held = holdout_mask(light, subset.holdout, subset.eval_paths, subset.columns)
     offered = ~held & gathered.frame["excluded"].is_null()
     offered_scores = gathered.frame.filter(offered)
