@@ -50,7 +50,7 @@ def training_asset(
             method,
             budget,
             training,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             launch=launch,
             columns=settings.source_columns,
         )
