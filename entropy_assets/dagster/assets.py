@@ -134,6 +134,7 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
     return compression_scores
 
 
+@deliberate_previews()
 def shard_selection_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
     scores_key = settings.key("compression_scores")
     by_shard = None if len(settings.budgets) == 1 else dg.MultiToSingleDimensionPartitionMapping("shard")

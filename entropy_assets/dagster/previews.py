@@ -20,6 +20,10 @@ DELIBERATE: tuple[tuple[type[Warning], str], ...] = (
     (dg.BetaWarning, "Function `observable_source_asset` is currently in beta"),
     # quality, composition and entropy_law_risk: a check evaluated per partition of the asset it checks.
     (dg.PreviewWarning, "Specifying a partitions_def on an AssetCheckSpec is currently in preview"),
+    # shard_selection at several budgets: each (budget, shard) partition reads the scores of its shard.
+    (dg.BetaWarning, "Class `MultiToSingleDimensionPartitionMapping` is currently in beta"),
+    # training_run's pipes backend: Dagster's Pipes client calls a preview method of its own at each launch.
+    (dg.PreviewWarning, "Function `PipesMessageReader.expected_writer_count` is currently in preview"),
 )
 
 

@@ -27,10 +27,12 @@ def dagster_warnings(load: Callable[[], dg.Definitions]) -> list[str]:
 
 
 def test_the_factory_loads_without_a_dagster_warning(data_dir: Path) -> None:
-    # Every asset and check: shards (the per-shard quality check), training (the risk check), random seeds.
+    # Every asset and check: shards (the per-shard quality check; shard selections at two budgets), training (the
+    # risk check), random seeds.
     pipeline = settings(
         data_dir,
         methods=("zip", "zip_hierarchical", "random"),
+        budgets=(30, 60),
         shards=2,
         random_seeds=2,
         training=TrainingSettings(steps=5),
