@@ -1,9 +1,10 @@
-"""The ``entropy-assets`` command line: ``select``, ``score``, ``ratio``, ``law`` and ``audit``.
+"""entropy-assets: choose LLM training data by compression (ZIP, the Entropy Law) and read what Dagster recorded.
 
-``select`` accepts the published ZIP program's flags (``--data_path --save_path --budget --k1 --k2 --k3
---n_jobs``), so it is a drop-in replacement: a ShareGPT JSON list in, the selected records as a JSON list in the
-same form out. ``law`` prints the entropy law fitted on the training runs a Dagster instance has recorded; ``audit``
-answers what trained a run, how two subset versions differ, and how R and L moved across data versions.
+select takes the published ZIP program's flags (--data_path --save_path --budget --k1 --k2 --k3 --n_jobs) and
+replaces it: a ShareGPT JSON list in, the chosen records out as a JSON list in the same form. score and ratio
+measure records by compression. law prints the entropy law fitted on the training runs of a Dagster instance;
+audit says what trained a run, how two subset versions differ and how R and L moved across data versions; prune
+deletes old output versions. Each command prints a JSON summary or a report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
+from entropy_assets import __version__
 from entropy_assets.comparison import compare_methods, comparison_text, is_random
 from entropy_assets.composition import composition, facet_frame
 from entropy_assets.compression import COMPRESSORS, default_threads, join_samples, make_compressor
@@ -100,7 +102,10 @@ def _quality(args: argparse.Namespace) -> QualitySettings:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, for ``main`` and for documentation."""
-    parser = argparse.ArgumentParser(prog="entropy-assets", description=__doc__.split("\n\n")[0])
+    # The module's docstring is the help, in plain text: its first paragraph above the commands, the rest below.
+    description, epilog = (__doc__ or "").split("\n\n", 1)
+    parser = argparse.ArgumentParser(prog="entropy-assets", description=description, epilog=epilog)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     select = commands.add_parser("select", help="select a subset by ZIP or a baseline")

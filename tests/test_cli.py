@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,23 @@ def test_select_starts_warm_from_an_earlier_provenance_file_and_reports_the_chur
     )
     assert status == 2 and "old.parquet: a provenance file without content hashes" in err
     assert not (tmp_path / "c.jsonl").exists()
+
+
+@pytest.mark.parametrize("command", [None, "select", "score", "ratio", "law", "audit", "prune"])
+def test_help_reads_as_plain_text(capsys, command: str | None) -> None:
+    """No reStructuredText or Markdown markup (double backticks, roles) reaches a terminal."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([command, "--help"] if command else ["--help"])
+    shown = capsys.readouterr().out
+    assert stopped.value.code == 0 and shown.startswith("usage: entropy-assets")
+    assert "`" not in shown and not re.search(r":\w+:`|\*\*|::$", shown, re.MULTILINE), shown
+    if command is None:
+        assert "select takes the published ZIP program's flags (--data_path" in shown.replace("\n", " ")
+
+
+def test_version_is_the_installed_distributions(capsys) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"entropy-assets {version('entropy-assets')}"

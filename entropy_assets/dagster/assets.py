@@ -25,10 +25,12 @@ from entropy_assets.stages import (
 from entropy_assets.versions import SUBSET_CODE_VERSION
 
 from .events import dagster_metadata, latest, materialized, required
+from .previews import deliberate_previews
 from .settings import SelectionPipeline
 from .storage import EntropyStorage
 
 
+@deliberate_previews()
 def raw_data_asset(settings: SelectionPipeline) -> dg.AssetsDefinition:
     """The source files, observed with a data version from their content hashes."""
     about = f"{settings.description} " if settings.description else ""
@@ -74,6 +76,7 @@ def pool_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Assets
     return pool
 
 
+@deliberate_previews()
 def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
     sharded = settings.shards > 1
     description = (
@@ -131,6 +134,7 @@ def scores_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
     return compression_scores
 
 
+@deliberate_previews()
 def shard_selection_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
     scores_key = settings.key("compression_scores")
     by_shard = None if len(settings.budgets) == 1 else dg.MultiToSingleDimensionPartitionMapping("shard")
@@ -162,6 +166,7 @@ def shard_selection_asset(settings: SelectionPipeline, common: dict[str, Any]) -
     return shard_selection
 
 
+@deliberate_previews()
 def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.AssetsDefinition:
     scores_key = settings.key("compression_scores")
     subset_key = settings.key("selected_subset")

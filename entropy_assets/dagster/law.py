@@ -18,6 +18,7 @@ from entropy_assets.stages import (
 
 from .automation import eager_past_checks
 from .events import all_results, dagster_metadata, latest_record, materialized
+from .previews import deliberate_previews
 from .settings import SelectionPipeline
 from .storage import EntropyStorage
 
@@ -29,6 +30,7 @@ def law_points(instance: dg.DagsterInstance, training_key: dg.AssetKey) -> list[
     return latest_points(result.point(record.timestamp, record.run_id) for record, result in runs)
 
 
+@deliberate_previews()
 def law_defs(
     settings: SelectionPipeline, law: LawSettings, common: dict[str, Any]
 ) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:

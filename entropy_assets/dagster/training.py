@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext
 from entropy_assets.stages import SubsetResult, TrainingSettings, train_on_subset
 
 from .events import materialized, required
+from .previews import deliberate_previews
 from .settings import SelectionPipeline
 from .storage import EntropyStorage
 
@@ -38,6 +39,7 @@ def training_asset(
         method, budget = settings.partition(context.partition_key)
         subset = required(context.instance, subset_key, SubsetResult, context.partition_key)
 
+        @deliberate_previews()
         def launch(command: Sequence[str], extras: Mapping[str, Any]) -> Sequence[Any]:
             return pipes_subprocess_client.run(
                 context=context, command=list(command), extras=dict(extras)
@@ -50,7 +52,7 @@ def training_asset(
             method,
             budget,
             training,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             launch=launch,
             columns=settings.source_columns,
         )
