@@ -111,7 +111,7 @@ def test_the_same_partition_twice_at_once_leaves_one_whole_version(data_dir: Pat
     table = pl.read_parquet(home.store / first["file"])
     assert table.equals(reference_subsets(data_dir, tmp_path, ["zip"])["zip"])
     assert sorted(p.name for p in (home.store / "t" / "selected_subset" / "zip_60").iterdir()) == sorted(
-        f"{first['version']}{suffix}" for suffix in (".parquet", ".jsonl", ".ratio_histogram.png")
+        f"{first['version']}{suffix}" for suffix in (".parquet", ".rows.parquet", ".jsonl", ".ratio_histogram.png")
     )
     assert temporary_files(home.store) == []
 
