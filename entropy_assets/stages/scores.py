@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
+import numpy as np
 import polars as pl
 from upath import UPath
 
 from entropy_assets.compression import Compressor, make_compressor
 from entropy_assets.quality import DEFAULT, QualitySettings, exclusion_counts, top_sources
-from entropy_assets.scoring import GATED_SCORES_SCHEMA, gate_scores, read_shard, score_samples, shard_keys
+from entropy_assets.scoring import GATED_SCORES_SCHEMA, gate_scores, read_shard, score_samples, shard_keys, shard_of
 from entropy_assets.storage import Storage
 from entropy_assets.versions import (
     compressor_settings_hash,
@@ -177,10 +178,43 @@ def gather_scores(
             "those partitions first"
         )
     current = {shard: shards[shard] for shard in expected}
-    parts = [_narrow(storage.read_parquet(result.file), columns) for result in current.values() if result is not None]
-    scores = pl.concat(parts)
+    files = [result.file for _, result in sorted(current.items()) if result is not None]  # in shard order
+    version = gathered_scores_version(expected)
+    if columns is not None:
+        aligned = _aligned_by_key(storage, files, frame, columns, scoring.shards)
+        if aligned is not None:
+            return PoolScores(aligned, version)
+    scores = pl.concat([_narrow(storage.read_parquet(file), columns) for file in files])
     aligned = frame.select("id").join(scores.unique("id", keep="first"), on="id", how="left", maintain_order="left")
-    return PoolScores(aligned if columns is not None else _gated(aligned), gathered_scores_version(expected))
+    return PoolScores(aligned if columns is not None else _gated(aligned), version)
+
+
+def _aligned_by_key(
+    storage: Storage, files: list[str], pool: pl.DataFrame, columns: Sequence[str], shards: int
+) -> pl.DataFrame | None:
+    """The shards' scores (``files``; ``columns`` of them, ``id`` left out) row for row with the ``pool`` frame
+    (``id`` and ``content_hash``), without joining on the ids: at ten million samples the ids and their join held
+    several GB. Each shard holds its samples in pool order, so the shards' scores one after another are the pool's
+    rows stably sorted by shard; a 64-bit hash of the ids checks that they are, and else matches them. None where
+    two of the pool's ids share a hash, or an id is repeated (then the caller matches on the ids themselves)."""
+    keys = pool["id"].hash(seed=0)
+    parts = []
+    for file in files:
+        shard = _narrow(storage.read_parquet(file), columns)
+        narrowed = [pl.col("excluded").cast(pl.Categorical)] if "excluded" in columns else []
+        parts.append(shard.with_columns(pl.col("id").hash(seed=0), *narrowed))
+    scores = pl.concat(parts)
+    del parts
+    order = np.argsort(shard_of(pool["content_hash"], shards), kind="stable")
+    if scores.height == len(keys) and np.array_equal(scores["id"].to_numpy(), keys.to_numpy()[order]):
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return scores.drop("id").select(pl.all().gather(inverse))
+    if keys.n_unique() != len(keys):
+        return None
+    if scores["id"].n_unique() != scores.height:
+        scores = scores.unique("id", keep="first")
+    return pl.DataFrame({"id": keys}).join(scores, on="id", how="left", maintain_order="left").drop("id")
 
 
 SELECTION_COLUMNS: tuple[str, ...] = ("id", "ratio", "compressed_bytes", "compressor", "excluded")
