@@ -84,12 +84,15 @@ class Selection:
         return pool[self.positions]
 
 
-def provenance_frame(ids: Sequence[str], positions: Sequence[int], **columns: Sequence[Any] | None) -> pl.DataFrame:
-    """Build the provenance table; columns left out are null."""
+def provenance_frame(
+    ids: Sequence[str] | pl.Series, positions: Sequence[int], **columns: Sequence[Any] | None
+) -> pl.DataFrame:
+    """Build the provenance table (``ids``: the pool's, a column or a list; ``positions``: the chosen ones');
+    columns left out are null."""
     n = len(positions)
     data: dict[str, Any] = {
         "position": list(positions),
-        "id": [ids[p] for p in positions],
+        "id": ids.gather(list(positions)) if isinstance(ids, pl.Series) else [ids[p] for p in positions],
         "rank": list(range(n)),
     }
     for name in PROVENANCE_SCHEMA:

@@ -22,7 +22,6 @@ from entropy_assets.selection.base import (
     Budget,
     BudgetUnit,
     Selection,
-    pool_ids,
     pool_texts,
     provenance_frame,
 )
@@ -123,7 +122,7 @@ def baseline_select(
     if not warm_summary:
         chosen = budget.take_prefix(order, n_bytes)
     provenance = provenance_frame(
-        pool_ids(pool), chosen.tolist(), stage1_score=None if scores is None else scores[chosen].tolist()
+        pool["id"], chosen.tolist(), stage1_score=None if scores is None else scores[chosen].tolist()
     )
     return Selection(
         method=config.method,

@@ -23,7 +23,7 @@ from entropy_assets.compression import KnownSizes, default_threads
 from entropy_assets.scoring import shard_of
 from entropy_assets.versions import input_fingerprint
 
-from .base import Selection, pool_ids, provenance_frame
+from .base import Selection, provenance_frame
 from .checkpoint import SelectionCheckpoint
 from .warm import WarmStart
 from .zip import ZipConfig, zip_select
@@ -125,7 +125,7 @@ def select_within_shard(
     zip_config = shard_config(config)
     available = frame.height if zip_config.budget_unit == "samples" else int(frame["n_bytes"].sum())
     if available <= zip_config.budget:
-        everything = provenance_frame(pool_ids(frame), list(range(frame.height)))
+        everything = provenance_frame(frame["id"], list(range(frame.height)))
         return Selection("zip_shard", everything, asdict(zip_config), {"pool_size": frame.height, "seconds": 0.0})
     selection = zip_select(frame, zip_config, checkpoint=checkpoint, warm=warm, known=known)
     return replace(selection, method="zip_shard")

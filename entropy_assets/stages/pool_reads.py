@@ -39,8 +39,9 @@ def rows_with(
 ) -> pl.DataFrame:
     """The rows of the pool whose ``column`` holds one of ``values`` (``columns`` of them, or all), in pool order."""
     wanted = pa.array(list(values), type=pa.string())
-    table = _scanner(storage, file, columns, pc.field(column).isin(wanted)).to_table()
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    scanner = _scanner(storage, file, columns, pc.field(column).isin(wanted))
+    frames = [pl.from_arrow(batch) for batch in scanner.to_batches() if batch.num_rows]  # arrow's copy a batch long
+    return pl.concat(frames) if frames else pl.from_arrow(scanner.projected_schema.empty_table())  # type: ignore
 
 
 def pool_columns(storage: Storage, file: str, columns: list[str]) -> pl.DataFrame:

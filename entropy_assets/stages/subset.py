@@ -14,6 +14,7 @@ to a checkpoint beside the subset, named by what the selection starts from, so t
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
@@ -41,7 +42,7 @@ from entropy_assets.storage import Storage
 from entropy_assets.versions import selection_key, subset_version
 
 from .churn import Churn, churn
-from .holdout import held_out_hashes, holdout_mask
+from .holdout import held_out_hashes
 from .pool_features import pool_features
 from .pool_reads import facet_counts, rows_with
 from .results import PoolResult, ScoresResult, SubsetResult
@@ -126,14 +127,19 @@ def select_subset(
     storage = workspace.storage
     light = storage.read_parquet(pool.file, columns=list(LIGHT_COLUMNS))
     gathered = gather_scores(workspace, pool, light, scoring, scores, SELECTION_COLUMNS)
-    held = holdout_mask(light, subset.holdout, subset.eval_paths, subset.columns)
-    offered = ~held & gathered.frame["excluded"].is_null()
+    held = held_out_hashes(storage, pool.file, subset.holdout, subset.eval_paths, subset.columns)
+    offered = gathered.frame["excluded"].is_null() & ~light["content_hash"].is_in(held.implode())
     offered_scores = gathered.frame.filter(offered)
+    scores_version = gathered.version
+    del gathered
     known = _known_sizes(offered_scores)
+    left_out = light["content_hash"].filter(~offered)
     if methods.reads_light_columns(subset.config, known, offered_scores.height):
-        offer = _Offer(light, offered, offered_scores, known, gathered.version)
-        return _light_pass(workspace, pool, subset, offer, previous)
-    light_hashes = light["content_hash"]
+        offer = _Offer(light.filter(offered), offered, left_out, offered_scores, known, scores_version)
+        del light, offered_scores  # the offered rows alone from here: at ten million samples about 600 MB a copy
+        choice = _light_pass(workspace, pool, subset, offer, previous)
+        del offer  # only the chosen rows are read from here
+        return _store_choice(workspace, pool, subset, choice)
     del light
     pool_frame = storage.read_parquet(pool.file)  # row for row with ``light``: the same scores and offer
     frame = pool_frame.filter(offered)
@@ -141,7 +147,7 @@ def select_subset(
     config = methods.describe_config(subset.config)
     earlier = _previous(storage, previous, workspace)
     plan = _plan(subset, config, earlier)
-    key = selection_key(pool.version, gathered.version, config, plan.warm_from)
+    key = selection_key(pool.version, scores_version, config, plan.warm_from)
     folder = workspace.folder("selected_subset", subset.folder)
     checkpoint = _checkpoint(workspace, folder, key, methods.method_of(subset.config))
     selection = methods.select(frame, subset.config, checkpoint=checkpoint, warm=plan.warm, known=known)
@@ -151,7 +157,7 @@ def select_subset(
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
         alternative = methods.select(frame, subset.config, warm=plan.compare, known=known).subset(frame)
     chosen = selection.subset(frame)
-    mixes = _composition(storage, pool.file, light_hashes.filter(~offered), chosen)
+    mixes = _composition(storage, pool.file, left_out, chosen)
     churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, pool_frame) if earlier else None
     chosen_ratios = ratios[selection.positions]
     made = _Made(selection, chosen, ratios, chosen_ratios, mixes, churned, alternative, plan, frame.height)
@@ -160,11 +166,13 @@ def select_subset(
 
 @dataclass(frozen=True)
 class _Offer:
-    """What a selection from light columns chooses among: the pool's ``light`` columns, which rows are ``offered``
-    (not held out, not excluded), their scores and ``known`` sizes, and the scores' version."""
+    """What a selection from light columns chooses among: the ``frame`` of the offered rows' light columns, which of
+    the pool's rows are ``offered`` (not held out, not excluded), the content hashes of those ``left_out``, the
+    offered rows' scores and ``known`` sizes, and the scores' version."""
 
-    light: pl.DataFrame
+    frame: pl.DataFrame
     offered: pl.Series
+    left_out: pl.Series
     scores: pl.DataFrame
     known: KnownSizes | None
     scores_version: str
@@ -172,17 +180,17 @@ class _Offer:
 
 def _light_pass(
     workspace: Workspace, pool: PoolResult, subset: SubsetSettings, offer: _Offer, previous: SubsetResult | None
-) -> SubsetResult:
+) -> _Choice:
     """A method that chooses from the pool's light columns (``methods.reads_light_columns``): it selects among the
     offered rows of the pool's light columns (``id``, ``content_hash``, ``n_bytes``, and the columns and stored
     features it ``needs``) with the offered samples' scores and sizes, reading the text of the samples it asks for
-    (ZIP's candidates), then reads the chosen rows whole, and the pool's mix a batch at a time; the pool's text is
-    never held whole. It chooses the very samples the whole pool's selection would. A ZIP selection checkpoints
-    its rounds as on the whole pool."""
+    (ZIP's candidates); ``_store_choice`` then reads the chosen rows whole, and the pool's mix a batch at a time:
+    the pool's text is never held whole. It chooses the very samples the whole pool's selection would. A ZIP
+    selection checkpoints its rounds as on the whole pool."""
     storage = workspace.storage
-    light, offered, known = offer.light, offer.offered, offer.known
+    offered, known = offer.offered, offer.known
     needs = methods.needs(subset.config)
-    frame = _with_needs(storage, pool.file, light, needs).filter(offered)
+    frame = _with_needs(storage, pool.file, offer.frame, offered, needs)
     ratios = offer.scores["ratio"].to_numpy()
     access = PoolAccess(
         bands=_bands(storage, pool.file, offered) if "near_duplicates" in needs else None,
@@ -200,28 +208,62 @@ def _light_pass(
     compared = None
     if plan.compare is not None:  # the scheduled full re-selection: how far the warm one would have drifted
         compared = methods.select(frame, subset.config, warm=plan.compare, known=known, access=access)
+    return _Choice(selection, compared, ratios, len(frame), offer.left_out, earlier, plan, folder, checkpoint)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A light pass's selection (and the scheduled full re-selection's warm alternative, ``compared``) before its
+    rows are read: what ``_store_choice`` needs once the offered rows' columns are let go."""
+
+    selection: Selection
+    compared: Selection | None
+    ratios: np.ndarray
+    """The offered samples' own ratios."""
+    pool_size: int
+    left_out: pl.Series
+    earlier: _Previous | None
+    plan: _Plan
+    folder: tuple[str, ...]
+    checkpoint: SelectionCheckpoint | None
+
+
+def _store_choice(workspace: Workspace, pool: PoolResult, subset: SubsetSettings, choice: _Choice) -> SubsetResult:
+    """Read the rows ``choice`` chose (and its alternative's) from the stored pool, a batch at a time, and store the
+    subset with its composition and churn."""
+    storage = workspace.storage
+    selection, compared, earlier = choice.selection, choice.compared, choice.earlier
+    counts = _offered_counts(storage, pool.file, choice.left_out)  # before the chosen rows are held
     ids = set(selection.provenance["id"].to_list())
     ids.update(compared.provenance["id"].to_list() if compared is not None else ())
     rows = rows_with(storage, pool.file, "id", ids)
     chosen, alternative = (_in_order(rows, made) if made is not None else None for made in (selection, compared))
     assert chosen is not None
+    del rows
     if "strata" in selection.summary:  # each stratum's ratio, from its chosen rows' text
         selection = strata_ratios(selection, chosen)
-    mixes = _composition(storage, pool.file, light["content_hash"].filter(~offered), chosen)
-    churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, light) if earlier else None
-    made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, len(frame))
-    return _store(workspace, pool, subset, folder, made, checkpoint)
+    mixes = composition_from_counts(counts, facet_frame(chosen))
+    churned = None
+    if earlier is not None:
+        pool_hashes = storage.read_parquet(pool.file, columns=["id", "content_hash"])
+        churned = churn(earlier.subset, _provenance(selection, chosen), earlier.pool, pool_hashes)
+    ratios, plan, size = choice.ratios, choice.plan, choice.pool_size
+    made = _Made(selection, chosen, ratios, ratios[selection.positions], mixes, churned, alternative, plan, size)
+    return _store(workspace, pool, subset, choice.folder, made, choice.checkpoint)
 
 
-def _with_needs(storage: Storage, pool_file: str, light: pl.DataFrame, needs: frozenset[str]) -> pl.DataFrame:
-    """``light`` with the pool's columns and the stored features (``pool_features``) that a method ``needs``: the
-    ``source`` and ``format`` columns, and ``tokens`` and ``script``, a column each, row for row."""
+def _with_needs(
+    storage: Storage, pool_file: str, frame: pl.DataFrame, offered: pl.Series, needs: frozenset[str]
+) -> pl.DataFrame:
+    """``frame`` (the ``offered`` rows' light columns) with the pool's columns and the stored features
+    (``pool_features``) that a method ``needs``: the ``source`` and ``format`` columns, and ``tokens`` and
+    ``script``, a column each, row for row."""
     columns = [column for column in ("source", "format") if column in needs]
     extra = storage.read_parquet(pool_file, columns=columns).get_columns() if columns else []
     for column in ("tokens", "script"):
         if column in needs:
             extra.append(pl.Series(column, pool_features(storage, pool_file, column).column(column)))
-    return light.with_columns(extra)
+    return frame.with_columns(column.filter(offered) for column in extra)
 
 
 def _bands(storage: Storage, pool_file: str, offered: pl.Series) -> Bands:
@@ -250,11 +292,15 @@ def _lazy_texts(
 
 
 def _composition(storage: Storage, pool_file: str, left_out: pl.Series, chosen: pl.DataFrame) -> dict[str, FacetMix]:
-    """The chosen rows' mix over each facet against the offered pool's, from the facet counts each stored part keeps
+    """The chosen rows' mix over each facet against the offered pool's (``_offered_counts``)."""
+    return composition_from_counts(_offered_counts(storage, pool_file, left_out), facet_frame(chosen))
+
+
+def _offered_counts(storage: Storage, pool_file: str, left_out: pl.Series) -> dict[str, Counter[str]]:
+    """How many offered samples have each value of each facet, from the facet counts each stored part keeps
     (computed once, when the part was parsed): every copy of a left-out content is left out (held out by content;
     the quality gate judges the text alone)."""
-    counts = facet_counts(storage, pool_file, left_out.unique())
-    return composition_from_counts(counts, facet_frame(chosen))
+    return facet_counts(storage, pool_file, left_out.unique())
 
 
 def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:
@@ -291,11 +337,11 @@ def _store(
     """Write a selection's provenance, its records in their own form and its histogram; the subset's result."""
     storage = workspace.storage
     selection, chosen = made.selection, made.chosen
-    texts = chosen["text"].to_list()
+    texts = chosen["text"]  # a column, not a list: the longest samples at ten million are hundreds of MB
     ratio = round(law_ratio(texts), 4)
     drift: dict[str, float] = {}
     if made.alternative is not None:
-        warm_ratio = round(law_ratio(made.alternative["text"].to_list()), 4)
+        warm_ratio = round(law_ratio(made.alternative["text"]), 4)
         drift = {"warm_ratio_zlib9": warm_ratio, "drift": round(warm_ratio / ratio - 1, 4)}
     labels = chosen.select("id", labels_column(chosen, subset.columns))
     provenance = _provenance(selection, chosen).join(labels, on="id", how="left")
