@@ -1,9 +1,13 @@
 """Fits of the entropy law on synthetic points with known parameters, too few points, and the risk assessment."""
 
 import math
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
+
+from entropy_assets.compression import make_compressor, set_ratio
 
 from entropy_assets.entropy_law import (
     FORMS,
@@ -13,6 +17,7 @@ from entropy_assets.entropy_law import (
     fit_curve,
     fit_law,
     fit_plane,
+    law_ratio,
 )
 
 TRUE = {"linear": (5.0, -0.4), "exponential": (6.0, -0.15), "power": (7.0, -0.5)}
@@ -165,3 +170,16 @@ def test_fit_serializes_to_plain_json_values() -> None:
     assert best["form"] == "power" and isinstance(best["a_interval"][0], float)
     assert data["n_points"] == 10 and data["data_versions"] == 3
     assert all(math.isfinite(v) for v in data["loss_vs_ratio"]["cv_rmse"].values())
+
+
+def test_law_ratio_streams_the_texts_to_the_bytes_of_the_joined_set(raw_dir: Path) -> None:
+    """R is measured a text at a time through one zlib stream: the same figure as compressing the set joined, for
+    real instructions, an empty set and a set holding long texts beyond zlib's window."""
+    frame = pl.read_json(raw_dir / "alpaca52k_en_part01_00000-03252.json")
+    texts = [f"{row['instruction']}\n{row['input']}\n{row['output']}" for row in frame.head(2000).iter_rows(named=True)]
+    long_texts = ["".join(texts[i : i + 200]) for i in range(0, 2000, 200)]
+    for sample in (texts, long_texts, texts[:1]):
+        joined = set_ratio([text.encode("utf-8") for text in sample], make_compressor("zlib", 9))
+        assert law_ratio(sample) == joined
+        assert law_ratio(pl.Series(sample)) == joined
+    assert law_ratio([]) == 1.0
