@@ -194,5 +194,5 @@ def run_fingerprint(settings: Mapping[str, Any], arrays: Sequence[np.ndarray | N
     for array in arrays:
         digest.update(b"none" if array is None else b"%d:" % array.size)
         if array is not None:
-            digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))  # the bytes, not a copy of them
     return digest.hexdigest()

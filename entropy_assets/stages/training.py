@@ -64,6 +64,9 @@ def train_on_subset(
     frame = subset_rows(storage, subset)
     train_examples, loss_kind = training_examples(frame, columns)
     train_texts = [example.text for example in train_examples]
+    content_version = subset_content_version(frame["content_hash"].to_list())
+    if training.backend == "builtin":  # it reads the texts alone: a subset of long samples is GBs held three times
+        frame, train_examples = frame.clear(), []
     evaluation = evaluation_frame(storage, subset.pool_file, training, columns)
     eval_examples = evaluation_examples(evaluation, columns)
     eval_texts = [example.text for example in eval_examples]
@@ -121,7 +124,7 @@ def train_on_subset(
         tokens_per_second=round(sum(m.tokens for m in runs) / seconds if seconds > 0 else 0.0, 1),
         subset_ratio_zlib9=round(law_ratio(train_texts), 4),
         subset_samples=len(train_texts),
-        subset_version=subset_content_version(frame["content_hash"].to_list()),
+        subset_version=content_version,
         selected_subset_version=subset.version,
         subset_file=subset.file,
         pool_file=subset.pool_file,

@@ -7,6 +7,7 @@ and a run given a checkpoint file resumes after a kill with exactly the losses a
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
@@ -43,9 +44,8 @@ BOS = 256
 VOCAB_SIZE = 257
 """The 256 byte values and ``BOS``."""
 
-_BOS = np.array([BOS], dtype=np.int64)
 _TRAINABLE_LOSS_KINDS: tuple[str, ...] = ("causal_lm", "causal_lm_prompt_chosen")
-_CHECKPOINT_FORMAT = 1
+_CHECKPOINT_FORMAT = 2
 _UNFINGERPRINTED: tuple[str, ...] = ("checkpoint_every",)
 """Config fields that do not change a run's results, so that changing them keeps its checkpoint usable."""
 _logger = logging.getLogger(__name__)
@@ -95,12 +95,18 @@ class BuiltinTrainerConfig:
 
 
 def byte_stream(texts: Sequence[str]) -> torch.Tensor:
-    """The texts as one stream of tokens: each text's UTF-8 bytes, preceded by ``BOS``."""
-    pieces: list[np.ndarray] = []
+    """The texts as one stream of tokens: each text's UTF-8 bytes, preceded by ``BOS``; 16-bit integers (the 257
+    tokens fit; 64-bit ones held a subset of the longest samples at ten million in about 3 GB each copy), filled in
+    place: no text's bytes are held twice."""
+    total = sum(len(text.encode("utf-8")) + 1 for text in texts)
+    stream = np.empty(total, dtype=np.int16)
+    at = 0
     for text in texts:
-        pieces.append(_BOS)
-        pieces.append(np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
-    return torch.from_numpy(np.concatenate(pieces).astype(np.int64)) if pieces else torch.empty(0, dtype=torch.long)
+        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        stream[at] = BOS
+        stream[at + 1 : at + 1 + len(data)] = data
+        at += 1 + len(data)
+    return torch.from_numpy(stream)
 
 
 def _windows(texts: Sequence[str], context: int, what: str) -> torch.Tensor:
@@ -116,8 +122,9 @@ def _windows(texts: Sequence[str], context: int, what: str) -> torch.Tensor:
 
 
 def training_sequences(texts: Sequence[str], config: BuiltinTrainerConfig) -> torch.Tensor:
-    """All training sequences, shape ``(n, context + 1)``; inputs are ``[:, :-1]`` and targets ``[:, 1:]``."""
-    return _windows(texts, config.context, "training").contiguous()
+    """All training sequences, shape ``(n, context + 1)``; inputs are ``[:, :-1]`` and targets ``[:, 1:]``. A view
+    of the texts' token stream (consecutive sequences share one token), not a copy: a batch is gathered from it."""
+    return _windows(texts, config.context, "training")
 
 
 def eval_sequences(texts: Sequence[str], config: BuiltinTrainerConfig) -> torch.Tensor:
@@ -173,6 +180,7 @@ class ByteTransformer(nn.Module):
 
 
 def _sequence_loss(model: nn.Module, batch: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    batch = batch.long()  # sequences are stored as 16-bit tokens
     logits = model(batch[:, :-1])
     return F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), batch[:, 1:].reshape(-1), reduction=reduction)
 
@@ -319,8 +327,17 @@ def run_fingerprint(
     version and the training and evaluation sequences. A checkpoint is resumed only by a run of the same one."""
     settings = {k: v for k, v in asdict(config).items() if k not in _UNFINGERPRINTED}
     described = {"format": _CHECKPOINT_FORMAT, "config": settings, "loss_kind": loss_kind, "torch": torch.__version__}
-    arrays = [None if tensor is None else tensor.contiguous().numpy() for tensor in (sequences, held_out)]
+    arrays = [None if tensor is None else _digest(tensor) for tensor in (sequences, held_out)]
     return versions.run_fingerprint(described, arrays)
+
+
+def _digest(tensor: torch.Tensor, rows: int = 4096) -> np.ndarray:
+    """sha256 of a tensor's shape and values, ``rows`` rows at a time: a view of the token stream is never copied
+    whole."""
+    digest = hashlib.sha256(repr(tuple(tensor.shape)).encode("ascii"))
+    for block in tensor.split(rows):
+        digest.update(memoryview(block.contiguous().numpy()).cast("B"))
+    return np.frombuffer(digest.digest(), dtype=np.uint8)
 
 
 def _fresh_model(
