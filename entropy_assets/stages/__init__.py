@@ -45,7 +45,8 @@ from .scores import (
 )
 from .settings import BACKENDS, LawSettings, TrainingSettings
 from .shard_selection import ShardWinners, gather_winners, select_shard
-from .subset import SubsetSettings, select_subset
+from .subset import select_subset
+from .subset_settings import SubsetSettings
 from .training import train_on_subset
 from .workspace import Workspace
 

@@ -25,7 +25,7 @@ from entropy_assets.versions import settings_hash
 from .holdout import held_out_hashes
 from .results import PoolResult, ScoresResult, ShardSelectionResult
 from .scores import ScoringSettings, expected_versions, shard_rows
-from .subset import CHECKPOINT_SECONDS, SubsetSettings
+from .subset_settings import CHECKPOINT_SECONDS, SubsetSettings
 from .workspace import Workspace
 
 WINNERS_COLUMNS = ("id", "content_hash", "n_bytes", "rank")
