@@ -41,9 +41,11 @@ from .churn import Churn, churn
 from .holdout import held_out_hashes, holdout_mask
 from .pool_features import pool_features
 from .pool_reads import facet_counts, rows_with
-from .results import PoolResult, ScoresResult, SubsetResult
+from .pool_result import PoolResult
 from .scores import ScoringSettings, gather_scores
+from .scores_result import ScoresResult
 from .shard_selection import ShardWinners
+from .subset_result import SubsetResult
 from .subset_settings import CHECKPOINT_SECONDS, SubsetSettings
 from .workspace import Workspace
 
