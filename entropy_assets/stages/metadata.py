@@ -15,7 +15,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from entropy_assets.storage import Storage
 
 
 class FilePath(str):
@@ -97,3 +99,19 @@ class MetadataReader:
     def sequence(self, key: str) -> list[Any]:
         """A list; empty when the key is absent (metadata written before it existed)."""
         return list(self.get(key, list)) if key in self.values else []
+
+
+class StoredResult(Protocol):
+    """A result with a versioned file: where it is (``path``), and the same relative to the storage (``file``)."""
+
+    path: str
+    file: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
+
+
+def written_under(result: StoredResult) -> Storage:
+    """The storage a result's files were written to: its recorded path less its relative file. Reading a recorded
+    file through it refuses one outside that storage."""
+    return Storage(result.path[: -len(result.file)] if result.path.endswith(result.file) else result.path)
