@@ -302,20 +302,20 @@ def _run_ratio(args: argparse.Namespace) -> dict[str, Any]:
 
 def _instance(args: argparse.Namespace) -> Any:
     """The Dagster instance at ``--dagster-home`` or ``$DAGSTER_HOME``."""
-    import dagster as dg
-
     home = args.dagster_home or os.environ.get("DAGSTER_HOME")
     if not home:
         raise ValueError("no Dagster instance: pass --dagster-home or set DAGSTER_HOME")
     if not Path(home).is_dir():
         raise ValueError(f"{home}: no such Dagster home folder")
-    return dg.DagsterInstance.from_config(str(home))
+    from entropy_assets.dagster import history
+
+    return history.open_instance(str(home))
 
 
 def _pipeline(args: argparse.Namespace, instance: Any) -> str:
-    from entropy_assets.dagster.audit import pipelines
+    from entropy_assets.dagster import history
 
-    names = pipelines(instance)
+    names = history.pipelines(instance)
     pipeline = args.pipeline or (names[0] if len(names) == 1 else None)
     if pipeline is None:
         raise ValueError(f"the instance has pipelines {names or 'none'}: name one with --pipeline")
@@ -323,52 +323,48 @@ def _pipeline(args: argparse.Namespace, instance: Any) -> str:
 
 
 def _run_prune(args: argparse.Namespace) -> str:
-    from entropy_assets.dagster.retention import plan_prune, prune
+    from entropy_assets.dagster import history
+    from entropy_assets.stages.retention import prune
 
     instance = _instance(args)
-    plan = plan_prune(instance, _pipeline(args, instance), args.keep)
+    plan = history.plan_prune(instance, _pipeline(args, instance), args.keep)
     if not args.yes:
         return plan.describe() + "\n(dry run: pass --yes to delete)"
     return plan.describe() + f"\ndeleted {prune(plan)} file(s)"
 
 
 def _run_audit(args: argparse.Namespace) -> str:
-    from entropy_assets.dagster import audit
+    from entropy_assets.dagster import history
 
     instance = _instance(args)
     pipeline = _pipeline(args, instance)
     if args.question == "history":
-        return audit.history(instance, pipeline).render(args.format)
+        return history.law_history(instance, pipeline).render(args.format)
     if args.question == "run":
-        return audit.audit_run(instance, pipeline, partition=args.partition, run_id=args.run_id).render(args.format)
+        return history.audit_run(instance, pipeline, partition=args.partition, run_id=args.run_id).render(args.format)
     if not args.partition:
         raise ValueError("audit diff needs --partition")
-    return audit.diff_subsets(instance, pipeline, args.partition, old=args.old, new=args.new).render(args.format)
+    return history.diff_subsets(instance, pipeline, args.partition, old=args.old, new=args.new).render(args.format)
 
 
 def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
-    import dagster as dg
-
-    from entropy_assets.dagster.law import law_points
+    from entropy_assets.dagster import history
     from entropy_assets.entropy_law import fit_law
 
     instance = _instance(args)
     home = args.dagster_home or os.environ.get("DAGSTER_HOME")
-    keys = sorted(
-        (k for k in instance.get_asset_keys() if k.path[-1] == "training_run" and len(k.path) == 2),
-        key=lambda k: k.to_user_string(),
-    )
+    names = history.training_pipelines(instance)
     if args.pipeline:
-        keys = [k for k in keys if k.path[0] == args.pipeline]
-    if not keys:
+        names = [name for name in names if name == args.pipeline]
+    if not names:
         where = f" of pipeline {args.pipeline!r}" if args.pipeline else ""
         raise ValueError(f"{home}: the instance has no training runs{where}")
     reports = {}
-    for key in keys:
-        points = law_points(instance, key)
-        methods = args.methods or _fitted_methods(instance, dg.AssetKey([key.path[0], "entropy_law"]))
+    for name in names:
+        points = history.law_points(instance, name)
+        methods = args.methods or history.fitted_methods(instance, name)
         fitted = [p for p in points if _fits(p.method, methods)]
-        reports[key.path[0]] = (points, fit_law(fitted, level=args.level), methods)
+        reports[name] = (points, fit_law(fitted, level=args.level), methods)
     if args.json:
         return {
             name: {
@@ -385,15 +381,6 @@ def _run_law(args: argparse.Namespace) -> dict[str, Any] | str:
 def _fits(method: str, methods: Sequence[str] | None) -> bool:
     """Whether runs of ``method`` enter a fit of ``methods`` (all when empty; random's seeds count as random)."""
     return not methods or method in methods or (is_random(method) and "random" in methods)
-
-
-def _fitted_methods(instance: Any, law_key: Any) -> list[str]:
-    """The methods the pipeline's last ``entropy_law`` fitted (its ``law.methods`` setting); all when unknown."""
-    from entropy_assets.dagster.events import latest
-    from entropy_assets.stages import LawResult
-
-    law = latest(instance, law_key, LawResult)
-    return list(law.fit_methods) if law is not None else []
 
 
 def _law_report(name: str, points: Sequence[Any], fit: Any, methods: Sequence[str] | None, *, level: float) -> str:

@@ -154,13 +154,6 @@ def law_scatter_png(
             axes.scatter(
                 [point.ratio], [value], color=colour if used else "none", edgecolors=colour, s=28, zorder=3, label=label
             )
-            axes.annotate(
-                f"{point.method}/{point.budget}",
-                (point.ratio, value),
-                fontsize=6,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
         shown = [] if curve is None else [float(band_low.min()), float(band_high.max())]
         hidden = _zoom_to_fitted(axes, points, values, fitted, shown)
         if hidden:
@@ -177,8 +170,100 @@ def law_scatter_png(
         axes.set_xlabel("compression ratio R of the subset (zlib-9)")
         axes.set_ylabel(ylabel)
         axes.set_title(title, fontsize=10)
-        axes.legend(fontsize=6, loc="best")
+        _label_points(axes, [(p.ratio, v, f"{p.method}/{p.budget}") for p, v in zip(points, values, strict=True)])
+        axes.legend(fontsize=6, loc="best")  # where it covers no point or label
     return figure.png
+
+
+LABEL_RADII = (4.0, 10.0, 16.0, 24.0, 34.0, 46.0, 60.0, 76.0)
+"""How far from its point a label may go (points), nearest first: beyond the first, a leader line joins them."""
+LABEL_ANGLES = np.radians(np.arange(45, 405, 15))
+"""The directions a label is tried in, upper right first."""
+
+
+def _label_points(axes: Any, labels: Sequence[tuple[float, float, str]], *, fontsize: float = 6) -> None:
+    """Label each point ``(x, y, text)`` in view where its label covers no other label, point or text of the axes:
+    beside the point where there is room, else further out with a leader line that crosses no label or point, so
+    that the labels of a cluster of runs fan out instead of printing over each other. Each label takes the nearest
+    such place, the most crowded points' first."""
+    figure = axes.figure
+    figure.tight_layout()  # measure in the layout the figure is saved with
+    renderer = figure.canvas.get_renderer()
+    frame = axes.get_window_extent(renderer)
+    pixels = figure.dpi / 72
+    anchors = axes.transData.transform([(x, y) for x, y, _ in labels]).reshape(-1, 2)
+    inside = (anchors >= (frame.x0, frame.y0)).all(axis=1) & (anchors <= (frame.x1, frame.y1)).all(axis=1)
+    shown = np.flatnonzero(inside)
+    half = 3.0 * pixels  # a marker's half width
+    markers = np.hstack([anchors - half, anchors + half])
+    texts = [tuple(text.get_window_extent(renderer).extents) for text in axes.texts]
+    leaders: list[tuple[float, float, float, float]] = []
+    # every place a label may take, as offsets (points) from its point and the share of its size left and below
+    radii, angles = (grid.ravel() for grid in np.meshgrid(LABEL_RADII, LABEL_ANGLES, indexing="ij"))
+    offsets = np.column_stack([radii * np.cos(angles), radii * np.sin(angles)])
+    shift = np.where(offsets > 1, 0.0, np.where(offsets < -1, 1.0, 0.5))
+    near = np.abs(anchors[shown, None, :] - anchors[None, shown, :]).sum(axis=2) < 30 * pixels
+    for i in shown[np.argsort(-near.sum(axis=1), kind="stable")]:
+        x, y, text = labels[i]
+        probe = axes.text(0, 0, text, fontsize=fontsize)
+        size = np.array([probe.get_window_extent(renderer).width, probe.get_window_extent(renderer).height])
+        probe.remove()
+        corners = anchors[i] + offsets * pixels - shift * size
+        boxes = np.hstack([corners, corners + size])
+        fits = (boxes[:, :2] >= (frame.x0, frame.y0)).all(axis=1) & (boxes[:, 2:] <= (frame.x1, frame.y1)).all(axis=1)
+        others = np.array([j for j in shown if j != i], dtype=int)
+        kept_clear = np.vstack([markers[[i]], markers[others] + (-2, -2, 2, 2) * np.array(pixels), *_rows(texts)])
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        lines = np.hstack([np.broadcast_to(anchors[i], centres.shape), centres])
+        crossed = _crossings(lines, np.vstack([markers[others], *_rows(texts)])).sum(axis=1) * (radii > LABEL_RADII[0])
+        crossed += _crossings(np.array(leaders).reshape(-1, 4), boxes).sum(axis=0)
+        cost = 8 * _overlaps(boxes, kept_clear) + size.prod() * (crossed + radii / LABEL_RADII[-1])
+        if not fits.any():
+            continue
+        best = int(np.argmin(np.where(fits, cost, np.inf)))
+        (dx, dy), box = offsets[best], boxes[best]
+        far = radii[best] > LABEL_RADII[0]
+        if far:
+            leaders.append((*anchors[i], *centres[best]))
+        axes.annotate(
+            text,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=fontsize,
+            ha=("left", "center", "right")[int(shift[best, 0] * 2)],
+            va=("bottom", "center", "top")[int(shift[best, 1] * 2)],
+            arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.6, "shrinkA": 1, "shrinkB": 3} if far else None,
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
+            zorder=2.5,  # over the curve, under the points
+        )
+        texts.append(tuple(box + np.array([-pixels, -pixels, pixels, pixels])))
+
+
+def _rows(boxes: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """Boxes as a (n, 4) array for ``np.vstack`` (nothing for none)."""
+    return [np.asarray(boxes, dtype=float).reshape(-1, 4)] if boxes else []
+
+
+def _overlaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """The area each of ``boxes`` shares with ``others``, summed (boxes as rows ``x0, y0, x1, y1``)."""
+    width = np.minimum(boxes[:, None, 2], others[None, :, 2]) - np.maximum(boxes[:, None, 0], others[None, :, 0])
+    height = np.minimum(boxes[:, None, 3], others[None, :, 3]) - np.maximum(boxes[:, None, 1], others[None, :, 1])
+    return (np.clip(width, 0, None) * np.clip(height, 0, None)).sum(axis=1)
+
+
+def _crossings(lines: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Whether each segment (rows ``x0, y0, x1, y1``) passes through the inside of each box (rows ``x0, y0, x1,
+    y1``): a (segments, boxes) array of 0 and 1 (Liang-Barsky)."""
+    start, step = lines[:, None, :2], lines[:, None, 2:] - lines[:, None, :2]
+    steps = np.concatenate([-step, step], axis=2)  # leaving through x0, y0, then x1, y1
+    room = np.concatenate([start - boxes[None, :, :2], boxes[None, :, 2:] - start], axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = room / steps
+    low = np.max(np.where(steps < 0, t, 0.0), axis=2, initial=0.0)
+    high = np.min(np.where(steps > 0, t, 1.0), axis=2, initial=1.0)
+    parallel_outside = ((steps == 0) & (room <= 0)).any(axis=2)
+    return ((low < high) & ~parallel_outside).astype(float)
 
 
 def _zoom_to_fitted(

@@ -1,10 +1,12 @@
-"""Screenshot an asset page with one of its markdown plots (or tables) open, from a running ``dagster dev``.
+"""Screenshot an asset page with one of its markdown plots (or tables, or plain entries) open, from a running
+``dagster dev``.
 
 Usage (after ``bash scripts/main.sh``, with ``dagster dev -w workspace.yaml -p 3311`` running)::
 
     .venv/bin/python scripts/screenshot.py --url http://127.0.0.1:3311 --out out/selected_subset.png
     .venv/bin/python scripts/screenshot.py --asset sample/entropy_law --partition "" --key loss_vs_ratio \
         --out out/entropy_law.png
+    .venv/bin/python scripts/screenshot.py --key churn_kept --out out/churn.png  # a plain entry: the page from there
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and ``pip install playwright``; no browser download.
 """
@@ -39,7 +41,7 @@ def _dismiss_community_modal(page: Page) -> None:
 
 def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -> Path:
     """Open the asset's latest materialization (of ``partition``, when given), show the plot or table held in
-    metadata ``key``, and save a PNG."""
+    metadata ``key``, and save a PNG; for any other entry (numbers, JSON), the page with that entry at its top."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -54,6 +56,11 @@ def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -
             row.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             row.screenshot(path=str(out))
+        elif not row.get_by_text(SHOW_MARKDOWN).count():  # a plain entry: the page scrolled down to it, wide enough
+            page.set_viewport_size({"width": 1900, "height": 1000})  # for a sentence of text (the verdict) to wrap
+            row.evaluate("element => element.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out))
         else:  # a plot, behind the markdown entry's link
             row.get_by_text(SHOW_MARKDOWN).first.click()
             page.get_by_role("dialog").locator("img, table").first.wait_for(timeout=15000)

@@ -1,7 +1,8 @@
 """The Dagster plugin: the selection pipeline as assets, from YAML (a component) or Python (a factory).
 
 Everything a user configures from Python is here: ``SelectionPipeline`` with its ``TrainingSettings`` and
-``LawSettings``, the ``EntropyStorage`` resource, ``selection_pipeline_defs``, and the executors by name.
+``LawSettings``, the ``EntropyStorage`` resource, ``selection_pipeline_defs``, and the executors by name. Code
+outside the plugin (the command line, a notebook) reads what an instance recorded through ``history``.
 """
 
 from entropy_assets.selection.methods import METHODS

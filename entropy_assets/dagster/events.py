@@ -10,7 +10,6 @@ from typing import Any, Protocol, Self, TypeVar
 import dagster as dg
 
 from entropy_assets.stages import FilePath, Markdown, Table
-from entropy_assets.storage import Storage
 
 
 class Result(Protocol):
@@ -18,16 +17,6 @@ class Result(Protocol):
 
     @classmethod
     def from_metadata(cls, values: Mapping[str, Any]) -> Self: ...
-
-
-class StoredResult(Protocol):
-    """A result with a versioned file: where it is (``path``), and the same relative to the storage (``file``)."""
-
-    path: str
-    file: str
-
-    @property
-    def inputs(self) -> tuple[str, ...]: ...
 
 
 R = TypeVar("R", bound=Result)
@@ -131,9 +120,3 @@ def observed(instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R
 def metadata_values(record: Any) -> dict[str, Any]:
     """A materialization record's metadata, as plain values."""
     return {name: value.value for name, value in record.asset_materialization.metadata.items()}
-
-
-def written_under(result: StoredResult) -> Storage:
-    """The storage a result's files were written to: its recorded path less its relative file. Reading a recorded
-    file through it refuses one outside that storage."""
-    return Storage(result.path[: -len(result.file)] if result.path.endswith(result.file) else result.path)

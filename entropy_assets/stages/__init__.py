@@ -1,6 +1,6 @@
 """The pipeline's steps as plain functions, between the core (sources, scoring, selection, training, the law) and
 the Dagster plugin: each takes typed inputs and returns a frozen result that carries its version, its files
-(relative to the storage) and its figures, and turns into metadata and back (``results``).
+(relative to the storage) and its figures, and turns into metadata and back (``<step>_result``, through ``metadata``).
 
     raw data --observe_raw_data--> RawDataResult
              --build_pool--> PoolResult
@@ -16,22 +16,10 @@ metadata; the command line, audits and retention read the same results.
 
 from .holdout import evaluation_frame, holdout_mask
 from .law import assess_risk, fit_entropy_law, latest_points
+from .law_result import LawResult, RiskResult
+from .metadata import FilePath, Markdown, MetadataError, Table, markdown_image
 from .pool import build_pool, observe_raw_data
-from .results import (
-    FilePath,
-    LawResult,
-    Markdown,
-    MetadataError,
-    PoolResult,
-    RawDataResult,
-    RiskResult,
-    ScoresResult,
-    ShardSelectionResult,
-    SubsetResult,
-    Table,
-    TrainingResult,
-    markdown_image,
-)
+from .pool_result import PoolResult, RawDataResult
 from .scores import (
     PoolScores,
     ScoringSettings,
@@ -43,10 +31,15 @@ from .scores import (
     shard_versions,
     stale_shards,
 )
+from .scores_result import ScoresResult
 from .settings import BACKENDS, LawSettings, TrainingSettings
 from .shard_selection import ShardWinners, gather_winners, select_shard
-from .subset import SubsetSettings, select_subset
+from .shard_selection_result import ShardSelectionResult
+from .subset import select_subset
+from .subset_result import SubsetResult
+from .subset_settings import SubsetSettings
 from .training import train_on_subset
+from .training_result import TrainingResult
 from .workspace import Workspace
 
 __all__ = [

@@ -12,7 +12,7 @@ from entropy_assets.comparison import compare_methods
 from entropy_assets.entropy_law import LawFit, LawPoint, assess_point, fit_law
 from entropy_assets.plots import law_scatter_png, method_comparison_png, version_trajectory_png
 
-from .results import Assessment, CurveSummary, FitSummary, LawResult, RiskResult
+from .law_result import Assessment, CurveSummary, FitSummary, LawResult, RiskResult
 from .settings import LawSettings
 from .workspace import Workspace
 

@@ -43,7 +43,7 @@ from entropy_assets.sources.parts import (
 from entropy_assets.storage import Storage
 from entropy_assets.versions import ShardFingerprints, data_version, file_hashes, pool_version, short_hash
 
-from .results import PoolResult, RawDataResult
+from .pool_result import PoolResult, RawDataResult
 from .workspace import Workspace
 
 

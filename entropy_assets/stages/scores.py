@@ -29,7 +29,8 @@ from entropy_assets.versions import (
 )
 
 from .pool_reads import pool_columns
-from .results import PoolResult, ScoresResult
+from .pool_result import PoolResult
+from .scores_result import ScoresResult
 from .workspace import Workspace
 
 

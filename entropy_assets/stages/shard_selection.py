@@ -23,9 +23,11 @@ from entropy_assets.storage import Storage
 from entropy_assets.versions import settings_hash
 
 from .holdout import held_out_hashes
-from .results import PoolResult, ScoresResult, ShardSelectionResult
+from .pool_result import PoolResult
 from .scores import ScoringSettings, expected_versions, shard_rows
-from .subset import CHECKPOINT_SECONDS, SubsetSettings
+from .scores_result import ScoresResult
+from .shard_selection_result import ShardSelectionResult
+from .subset_settings import CHECKPOINT_SECONDS, SubsetSettings
 from .workspace import Workspace
 
 WINNERS_COLUMNS = ("id", "content_hash", "n_bytes", "rank")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -37,7 +36,7 @@ from entropy_assets.selection.near_duplicates import BAND_COLUMNS
 from entropy_assets.selection.stratified import strata_ratios
 from entropy_assets.selection.warm import WarmStart
 from entropy_assets.selection.zip import ZipConfig
-from entropy_assets.sources import SourceColumns, export_suffix, labels_column
+from entropy_assets.sources import export_suffix, labels_column
 from entropy_assets.storage import Storage
 from entropy_assets.versions import selection_key, subset_version
 
@@ -45,50 +44,17 @@ from .churn import Churn, churn
 from .holdout import held_out_hashes
 from .pool_features import pool_features
 from .pool_reads import facet_counts, rows_with
-from .results import PoolResult, ScoresResult, SubsetResult
+from .pool_result import PoolResult
 from .scores import SELECTION_COLUMNS, ScoringSettings, gather_scores
+from .scores_result import ScoresResult
+from .shard_selection import ShardWinners
+from .subset_result import SubsetResult
+from .subset_settings import CHECKPOINT_SECONDS, SubsetSettings
 from .workspace import Workspace
-
-if TYPE_CHECKING:
-    from .shard_selection import ShardWinners
-
-CHECKPOINT_SECONDS = 2.0
-"""A ZIP subset saves its checkpoint after a completed round once this many seconds have passed since the last
-save: a kill loses at most this much work, and the saves cost no measurable time (every round: +13% on Alpaca
-52K, ``benchmarks/selection_resume.py``)."""
 
 ROWS_SUFFIX = ".rows.parquet"
 """A subset's chosen rows whole (the pool's columns, in the order chosen) are stored beside its provenance as
 ``<version>.rows.parquet``: a training run reads them, not the pool."""
-
-Reselect = Literal["warm", "full"]
-
-
-@dataclass(frozen=True)
-class SubsetSettings:
-    """One subset: a method at a budget, its validated configuration, the evaluation samples held out of selection,
-    the form its records are exported in, and how a refresh re-selects it."""
-
-    method: str
-    budget: int
-    config: SelectionConfig
-    holdout: int = 0
-    eval_paths: tuple[str, ...] = ()
-    """Evaluation files: pool samples with the content of one of their records are held out too."""
-    export_suffix: str = ".jsonl"
-    """The exported records' file suffix; ``input``: that of the files they were read from, where they share one."""
-    reselect: Reselect = "warm"
-    """``warm``: a refresh starts from the previous version (when made with the same configuration); ``full``:
-    every refresh selects from scratch."""
-    full_every: int | None = None
-    """With ``warm``: every this many refreshes, a full re-selection (and the drift of the warm one recorded)."""
-    columns: SourceColumns = field(default_factory=SourceColumns)
-    """The column mappings the pool was read with: the provenance's ``labels`` are read with them."""
-
-    @property
-    def folder(self) -> str:
-        """The storage folder of this subset's versions, and of its training runs': ``<method>_<budget>``."""
-        return f"{self.method}_{self.budget}"
 
 
 @dataclass(frozen=True)

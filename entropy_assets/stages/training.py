@@ -30,9 +30,10 @@ from entropy_assets.versions import location_hash, settings_hash, subset_content
 
 from .holdout import evaluation_frame, evaluation_version
 from .pool_reads import rows_with
-from .results import SubsetResult, TrainingResult
 from .settings import TrainingSettings
 from .subset import ROWS_SUFFIX
+from .subset_result import SubsetResult
+from .training_result import TrainingResult
 from .workspace import Workspace
 
 if TYPE_CHECKING:

@@ -11,9 +11,8 @@ import polars as pl
 import pytest
 
 from entropy_assets.cli import main as cli
-from entropy_assets.dagster.audit import AuditError, audit_run, diff_subsets, history
 from entropy_assets.dagster.events import latest
-from entropy_assets.dagster.retention import plan_prune
+from entropy_assets.dagster.history import AuditError, audit_run, diff_subsets, law_history, plan_prune
 from entropy_assets.stages import TrainingResult
 
 from .test_automation import TRAINING, trained_graph
@@ -104,7 +103,7 @@ def test_a_subset_diff_says_what_changed_and_why(data_dir: Path, tmp_path: Path)
 
 
 def test_history_lists_r_and_l_per_data_version(trained: tuple[Graph, Path, Path]) -> None:
-    audit = history(trained[0].instance, "t")
+    audit = law_history(trained[0].instance, "t")
     assert audit.facts == {"runs": 3, "data_versions": 1}
     assert {row["method"] for row in audit.rows} == {"zip", "random", "dedup"}
     assert all(row["L"] == 3.0 and row["version"] == "v1" for row in audit.rows)

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from entropy_assets.dagster.retention import PrunePlan, _unlinked_parts, prune
 from entropy_assets.sources import load_pool
 from entropy_assets.stages import Workspace, build_pool
+from entropy_assets.stages.retention import PrunePlan, _unlinked_parts, prune
 from entropy_assets.stages.scores import shard_rows
 from entropy_assets.storage import Storage
 

@@ -7,9 +7,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from entropy_assets.dagster.audit import AuditError, audit_run
 from entropy_assets.dagster.events import dagster_metadata
-from entropy_assets.dagster.retention import plan_prune
+from entropy_assets.dagster.history import AuditError, audit_run, plan_prune
 from entropy_assets.stages import PoolResult, TrainingResult
 from entropy_assets.storage import Storage
 

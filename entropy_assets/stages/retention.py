@@ -1,21 +1,26 @@
 """Explicit pruning of old output versions: never automatic, never of a file something kept still points to.
 
 Outputs are written under their versions and never overwritten, so storage grows with every data version.
-``plan_prune`` lists what may go (dry run); ``prune`` deletes exactly that list.
+``plan_prune`` lists what may go (dry run), from the results the event log recorded (the Dagster plugin reads them:
+``entropy_assets.dagster.history``); ``prune`` deletes exactly that list.
 """
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import dagster as dg
 from upath import UPath
 
-from entropy_assets.stages import PoolResult, ScoresResult, ShardSelectionResult, SubsetResult, TrainingResult
-from entropy_assets.stages.pool import SHARD_PIECES
-from entropy_assets.stages.pool_features import FEATURES_FOLDER
 from entropy_assets.storage import Storage
 
-from .events import StoredResult, all_results, written_under
+from .metadata import StoredResult, written_under
+from .pool import SHARD_PIECES
+from .pool_features import FEATURES_FOLDER
+from .pool_result import PoolResult
+from .scores_result import ScoresResult
+from .shard_selection_result import ShardSelectionResult
+from .subset_result import SubsetResult
+from .training_result import TrainingResult
 
 VERSIONED_ASSETS: dict[str, type[PoolResult | ScoresResult | ShardSelectionResult | SubsetResult | TrainingResult]] = {
     "pool": PoolResult,
@@ -42,18 +47,19 @@ class PrunePlan:
         return "\n".join(lines)
 
 
-def plan_prune(instance: dg.DagsterInstance, pipeline: str, keep: int) -> PrunePlan:
+def plan_prune(outputs: Mapping[str, Iterable[tuple[str | None, StoredResult]]], pipeline: str, keep: int) -> PrunePlan:
     """What ``prune`` would delete: the files of all but the ``keep`` latest versions of each output (per
-    partition), except those a kept training run or subset still uses."""
+    partition), except those a kept training run or subset still uses. ``outputs``: every materialization of each
+    of ``pipeline``'s versioned assets (``VERSIONED_ASSETS``), as its partition and result, oldest first."""
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     kept: set[str] = set()
     older: set[str] = set()
     storage: Storage | None = None
-    for name, result_type in VERSIONED_ASSETS.items():
+    for name in VERSIONED_ASSETS:
         by_partition: dict[str | None, list[StoredResult]] = {}
-        for record, result in all_results(instance, dg.AssetKey([pipeline, name]), result_type):
-            by_partition.setdefault(record.partition_key, []).append(result)
+        for partition, result in outputs.get(name, ()):
+            by_partition.setdefault(partition, []).append(result)
             storage = written_under(result)
         for results in by_partition.values():
             files = list(dict.fromkeys(result.file for result in results))  # distinct, oldest first

@@ -1,24 +1,25 @@
-"""Audits from a Dagster instance: what a training run trained on, how two versions of a subset differ and why,
-and how R and L moved across data versions.
+"""Audits of recorded results: what a training run trained on, how two versions of a subset differ and why, and
+how R and L moved across data versions.
 
-Every answer comes from the event log (materialization and observation metadata) and the versioned files it
-points to, which are never overwritten: an audit of an old run reads exactly the subset and pool it used.
+Every answer comes from results as the event log recorded them (the Dagster plugin reads them:
+``entropy_assets.dagster.history``) and the versioned files they point to, which are never overwritten: an audit
+of an old run reads exactly the subset and pool it used.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import dagster as dg
 import polars as pl
 
-from entropy_assets.entropy_law import data_versions
-from entropy_assets.stages import RawDataResult, SubsetResult, TrainingResult
-from entropy_assets.stages.churn import changes_by_reason, subset_changes
+from entropy_assets.entropy_law import LawPoint, data_versions
 
-from .events import StoredResult, all_results, observed, written_under
-from .law import law_points
+from .churn import changes_by_reason, subset_changes
+from .metadata import StoredResult, nan_if_none, written_under
+from .pool_result import RawDataResult
+from .subset_result import SubsetResult
+from .training_result import TrainingResult
 
 
 class AuditError(ValueError):
@@ -63,29 +64,25 @@ class Audit:
         return "\n".join(lines)
 
 
-def audit_run(
-    instance: dg.DagsterInstance, pipeline: str, *, partition: str | None = None, run_id: str | None = None
+def run_audit(
+    pipeline: str,
+    run: TrainingResult,
+    raw: RawDataResult | None,
+    *,
+    run_id: str,
+    partition: str | None,
+    timestamp: float,
 ) -> Audit:
-    """Which subset version, pool version, raw files (with their hashes) and sample ids a training run used.
-
-    The run is the latest ``training_run`` materialization, of ``partition`` or by Dagster ``run_id`` if given.
-    """
-    key = dg.AssetKey([pipeline, "training_run"])
-    runs = all_results(instance, key, TrainingResult, partition)
-    if run_id:
-        runs = [(record, run) for record, run in runs if record.run_id.startswith(run_id)]
-    if not runs:
-        which = f" in run {run_id}" if run_id else f" of partition {partition}" if partition else ""
-        raise AuditError(f"no materialization of {key.to_user_string()}{which} in this instance")
-    record, run = runs[-1]
+    """Which subset version, pool version, raw files (with their hashes) and sample ids training ``run`` used:
+    ``raw`` is the observation of its raw data version (None if none recorded it); ``run_id``, ``partition`` and
+    ``timestamp`` are its materialization's."""
     subset = _read(run, run.subset_file, "subset_file")
-    raw = observed(instance, dg.AssetKey([pipeline, "raw_data"]), RawDataResult, run.raw_data_version)
     facts = {
-        "run_id": record.run_id,
-        "partition": record.partition_key,
-        "materialized": _time(record.timestamp),
+        "run_id": run_id,
+        "partition": partition,
+        "materialized": _time(timestamp),
         "first_epoch_loss": run.first_epoch_loss,
-        "performance": _nan_if_none(run.performance),
+        "performance": nan_if_none(run.performance),
         "subset_ratio_zlib9": run.subset_ratio_zlib9,
         "selected_subset_version": run.selected_subset_version,
         "subset_file": run.subset_file,
@@ -97,22 +94,22 @@ def audit_run(
         "samples": subset.height,
     }
     rows = subset.sort("rank").select("rank", "id", "source", "content_hash").to_dicts()
-    return Audit(f"training run {record.run_id[:8]} of {pipeline}/training_run[{record.partition_key}]", facts, rows)
+    return Audit(f"training run {run_id[:8]} of {pipeline}/training_run[{partition}]", facts, rows)
 
 
-def diff_subsets(
-    instance: dg.DagsterInstance, pipeline: str, partition: str, *, old: str | None = None, new: str | None = None
+def diff_audit(
+    pipeline: str,
+    partition: str,
+    versions: Mapping[str, SubsetResult],
+    *,
+    old: str | None = None,
+    new: str | None = None,
 ) -> Audit:
-    """Samples added to and removed from a subset between two of its versions (by default the last two), and why
-    (``subset_changes``)."""
-    key = dg.AssetKey([pipeline, "selected_subset"])
-    versions: dict[str, SubsetResult] = {}
-    for _record, subset in all_results(instance, key, SubsetResult, partition):
-        versions.pop(subset.version, None)
-        versions[subset.version] = subset  # ordered by their latest materialization
+    """Samples added to and removed from a subset between two of its ``versions`` (ordered by their latest
+    materialization; by default the last two), and why (``subset_changes``)."""
     names = list(versions)
     if len(names) < 2 and not (old and new):
-        raise AuditError(f"{key.to_user_string()}[{partition}] has {len(names)} version(s); a diff needs two")
+        raise AuditError(f"{pipeline}/selected_subset[{partition}] has {len(names)} version(s); a diff needs two")
     old_version, new_version = _pick(names, old, -2), _pick(names, new, -1)
     before, after = versions[old_version], versions[new_version]
     old_subset, new_subset = _read(before, before.file, "file"), _read(after, after.file, "file")
@@ -135,9 +132,9 @@ def diff_subsets(
     return Audit(f"{pipeline}/selected_subset[{partition}]: {old_version} -> {new_version}", facts, rows)
 
 
-def history(instance: dg.DagsterInstance, pipeline: str) -> Audit:
-    """Compression ratio R and first-epoch loss L of every training run, by data version in time order."""
-    points = law_points(instance, dg.AssetKey([pipeline, "training_run"]))
+def history_audit(pipeline: str, points: Sequence[LawPoint]) -> Audit:
+    """Compression ratio R and first-epoch loss L of every training run (``points``), by data version in time
+    order."""
     versions = data_versions(points)
     rows = [
         {
@@ -155,12 +152,6 @@ def history(instance: dg.DagsterInstance, pipeline: str) -> Audit:
     return Audit(f"{pipeline}: R and L by data version", {"runs": len(points), "data_versions": len(versions)}, rows)
 
 
-def pipelines(instance: dg.DagsterInstance) -> list[str]:
-    """Pipelines with a training run or a subset in this instance."""
-    names = {k.path[0] for k in instance.get_asset_keys() if len(k.path) == 2 and k.path[1] == "selected_subset"}
-    return sorted(names)
-
-
 def _read(result: StoredResult, file: str, field: str) -> pl.DataFrame:
     """The parquet file ``file`` that ``result`` recorded (as ``field``), read from the storage the result was
     written to; a recorded file outside that storage is refused."""
@@ -171,10 +162,6 @@ def _read(result: StoredResult, file: str, field: str) -> pl.DataFrame:
     if not target.exists():
         raise AuditError(f"{target} is gone: was it pruned?")
     return written_under(result).read_parquet(file)
-
-
-def _nan_if_none(value: float | None) -> float:
-    return float("nan") if value is None else value
 
 
 def _pick(names: Sequence[str], wanted: str | None, default: int) -> str:
