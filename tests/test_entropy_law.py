@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 
 from entropy_assets.compression import make_compressor, set_ratio
-
 from entropy_assets.entropy_law import (
     FORMS,
     LawPoint,
