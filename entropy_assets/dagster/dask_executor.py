@@ -6,10 +6,15 @@ two runs of a job (two partitions) were on a cluster at once, the second run's s
 reported the first run's results (seen here with shard runs of ``compression_scores``; dagster-io/dagster#21418,
 closed unfixed). This executor is the library's, with the run id in every task's name: a few lines of ours where the
 library should do it.
+
+With ``cluster: local:``, dagster-dask starts a ``LocalCluster`` for the run and never closes it: its worker processes
+outlived the run until the process that ran it ended (a code server, a test session). Here the run's cluster ends with
+the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -25,13 +30,20 @@ class RunScopedDaskExecutor(DaskExecutor):
     """``DaskExecutor`` whose task names hold the run id: ``<job>.<run id>.<step key>``."""
 
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[Any]:
-        # The library reads the job's name once, to name the tasks: for this run, the name is the run's.
-        original = type(plan_context)
-        plan_context.__class__ = _run_scoped(original)
-        try:
-            yield from super().execute(plan_context, execution_plan)
-        finally:
-            plan_context.__class__ = original
+        with contextlib.ExitStack() as stack:
+            executor: DaskExecutor = self
+            if self.cluster_type == "local":
+                from dask.distributed import LocalCluster
+
+                cluster = stack.enter_context(LocalCluster(**self.build_dict(plan_context.job_name)))
+                executor = DaskExecutor("existing", {"address": cluster.scheduler_address})
+            # The library reads the job's name once, to name the tasks: for this run, the name is the run's.
+            original = type(plan_context)
+            plan_context.__class__ = _run_scoped(original)
+            try:
+                yield from DaskExecutor.execute(executor, plan_context, execution_plan)
+            finally:
+                plan_context.__class__ = original
 
 
 @cache

@@ -116,3 +116,24 @@ def test_shard_selections_run_as_steps_of_their_own_on_a_dask_cluster(
         hierarchical = latest(instance, SUBSET, SubsetResult, "zip_hierarchical")
         assert hierarchical is not None and hierarchical.config["shards"] == 2
         assert set(pl.read_parquet(store / hierarchical.file)["id"].to_list()) <= offered
+
+
+def test_a_cluster_started_for_a_run_ends_with_the_run(raw_dir: Path, tmp_path: Path) -> None:
+    """``deploy/dask/run_config.yaml`` (``cluster: local:``) starts two worker processes for the run, which dagster-dask
+    left running until this process ended; none outlives the run now."""
+    psutil = pytest.importorskip("psutil")
+    data = copy_raw_files(raw_dir, tmp_path / "data")
+    run_config = yaml.safe_load((DEPLOY / "dask" / "run_config.yaml").read_text())
+    job = reconstructable_selection_job(str(data), str(tmp_path / "store"), "dask")
+    before = {process.pid for process in psutil.Process().children(recursive=True)}
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        events = run_selection(job, instance, [POOL], run_config=run_config)
+    (step,) = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+    assert step.pid != os.getpid()  # on a worker of the run's cluster
+    left = [
+        " ".join(process.cmdline())
+        for process in psutil.Process().children(recursive=True)
+        if process.pid not in before and "multiprocessing.resource_tracker" not in " ".join(process.cmdline())
+    ]
+    assert left == []
