@@ -27,24 +27,26 @@ def _running(name: str) -> list[int]:
     return found
 
 
-def test_a_process_orphaned_by_a_test_fails_the_session_by_name_and_is_ended(tmp_path: Path) -> None:
-    """A test whose child leaves a grandchild running and ends first (as a killed step leaves its ``tail -F``): the
-    grandchild's parent is gone, yet the session's end still finds it, names its command and ends it."""
-    name = f"leftover-{uuid.uuid4().hex[:8]}"
-    shutil.copy(Path(__file__).resolve().parent / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_orphan.py").write_text(
-        "import subprocess\n\n\n"
-        "def test_leaves_a_grandchild_running():\n"
-        f"    subprocess.run(['bash', '-c', 'exec -a {name} sleep 300 & exit 0'], check=True)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(tmp_path)],
-        cwd=tmp_path,
+def run_session(folder: Path, test_body: str) -> subprocess.CompletedProcess[str]:
+    """A pytest session of one test (``test_body``, the lines of its function) under this suite's conftest, in a
+    process of its own; its outcome."""
+    shutil.copy(Path(__file__).resolve().parent / "conftest.py", folder / "conftest.py")
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    (folder / "test_session.py").write_text(f"import subprocess\n\n\ndef test_it():\n    {test_body}\n")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(folder)],
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_a_process_orphaned_by_a_test_fails_the_session_by_name_and_is_ended(tmp_path: Path) -> None:
+    """A test whose child leaves a grandchild running and ends first (as a killed step leaves its ``tail -F``): the
+    grandchild's parent is gone, yet the session's end still finds it, names its command and ends it."""
+    name = f"leftover-{uuid.uuid4().hex[:8]}"
+    result = run_session(tmp_path, f"subprocess.run(['bash', '-c', 'exec -a {name} sleep 300 & exit 0'], check=True)")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed, 1 error" in result.stdout
     assert "1 process(es) started by the tests were still running at the session's end" in result.stdout
@@ -53,18 +55,5 @@ def test_a_process_orphaned_by_a_test_fails_the_session_by_name_and_is_ended(tmp
 
 
 def test_a_session_that_ends_its_processes_passes(tmp_path: Path) -> None:
-    shutil.copy(Path(__file__).resolve().parent / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_clean.py").write_text(
-        "import subprocess\n\n\n"
-        "def test_waits_for_its_child():\n"
-        "    subprocess.run(['bash', '-c', 'sleep 0.1 & wait'], check=True)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(tmp_path)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_session(tmp_path, "subprocess.run(['bash', '-c', 'sleep 0.1 & wait'], check=True)")
     assert result.returncode == 0, result.stdout + result.stderr
