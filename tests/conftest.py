@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,89 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_DIR = REPO_ROOT.parent / "shared" / "data" / "raw"
 FIXTURE_DIR = Path(__file__).resolve().parent / "data"
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+LEFTOVER_GRACE_S = 5.0
+"""How long the session's end waits for processes that are already on their way out (a cluster's workers)."""
+STANDARD_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+"""The standard library's helper processes, which live as long as the process that started them, by design."""
+
+
+def _descendants(pid: int) -> dict[int, str] | None:
+    """The living (not zombie) descendants of ``pid`` with their command lines; None where processes cannot be
+    listed (no psutil and no /proc)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        found = {}
+        for child in psutil.Process(pid).children(recursive=True):
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    found[child.pid] = " ".join(child.cmdline())
+            except psutil.Error:  # ended meanwhile
+                continue
+        return found
+    if not os.path.isdir("/proc/self"):
+        return None
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]  # the command name in parentheses may hold spaces
+            if state != "Z":
+                parents[int(entry)] = int(ppid)
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        for child in frontier:
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+    return found
+
+
+def _leftovers(pid: int, before: set[int]) -> dict[int, str]:
+    found = _descendants(pid) or {}
+    return {
+        child: command
+        for child, command in found.items()
+        if child not in before and not any(helper in command for helper in STANDARD_HELPERS)
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_session() -> Iterator[None]:
+    """Fails the session if a process that its tests started (a dask worker, a ``tail -F`` of Dagster's compute-log
+    capture, a killed run's child) is still running at its end, naming each; then ends them.
+
+    This process becomes the child subreaper of what it starts (Linux), so that a process whose parent ended first
+    stays among its descendants instead of moving to init, where no listing of descendants would find it. With
+    pytest-xdist, each worker checks what it started."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    me = os.getpid()
+    listed = _descendants(me)
+    if listed is None:
+        yield
+        return
+    before = set(listed)
+    yield
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while (left := _leftovers(me, before)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for child in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    if left:
+        lines = "\n".join(f"  pid {child}: {command[:300]}" for child, command in sorted(left.items()))
+        pytest.fail(f"{len(left)} process(es) started by the tests were still running at the session's end:\n{lines}")
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,11 @@ The job is rebuilt in each worker from ``reconstructable_selection_job``'s JSON 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import shutil
+import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,24 @@ def copy_raw_files(raw_dir: Path, folder: Path) -> Path:
     for name in RAW_FILES:
         shutil.copy(raw_dir / name, folder)
     return folder
+
+
+@contextlib.contextmanager
+def dask_cluster() -> Iterator[str]:
+    """A local cluster of two single-threaded worker processes, closed afterwards; yields its scheduler's address.
+
+    It is started the way a test session that a script launched in the background starts it: from a process that
+    ignores SIGTERM, which is what Dagster leaves behind after a run where SIGINT is ignored. Its workers must not
+    inherit that (see ``local_cluster``): each step of theirs then waited a minute and left two ``tail -F`` running."""
+    from entropy_assets.dagster.dask_executor import local_cluster
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        cluster = local_cluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    with cluster:
+        yield cluster.scheduler_address
 
 
 def pipeline_settings(data_dir: str, shards: int = 1) -> SelectionPipeline:
@@ -105,6 +126,15 @@ def run_selection(
     ) as result:
         assert result.success
         return list(result.all_events)
+
+
+def compute_log_failures(events: list[dg.DagsterEvent]) -> list[str]:
+    """The engine events that say a step's compute-log capture failed to end (its ``tail -F`` would not stop)."""
+    return [
+        e.message or ""
+        for e in events
+        if e.event_type == dg.DagsterEventType.ENGINE_EVENT and "compute log" in (e.message or "")
+    ]
 
 
 def run_partitions(

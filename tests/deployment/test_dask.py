@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from .jobs import (
     SCORES,
     SUBSET,
     WINNERS,
+    compute_log_failures,
     copy_raw_files,
+    dask_cluster,
     reconstructable_selection_job,
     run_partitions,
     run_selection,
@@ -35,12 +38,19 @@ pytestmark = pytest.mark.dask_cluster
 
 @pytest.fixture(scope="module")
 def scheduler_address() -> Iterator[str]:
-    """A local cluster of two single-threaded worker processes, closed after the tests (a cluster that the executor
-    starts itself from ``cluster: local:`` lives until the interpreter exits)."""
-    from dask.distributed import LocalCluster
+    """The tests' cluster (``dask_cluster``), closed after them."""
+    with dask_cluster() as address:
+        yield address
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
+
+def test_the_workers_do_not_inherit_an_ignored_sigterm(scheduler_address: str) -> None:
+    """The cluster was started from a process that ignores SIGTERM (``dask_cluster``); its workers must not, or the
+    ``tail -F`` of every step's log capture could not be stopped."""
+    from dask.distributed import Client
+
+    with Client(scheduler_address) as client:
+        actions = client.run(signal.getsignal, signal.SIGTERM)
+    assert list(actions.values()) == [signal.SIG_DFL] * 2
 
 
 def test_the_graph_materializes_on_a_dask_cluster(raw_dir: Path, tmp_path: Path, scheduler_address: str) -> None:
@@ -63,6 +73,7 @@ def test_the_graph_materializes_on_a_dask_cluster(raw_dir: Path, tmp_path: Path,
             *["t__selected_subset"] * 2,  # each with its composition check, in the same step
         ]
         assert all(e.pid != os.getpid() for e in steps)
+        assert compute_log_failures(events) == []
 
         pool = latest(instance, POOL, PoolResult)
         scores = latest(instance, SCORES, ScoresResult)
@@ -98,6 +109,7 @@ def test_shard_selections_run_as_steps_of_their_own_on_a_dask_cluster(
         events: list[dg.DagsterEvent] = []
         for method in ("zip_hierarchical", "random"):
             events += run_selection(subsets_job, instance, [SUBSET], method, run_config=run_config)
+        assert compute_log_failures(events) == []
         steps = [step for run in shard_steps for step in run]
         steps += [(e.step_key, e.pid) for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
         assert sorted(key for key, _ in steps) == sorted(
@@ -116,3 +128,24 @@ def test_shard_selections_run_as_steps_of_their_own_on_a_dask_cluster(
         hierarchical = latest(instance, SUBSET, SubsetResult, "zip_hierarchical")
         assert hierarchical is not None and hierarchical.config["shards"] == 2
         assert set(pl.read_parquet(store / hierarchical.file)["id"].to_list()) <= offered
+
+
+def test_a_cluster_started_for_a_run_ends_with_the_run(raw_dir: Path, tmp_path: Path) -> None:
+    """``deploy/dask/run_config.yaml`` (``cluster: local:``) starts two worker processes for the run, which dagster-dask
+    left running until this process ended; none outlives the run now."""
+    psutil = pytest.importorskip("psutil")
+    data = copy_raw_files(raw_dir, tmp_path / "data")
+    run_config = yaml.safe_load((DEPLOY / "dask" / "run_config.yaml").read_text())
+    job = reconstructable_selection_job(str(data), str(tmp_path / "store"), "dask")
+    before = {process.pid for process in psutil.Process().children(recursive=True)}
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        events = run_selection(job, instance, [POOL], run_config=run_config)
+    (step,) = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+    assert step.pid != os.getpid()  # on a worker of the run's cluster
+    left = [
+        " ".join(process.cmdline())
+        for process in psutil.Process().children(recursive=True)
+        if process.pid not in before and "multiprocessing.resource_tracker" not in " ".join(process.cmdline())
+    ]
+    assert left == []

@@ -29,7 +29,9 @@ from .jobs import (
     RAW_FILES,
     SCORES,
     SUBSET,
+    compute_log_failures,
     copy_raw_files,
+    dask_cluster,
     pipeline_settings,
     reconstructable_selection_job,
     run_selection,
@@ -106,12 +108,10 @@ def bucket() -> Iterator[Bucket]:
 
 @pytest.fixture(scope="module")
 def scheduler_address(bucket: Bucket) -> Iterator[str]:
-    """Two single-threaded dask worker processes, started once the endpoint is in the environment they inherit."""
+    """The tests' dask cluster (``dask_cluster``), started once the endpoint is in the environment it inherits."""
     pytest.importorskip("dagster_dask", reason="needs the distributed extra: pip install 'entropy-assets[distributed]'")
-    from dask.distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
+    with dask_cluster() as address:
+        yield address
 
 
 def shard_assets(data_dir: str) -> list[dg.AssetKey]:
@@ -263,6 +263,7 @@ def test_the_graph_runs_on_a_dask_cluster_with_its_storage_on_the_bucket(
         events = run_selection(job, instance, [POOL, SCORES, SUBSET], "zip", run_config=run_config)
         steps = [e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
         assert len(steps) == 3 and all(e.pid != os.getpid() for e in steps)
+        assert compute_log_failures(events) == []
 
         pool = latest(instance, POOL, PoolResult)
         scores = latest(instance, SCORES, ScoresResult)
