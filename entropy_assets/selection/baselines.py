@@ -204,8 +204,7 @@ def _eligible(
         ratios = _sample_ratios(pool, config, n_bytes, known)
         low, high = np.percentile(ratios, RATIO_BAND)
         return np.flatnonzero((ratios >= low) & (ratios <= high)).astype(np.int64)
-    first = pool.with_row_index("_position").unique("content_hash", keep="first", maintain_order=True)
-    unique = first["_position"].to_numpy().astype(np.int64)
+    unique = np.flatnonzero(pool["content_hash"].is_first_distinct().to_numpy()).astype(np.int64)  # no row copied
     if config.method == "near_dedup" and bands is not None:
         return unique[first_of_clusters(lambda band: bands(band)[unique], len(unique))]
     if config.method == "near_dedup":
