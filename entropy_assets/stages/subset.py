@@ -522,6 +522,6 @@ def _histogram(
     farthest = max(mixes, key=lambda facet: mixes[facet].distance) if mixes else None
     return ratio_histogram_png(
         {"pool": ratios, method: chosen},
-        f"{method}: per-sample compression ratios of its {size} samples and of the pool's {pool_size}",
+        f"per-sample ratios: {method}, {size} of {pool_size}",
         mix=(farthest, mixes[farthest]) if farthest is not None else None,
     )
