@@ -33,9 +33,10 @@ class Markdown(str):
 @dataclass(frozen=True)
 class Table:
     """Metadata shown as a table: ``columns`` as (name, kind) pairs, kind one of string, int or float; one mapping
-    per row (a cell is a str, int, float, bool or None). A table is read back as it was written: a result that reads
-    one back keeps its exact values in it; a table rounded for reading (``for_reading``) is shown only, the exact
-    values kept elsewhere (another key, or a stored file)."""
+    per row (a cell is a str, int, float, bool or None). A table is read back as it was written (the Dagster layer's
+    ``plain_value``): where its cells are exact (a subset's composition, its churn), the result reads its figures
+    from it; where they are rounded for reading (``for_reading``), the exact figures are kept elsewhere (another
+    key, or a stored file such as the law's ``fit.json``)."""
 
     columns: tuple[tuple[str, str], ...]
     rows: tuple[Mapping[str, Any], ...]
