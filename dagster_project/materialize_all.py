@@ -17,7 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from entropy_assets.comparison import comparison_text
+from entropy_assets.comparison import ZIP_METHODS, comparison_text
+from entropy_assets.dagster.events import plain_value
 from entropy_assets.stages import LawResult, SubsetResult, TrainingResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,9 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
             result = run(keys, partition)
             for event in result.get_asset_materialization_events():
                 metadata = event.materialization.metadata
-                subsets[f"{event.asset_key.to_user_string()}[{partition}]"] = {k: v.value for k, v in metadata.items()}
+                subsets[f"{event.asset_key.to_user_string()}[{partition}]"] = {
+                    k: plain_value(v) for k, v in metadata.items()
+                }
             for check in result.get_asset_check_evaluations():
                 if not check.passed:
                     print(f"check {check.asset_check_key.name} failed on {partition}: {check.description}")
@@ -72,7 +75,7 @@ def materialize_all(instance: dg.DagsterInstance, definitions: dg.Definitions) -
         result = run(after)
         for event in result.get_asset_materialization_events():
             metadata = event.materialization.metadata
-            subsets[event.asset_key.to_user_string()] = {k: v.value for k, v in metadata.items()}
+            subsets[event.asset_key.to_user_string()] = {k: plain_value(v) for k, v in metadata.items()}
         for check in result.get_asset_check_evaluations():
             if not check.passed:
                 print(f"check {check.asset_check_key.name} failed: {check.description}")
@@ -125,10 +128,11 @@ def print_law(outcome: Outcome) -> None:
             if fit is not None:
                 print(f"  {fit.formula}   (R² {fit.r_squared})")
         print(f"  plots: {Path(law.path).parent}/*.png; notes: {law.notes}")
-        if law.verdict:
+        if law.comparison_rows:
             print("\n  against random (Z: lower is better)")
             print("\n".join("  " + line for line in comparison_text(law.comparison_rows).splitlines()))
-            print(f"\n  {law.verdict}")
+            sentences = [row["sentence"] for row in law.comparison["methods"] if row["method"] in ZIP_METHODS]
+            print("\n" + "\n".join(f"  {sentence}" for sentence in sentences or ["No ZIP run to compare."]))
 
 
 def main() -> int:

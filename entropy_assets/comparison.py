@@ -298,6 +298,33 @@ class MethodComparison:
                 )
         return table
 
+    def verdict_rows(self) -> list[dict[str, Any]]:
+        """Each method's verdict against random as a table's rows: its Z, random's mean Z and the spread of random's
+        subsets, how many of those spreads the method lies from random's mean (negative: lower loss), the verdict
+        and the runs it rests on. Rounded for reading (4 decimals; the distance to 2): the exact figures are in
+        ``to_dict``."""
+        table: list[dict[str, Any]] = []
+        for row in self.methods:
+            spread = self.random.get(row.budget)
+            mean = spread.performance if spread is not None else None
+            sd = spread.performance_sd if spread is not None else None
+            distance = None
+            if row.performance is not None and mean is not None and sd:
+                distance = round((row.performance - mean) / sd, 2)
+            table.append(
+                {
+                    "method": row.method,
+                    "budget": row.budget,
+                    "Z": _rounded(row.performance),
+                    "random Z": _rounded(mean),
+                    "random sd": _rounded(sd),
+                    "distance (sd)": distance,
+                    "verdict": _verdict_cell(row, plan=True),
+                    "runs": row.runs,
+                }
+            )
+        return table
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the level, random's subsets per budget and every verdict."""
         return {
@@ -460,9 +487,12 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _verdict_cell(row: MethodVerdict) -> str:
+def _verdict_cell(row: MethodVerdict, *, plan: bool = False) -> str:
+    """The verdict in a few words; with ``plan``, the runs a not resolved difference needs split into random's
+    subsets and training seeds."""
     if row.verdict != NOT_RESOLVED:
         return row.verdict
     if row.needed is not None:
-        return f"not resolved; need about {row.needed.runs} runs"
+        split = f" (random_seeds: {row.needed.random_seeds}, training seeds: {row.needed.training_seeds})"
+        return f"not resolved; need about {row.needed.runs} runs" + (split if plan else "")
     return "not resolved; more runs would not" if row.training_noise_known else "not resolved; try training seeds"

@@ -206,6 +206,7 @@ class CurveComparison:
     def to_dict(self) -> dict[str, Any]:
         return {
             "best": self.best.to_dict(),
+            "forms": {name: fit.to_dict() for name, fit in self.candidates.items()},
             "cv_rmse": {name: fit.cv_rmse for name, fit in self.candidates.items()},
             "r_squared": {name: fit.r_squared for name, fit in self.candidates.items()},
             "skipped": dict(self.skipped),

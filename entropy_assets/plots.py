@@ -59,7 +59,7 @@ def ratio_histogram_png(
     title: str,
     *,
     mix: tuple[str, FacetMix] | None = None,
-    dpi: int = 80,
+    dpi: int = 90,
 ) -> bytes:
     """A PNG of overlaid, normalized histograms of per-sample compression ratios (one per named series); with
     ``mix`` (a facet and its mixes), a second panel of the pool's and the subset's shares over that facet."""
@@ -99,6 +99,7 @@ def _mix_panel(axes: Any, facet: str, mixed: FacetMix, most: int = 8) -> None:
     axes.set_yticks(positions, [n if len(n) <= 28 else n[:25] + "..." for n in names], fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("share of samples")
+    axes.set_ylabel(facet)
     axes.set_title(f"{facet} mix: total variation {mixed.distance:.2f} from the pool's", fontsize=9)
     axes.legend(fontsize=7, loc="lower right")
 
@@ -336,6 +337,7 @@ def method_comparison_png(comparison: MethodComparison, *, dpi: int = 90) -> byt
                 margin = None if found is None else [[found.estimate - found.low], [found.high - found.estimate]]
                 panel.errorbar([x], [row.performance], yerr=margin, fmt="o", color=color, capsize=3, zorder=3)
             panel.set_xticks(range(len(names)), names, fontsize=8, rotation=20)
+            panel.set_xlabel("method", fontsize=8)
             panel.set_ylabel("Z (eval loss)", fontsize=8)
             level = f"{comparison.level:.0%} intervals"
             panel.set_title(f"budget {budget}: Z per method, {level} (lower is better)", fontsize=9)

@@ -47,6 +47,23 @@ GATED_SCORES_SCHEMA: dict[str, pl.DataType] = {
 """Scores with the quality gate's signals (``signals`` names their code version) and its verdict per sample:
 ``excluded`` holds the reason a sample is kept out of every selection (null when it is offered)."""
 
+SCORES_DESCRIPTIONS: dict[str, str] = {
+    "id": "the sample's id in the pool",
+    "content_hash": "hash of the sample's canonical text: sizes are reused by it",
+    "n_bytes": "bytes of canonical text",
+    "compressed_bytes": "bytes compressed alone",
+    "compressor": "the compressor's settings that measured compressed_bytes",
+    "ratio": "n_bytes / compressed_bytes",
+    "signals": "the code version of the quality signals",
+    "script": "the dominant Unicode script of the text",
+    "encoded_chars": "characters in runs that look encoded (base64, hex)",
+    "other_share": "share of characters that are control, replacement or stray symbols",
+    "relative_ratio": "the ratio over the median of natural text of its length and script",
+    "excluded": "why the quality gate keeps it out of every selection; null when offered",
+    "excluded_value": "the value of the signal that excluded it",
+}
+"""What each column of the scores holds, for the column schema their metadata shows."""
+
 SCORED_COLUMNS: tuple[str, ...] = ("id", "content_hash", "n_bytes", "text")
 """The pool columns that scoring reads."""
 _SCORED_TYPES: dict[str, pl.DataType] = {name: POOL_SCHEMA[name] for name in SCORED_COLUMNS}

@@ -7,6 +7,7 @@ Usage (after ``bash scripts/main.sh``, with ``dagster dev -w workspace.yaml -p 3
     .venv/bin/python scripts/screenshot.py --asset sample/entropy_law --partition "" --key loss_vs_ratio \
         --out out/entropy_law.png
     .venv/bin/python scripts/screenshot.py --key churn_kept --out out/churn.png  # a plain entry: the page from there
+    .venv/bin/python scripts/screenshot.py --overview --out out/overview.png  # the overview: status, columns
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and ``pip install playwright``; no browser download.
 """
@@ -37,6 +38,21 @@ def _dismiss_community_modal(page: Page) -> None:
     """A fresh browser profile first meets a "Join the Dagster community" modal, shown after a moment."""
     with contextlib.suppress(PlaywrightTimeoutError):
         page.get_by_role("button", name="Skip").click(timeout=10000)
+
+
+def overview(url: str, asset_path: str, out: Path) -> Path:
+    """The asset's overview page (its status: row count, checks, freshness; its description and columns) as a PNG."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1500})
+        page.goto(f"{url}/assets/{asset_path}?view=overview", wait_until="networkidle")
+        _dismiss_community_modal(page)
+        page.get_by_text("Columns", exact=True).first.wait_for(timeout=30000)
+        page.wait_for_timeout(1000)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out))
+        browser.close()
+    return out
 
 
 def screenshot(url: str, asset_path: str, partition: str, key: str, out: Path) -> Path:
@@ -77,8 +93,12 @@ def main() -> int:
     parser.add_argument("--partition", default="zip", help="the partition to open; empty for none")
     parser.add_argument("--key", default="ratio_histogram", help="the metadata entry whose plot to open")
     parser.add_argument("--out", default="out/selected_subset.png", type=Path)
+    parser.add_argument("--overview", action="store_true", help="the asset's overview page instead of an entry")
     args = parser.parse_args()
-    print(screenshot(args.url, args.asset, args.partition, args.key, args.out))
+    if args.overview:
+        print(overview(args.url, args.asset, args.out))
+    else:
+        print(screenshot(args.url, args.asset, args.partition, args.key, args.out))
     return 0
 
 

@@ -192,6 +192,7 @@ def subset_asset(settings: SelectionPipeline, common: dict[str, Any]) -> dg.Asse
         code_version=SUBSET_CODE_VERSION,
         kinds={"polars", "parquet"},
         check_specs=[composition_spec],
+        freshness_policy=settings.freshness_policy,
         description="A subset chosen by one method (ZIP or a baseline) at one budget: the chosen ids with "
         "per-sample provenance (round, stage scores, marginal compressed bytes), and the subset written back "
         f"in its records' original form ({settings.export_suffix}), ready for a trainer.",

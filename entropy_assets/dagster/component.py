@@ -17,6 +17,7 @@ Its fields are ``SelectionPipeline``'s (declared once, there) and ``storage_path
       law: {methods: [zip, random], severity: error}
       refresh_cron: "0 3 * * *"                   # besides the observation sensor (automation: true)
       shards: 16                                  # compression_scores partitioned by content-hash shard
+      freshness_hours: 24                         # subsets and the law fail freshness a day after their latest run
 
 Relative ``paths`` and ``storage_path`` are resolved against the project root. ``dg scaffold defs
 entropy_assets.dagster.SelectionPipelineComponent NAME`` writes a ``defs.yaml`` that ``dg check defs`` accepts:
@@ -58,6 +59,7 @@ _COMMENTED = (
     ("training", "{backend: builtin, steps: 100}", "adds training_run, entropy_law and its risk check"),
     ("shards", "1", "above 1: scores partitioned by content-hash shard; zip_hierarchical"),
     ("refresh_cron", '"0 3 * * *"', "observe the raw data on a schedule too"),
+    ("freshness_hours", "168", "subsets and the law older than this fail their freshness policy; null: none"),
 )
 
 

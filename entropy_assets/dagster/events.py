@@ -9,7 +9,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 import dagster as dg
 
-from entropy_assets.stages import FilePath, Markdown, Table
+from entropy_assets.stages import ColumnSchema, FilePath, Markdown, Table
 
 
 class Result(Protocol):
@@ -23,8 +23,9 @@ R = TypeVar("R", bound=Result)
 
 
 def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A result's metadata as Dagster shows it: paths as paths, markdown as markdown, the rest as it is (numbers
-    are charted across materializations, dicts shown as JSON)."""
+    """A result's metadata as Dagster shows it: paths as paths, markdown as markdown, tables as tables, a file's
+    columns as its column schema, the rest as it is (numbers are charted across materializations, dicts shown as
+    JSON)."""
     shown: dict[str, Any] = {}
     for name, value in values.items():
         if isinstance(value, FilePath):
@@ -33,6 +34,8 @@ def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
             value = dg.MetadataValue.md(str(value))
         elif isinstance(value, Table):
             value = dagster_table(value)
+        elif isinstance(value, ColumnSchema):
+            value = dg.MetadataValue.table_schema(dagster_schema(value))
         shown[name] = value
     return shown
 
@@ -41,6 +44,29 @@ def dagster_table(table: Table) -> dg.TableMetadataValue:
     """A result's table as Dagster's table metadata, with its column schema."""
     schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in table.columns])
     return dg.MetadataValue.table(records=[dg.TableRecord(dict(row)) for row in table.rows], schema=schema)
+
+
+def dagster_schema(columns: ColumnSchema) -> dg.TableSchema:
+    """A stored file's columns as Dagster's table schema."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, kind, description=about or None) for name, kind, about in columns.columns]
+    )
+
+
+def plain_value(value: Any) -> Any:
+    """A metadata value read from the event log as a result reads it: a table as the ``Table`` it was written from,
+    a column schema as its ``ColumnSchema``, anything else as its plain value."""
+    if isinstance(value, dg.TableMetadataValue):
+        schema = value.schema
+        return Table(
+            tuple((column.name, column.type) for column in schema.columns),
+            tuple(dict(record.data) for record in value.records),
+        )
+    if isinstance(value, dg.TableSchemaMetadataValue):
+        return ColumnSchema(
+            tuple((column.name, column.type, column.description or "") for column in value.schema.columns)
+        )
+    return value.value if isinstance(value, dg.MetadataValue) else value
 
 
 def materialized(
@@ -113,10 +139,10 @@ def observed(instance: dg.DagsterInstance, key: dg.AssetKey, result_type: type[R
     for record in instance.fetch_observations(key, limit=1000).records:
         observation = record.asset_observation
         if observation is not None and observation.data_version == data_version:
-            return result_type.from_metadata({name: value.value for name, value in observation.metadata.items()})
+            return result_type.from_metadata({name: plain_value(value) for name, value in observation.metadata.items()})
     return None
 
 
 def metadata_values(record: Any) -> dict[str, Any]:
-    """A materialization record's metadata, as plain values."""
-    return {name: value.value for name, value in record.asset_materialization.metadata.items()}
+    """A materialization record's metadata, as plain values (``plain_value``)."""
+    return {name: plain_value(value) for name, value in record.asset_materialization.metadata.items()}

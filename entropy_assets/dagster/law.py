@@ -46,6 +46,7 @@ def law_defs(
         code_version="entropy-law-1",
         kinds={"scipy", "matplotlib"},
         check_specs=[zip_beats_random_spec(settings.key("entropy_law"))] if settings.random_seeds >= 2 else None,
+        freshness_policy=settings.freshness_policy,
         description="The entropy law fitted on every training run in the event log, earlier data versions "
         "included: L as a function of R (linear, exponential and power forms compared by leave-one-out error), "
         "Z as a function of R and of (R, L), with confidence intervals, R squared and plots.",

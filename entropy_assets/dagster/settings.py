@@ -4,6 +4,7 @@ component is these same fields plus where the storage is (its schema and documen
 from __future__ import annotations
 
 import multiprocessing
+from datetime import timedelta
 from typing import Literal
 
 import dagster as dg
@@ -24,6 +25,10 @@ from entropy_assets.stages.settings import Settings
 from .automation import refresh_schedule
 
 MAX_SHARDS = 4096
+DEFAULT_FRESHNESS_HOURS = 168.0
+"""A week: a subset or law that old, on a pipeline that observes its data every few seconds and re-selects on every
+change, means that its data stopped changing or its refreshes stopped (a blocking check, the daemon not running).
+A shorter default would flag every quiet day of a pipeline whose data arrives now and then."""
 
 
 class SelectionPipeline(Settings):
@@ -161,6 +166,12 @@ class SelectionPipeline(Settings):
     composition_blocking: bool = Field(
         default=False, description="A failed composition check stops what follows the subset (training, the law)."
     )
+    freshness_hours: float | None = Field(
+        default=DEFAULT_FRESHNESS_HOURS,
+        description="The freshness policy of selected_subset and entropy_law: one whose latest materialization is "
+        "older than this many hours fails it in the UI (Dagster measures the age of the latest materialization, "
+        "not whether the raw data changed: set it to how often new data arrives); null for no policy.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SelectionPipeline:
@@ -200,6 +211,11 @@ class SelectionPipeline(Settings):
             raise ValueError(f"pipeline {self.name!r}: stratify_weights needs stratify")
         if self.full_every is not None and self.full_every < 1:
             raise ValueError(f"pipeline {self.name!r}: full_every must be 1 or more, got {self.full_every}")
+        if self.freshness_hours is not None and not self.freshness_hours * 60 >= 1:
+            raise ValueError(
+                f"pipeline {self.name!r}: freshness_hours must be at least 1/60 (a minute, Dagster's shortest "
+                f"window) or null, got {self.freshness_hours}"
+            )
         if self.observe_interval_seconds <= 0:
             raise ValueError(f"pipeline {self.name!r}: observe_interval_seconds must be positive")
         if self.refresh_cron is not None:
@@ -214,6 +230,13 @@ class SelectionPipeline(Settings):
     def key(self, asset: str) -> dg.AssetKey:
         """The key of one of the pipeline's assets: ``<name>/<asset>``."""
         return dg.AssetKey([self.name, asset])
+
+    @property
+    def freshness_policy(self) -> dg.FreshnessPolicy | None:
+        """The freshness policy of the subsets and the law (``freshness_hours``); None without one."""
+        if self.freshness_hours is None:
+            return None
+        return dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=self.freshness_hours))
 
     @property
     def partitions(self) -> dg.PartitionsDefinition:

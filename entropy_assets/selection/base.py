@@ -26,6 +26,19 @@ PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
 """One row per selected sample, in the order chosen. ``position`` is the row in the pool; scores a method
 does not compute are null."""
 
+PROVENANCE_DESCRIPTIONS: dict[str, str] = {
+    "position": "the sample's row in the pool",
+    "id": "the sample's id in the pool",
+    "rank": "the order in which it was chosen (0 first)",
+    "round": "the selection round that chose it (ZIP); -1 for a sample kept from the previous version",
+    "stage1_score": "ZIP: its own compression ratio; ratio baseline: the ratio it was ranked by",
+    "stage2_score": "ZIP: the chosen set's ratio with it added, as stage 2 estimated it",
+    "stage3_score": "ZIP: the ratio of the chosen set with it added",
+    "marginal_bytes": "ZIP: the compressed bytes it added to the chosen set",
+    "set_ratio_after": "ZIP: the chosen set's compression ratio after it was added",
+}
+"""What each provenance column holds, for the column schema a subset's metadata shows."""
+
 
 @dataclass(frozen=True)
 class Budget:

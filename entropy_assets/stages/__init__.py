@@ -17,7 +17,7 @@ metadata; the command line, audits and retention read the same results.
 from .holdout import evaluation_frame, holdout_mask
 from .law import assess_risk, fit_entropy_law, latest_points
 from .law_result import LawResult, RiskResult
-from .metadata import FilePath, Markdown, MetadataError, Table, markdown_image
+from .metadata import ColumnSchema, FilePath, Markdown, MetadataError, Table, markdown_image
 from .pool import build_pool, observe_raw_data
 from .pool_result import PoolResult, RawDataResult
 from .scores import (
@@ -44,6 +44,7 @@ from .workspace import Workspace
 
 __all__ = [
     "BACKENDS",
+    "ColumnSchema",
     "FilePath",
     "LawResult",
     "LawSettings",

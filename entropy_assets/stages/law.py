@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import polars as pl
 
 from entropy_assets.comparison import compare_methods
-from entropy_assets.entropy_law import LawFit, LawPoint, assess_point, fit_law
+from entropy_assets.entropy_law import CurveComparison, LawFit, LawPoint, PlaneFit, assess_point, fit_law
 from entropy_assets.plots import law_scatter_png, method_comparison_png, version_trajectory_png
 
 from .law_result import Assessment, CurveSummary, FitSummary, LawResult, RiskResult
+from .metadata import for_reading
 from .settings import LawSettings
 from .workspace import Workspace
 
@@ -49,7 +51,7 @@ def fit_entropy_law(workspace: Workspace, points: Sequence[LawPoint], law: LawSe
         points_table=_points_markdown(points, fitted),
         comparison=comparison.to_dict() if comparison.random else {},
         comparison_rows=tuple(comparison.rows()) if comparison.random else (),
-        verdict=comparison.summary() if comparison.random else "",
+        verdict_rows=tuple(comparison.verdict_rows()) if comparison.random else (),
         plots=plots,
         **_summaries(fit),
     )
@@ -99,7 +101,7 @@ def assess_risk(point: LawPoint | None, points: Sequence[LawPoint], law: LawSett
 
 
 def _summaries(fit: LawFit) -> dict[str, CurveSummary | FitSummary | None]:
-    """The headline of each relation the points allowed."""
+    """The headline of each relation the points allowed, with its table."""
     loss = performance = plane = None
     if fit.loss_vs_ratio is not None:
         best = fit.loss_vs_ratio.best
@@ -110,18 +112,55 @@ def _summaries(fit: LawFit) -> dict[str, CurveSummary | FitSummary | None]:
             r_squared=round(best.r_squared, 4),
             cv_rmse=round(best.cv_rmse, 5),
             a=best.a,
-            a_interval=f"[{intervals['a'][0]:.4g}, {intervals['a'][1]:.4g}]",
+            a_interval=_interval(intervals["a"]),
             b=best.b,
-            b_interval=f"[{intervals['b'][0]:.4g}, {intervals['b'][1]:.4g}]",
-            forms=fit.loss_vs_ratio.to_dict(),
+            b_interval=_interval(intervals["b"]),
+            forms=_form_rows(fit.loss_vs_ratio, "L"),
         )
     if fit.performance_vs_ratio is not None:
         best = fit.performance_vs_ratio.best
-        performance = FitSummary(f"Z = {best.formula}", round(best.r_squared, 4), fit.performance_vs_ratio.to_dict())
+        rows = _form_rows(fit.performance_vs_ratio, "Z")
+        performance = FitSummary(f"Z = {best.formula}", round(best.r_squared, 4), rows)
     if fit.performance_vs_ratio_and_loss is not None:
         found = fit.performance_vs_ratio_and_loss
-        plane = FitSummary(f"Z = {found.formula}", round(found.r_squared, 4), found.to_dict())
+        plane = FitSummary(f"Z = {found.formula}", round(found.r_squared, 4), _plane_rows(found))
     return {"loss": loss, "performance": performance, "plane": plane}
+
+
+def _form_rows(comparison: CurveComparison, name: str) -> tuple[dict[str, Any], ...]:
+    """Every form of a curve as a table's rows (``FORM_COLUMNS``), the best first, then by leave-one-out error;
+    forms that could not be fitted last, with the reason."""
+    fits = sorted(comparison.candidates.values(), key=lambda fit: (fit is not comparison.best, fit.cv_rmse))
+    rows = [
+        {
+            "form": fit.form,
+            "formula": f"{name} = {fit.formula}",
+            "R²": for_reading(fit.r_squared),
+            "CV error": for_reading(fit.cv_rmse),
+            "b interval": _interval(fit.intervals()["b"]),
+        }
+        for fit in fits
+    ]
+    rows += [
+        {"form": form, "formula": f"not fitted: {why}", "R²": None, "CV error": None, "b interval": ""}
+        for form, why in comparison.skipped.items()
+    ]
+    return tuple(rows)
+
+
+def _plane_rows(fit: PlaneFit) -> tuple[dict[str, Any], ...]:
+    """Z(R, L)'s coefficients with their intervals as a table's rows (``PLANE_COLUMNS``)."""
+    intervals = fit.intervals()
+    return tuple(
+        {"term": term, "coefficient": for_reading(value), "interval": _interval(intervals[name])}
+        for term, name, value in zip(
+            ("intercept", "R", "L"), ("intercept", "ratio", "loss"), fit.coefficients, strict=True
+        )
+    )
+
+
+def _interval(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:.4g}, {bounds[1]:.4g}]"
 
 
 def _plots(points: Sequence[LawPoint], fitted: Sequence[bool], fit: LawFit) -> dict[str, bytes]:

@@ -33,11 +33,40 @@ COMPARISON_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """The columns of the method comparison's table (``MethodComparison.rows``)."""
 
+VERDICT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("method", "string"),
+    ("budget", "int"),
+    ("Z", "float"),
+    ("random Z", "float"),
+    ("random sd", "float"),
+    ("distance (sd)", "float"),
+    ("verdict", "string"),
+    ("runs", "int"),
+)
+"""The columns of the verdict's table (``MethodComparison.verdict_rows``)."""
+
+FORM_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("form", "string"),
+    ("formula", "string"),
+    ("R²", "float"),
+    ("CV error", "float"),
+    ("b interval", "string"),
+)
+"""The columns of a curve's table of forms: each form fitted, best first (lowest leave-one-out error), rounded for
+reading; the exact fits are in the law's ``fit.json``."""
+
+PLOT_COLUMNS: tuple[tuple[str, str], ...] = (("plot", "string"), ("file", "string"))
+"""The columns of the table of the law's stored plots: each plot's metadata key and its PNG file."""
+
+
+PLANE_COLUMNS: tuple[tuple[str, str], ...] = (("term", "string"), ("coefficient", "float"), ("interval", "string"))
+"""The columns of the table of Z(R, L): each coefficient with its interval, rounded for reading."""
+
 
 @dataclass(frozen=True)
 class CurveSummary:
     """The best form of L(R): its parameters with their intervals (as shown), R squared, leave-one-out error, and
-    every form's comparison."""
+    every form as the table shows it (``FORM_COLUMNS``)."""
 
     form: str
     formula: str
@@ -47,16 +76,17 @@ class CurveSummary:
     a_interval: str
     b: float
     b_interval: str
-    forms: Mapping[str, Any]
+    forms: tuple[Mapping[str, Any], ...]
 
 
 @dataclass(frozen=True)
 class FitSummary:
-    """A fitted relation of Z: its formula, R squared, and the fit's details."""
+    """A fitted relation of Z: its formula, R squared, and its table (``FORM_COLUMNS`` for Z(R), ``PLANE_COLUMNS``
+    for Z(R, L))."""
 
     formula: str
     r_squared: float
-    details: Mapping[str, Any]
+    rows: tuple[Mapping[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -82,8 +112,9 @@ class LawResult:
     (``MethodComparison.to_dict``); empty without random runs."""
     comparison_rows: tuple[Mapping[str, Any], ...] = ()
     """The comparison as the UI's table shows it (``MethodComparison.rows``)."""
-    verdict: str = ""
-    """Whether each ZIP method beats random on Z, one sentence each."""
+    verdict_rows: tuple[Mapping[str, Any], ...] = ()
+    """Whether each method beats random, a row each (``MethodComparison.verdict_rows``); empty without random runs
+    (and for a law recorded before the verdict was a table)."""
     plots: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -91,16 +122,20 @@ class LawResult:
         return "fitted" if self.loss is not None else "too few points to fit L(R)"
 
     def to_metadata(self) -> dict[str, Any]:
-        """Headline numbers as floats and ints (Dagster charts them across materializations), details as JSON."""
+        """The plots first (where a reader looks), headline numbers as floats and ints (Dagster charts them across
+        materializations), every form, the verdict and the comparison as tables."""
         metadata: dict[str, Any] = {
+            **{name: markdown_image(png, name) for name, png in self.plots.items()},
             "path": FilePath(self.path),
-            "plots": dict(self.plot_paths),
+            "plots": Table(PLOT_COLUMNS, tuple({"plot": n, "file": f} for n, f in self.plot_paths.items())),
             "n_points": self.n_points,
             "n_fitted": self.n_fitted,
             "n_data_versions": self.n_data_versions,
             "status": self.status,
             "notes": self.notes,
         }
+        if self.comparison_rows:
+            metadata["verdict"] = Table(VERDICT_COLUMNS, self.verdict_rows)
         if self.loss is not None:
             metadata |= {
                 "loss_form": self.loss.form,
@@ -111,31 +146,29 @@ class LawResult:
                 "loss_a_interval": self.loss.a_interval,
                 "loss_b": self.loss.b,
                 "loss_b_interval": self.loss.b_interval,
-                "loss_forms": dict(self.loss.forms),
+                "loss_forms": Table(FORM_COLUMNS, self.loss.forms),
             }
         if self.performance is not None:
             metadata |= {
                 "performance_formula": self.performance.formula,
                 "performance_r_squared": self.performance.r_squared,
-                "performance_forms": dict(self.performance.details),
+                "performance_forms": Table(FORM_COLUMNS, self.performance.rows),
             }
         if self.plane is not None:
             metadata |= {
                 "performance_plane_formula": self.plane.formula,
                 "performance_plane_r_squared": self.plane.r_squared,
-                "performance_plane": dict(self.plane.details),
+                "performance_plane": Table(PLANE_COLUMNS, self.plane.rows),
             }
         return {
             **metadata,
             "fit_methods": ", ".join(self.fit_methods) or "all",
             "points": Markdown(self.points_table),
-            **(self._comparison_metadata() if self.verdict else {}),
-            **{name: markdown_image(png, name) for name, png in self.plots.items()},
+            **(self._comparison_metadata() if self.comparison_rows else {}),
         }
 
     def _comparison_metadata(self) -> dict[str, Any]:
         return {
-            "verdict": self.verdict,
             "method_comparison": Table(COMPARISON_COLUMNS, self.comparison_rows),
             "method_comparison_rows": [dict(row) for row in self.comparison_rows],
             "method_comparison_details": dict(self.comparison),
@@ -155,21 +188,22 @@ class LawResult:
                 a_interval=read.text("loss_a_interval"),
                 b=read.number("loss_b"),
                 b_interval=read.text("loss_b_interval"),
-                forms=read.mapping("loss_forms"),
+                forms=_rows(read, "loss_forms"),
             )
         if read.has("performance_formula"):
             performance = FitSummary(
-                read.text("performance_formula"),
-                read.number("performance_r_squared"),
-                read.mapping("performance_forms"),
+                read.text("performance_formula"), read.number("performance_r_squared"), _rows(read, "performance_forms")
             )
         if read.has("performance_plane_formula"):
             plane = FitSummary(
                 read.text("performance_plane_formula"),
                 read.number("performance_plane_r_squared"),
-                read.mapping("performance_plane"),
+                _rows(read, "performance_plane"),
             )
-        plot_paths = read.mapping("plots")
+        if read.holds("plots", dict):  # a law recorded before the plots' files were a table
+            plot_paths = read.mapping("plots")
+        else:
+            plot_paths = {row["plot"]: row["file"] for row in read.table("plots").rows}
         methods = read.text("fit_methods")
         return cls(
             path=read.text("path"),
@@ -185,9 +219,15 @@ class LawResult:
             plane=plane,
             comparison=read.mapping("method_comparison_details") if read.has("method_comparison_details") else {},
             comparison_rows=tuple(read.sequence("method_comparison_rows")),
-            verdict=read.text("verdict") if read.has("verdict") else "",
+            verdict_rows=_rows(read, "verdict"),
             plots={name: embedded_png(read.text(name)) for name in plot_paths},
         )
+
+
+def _rows(read: MetadataReader, key: str) -> tuple[Mapping[str, Any], ...]:
+    """A table's rows; none where the key is absent or holds the JSON of a law recorded before it was a table (its
+    figures are in that law's ``fit.json``, its verdict in ``method_comparison_details``)."""
+    return read.table(key).rows if read.holds(key, Table) else ()
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
 A result becomes asset metadata through ``to_metadata()`` and is read back from it through ``from_metadata()``;
 each result's module is the only place where its metadata keys are spelled. Assets, the command line, audits,
 retention and the law all read these results, never the keys. Values are plain (str, int, float, bool, dict),
-except text meant as a path (``FilePath``), as markdown (``Markdown``) or as a table (``Table``), which the Dagster
-layer shows as such.
+except text meant as a path (``FilePath``), as markdown (``Markdown``), a table (``Table``) or the columns of a
+stored file (``ColumnSchema``), which the Dagster layer shows as such and reads back as they were written.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import polars as pl
 
 from entropy_assets.storage import Storage
 
@@ -31,10 +33,33 @@ class Markdown(str):
 @dataclass(frozen=True)
 class Table:
     """Metadata shown as a table: ``columns`` as (name, kind) pairs, kind one of string, int or float; one mapping
-    per row. Shown only: a result keeps the exact values it reads back under keys of their own."""
+    per row (a cell is a str, int, float, bool or None). A table is read back as it was written (the Dagster layer's
+    ``plain_value``): where its cells are exact (a subset's composition, its churn), the result reads its figures
+    from it; where they are rounded for reading (``for_reading``), the exact figures are kept elsewhere (another
+    key, or a stored file such as the law's ``fit.json``)."""
 
     columns: tuple[tuple[str, str], ...]
     rows: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """The columns of a stored file, as (name, type, description) each: shown as Dagster's column schema
+    (``dagster/column_schema``), so that the UI says what the file holds."""
+
+    columns: tuple[tuple[str, str, str], ...]
+
+
+def column_schema(frame: pl.DataFrame, descriptions: Mapping[str, str]) -> ColumnSchema:
+    """The columns of ``frame`` as written to parquet: each name, its polars type and, where known, what it holds."""
+    return ColumnSchema(tuple((name, str(dtype), descriptions.get(name, "")) for name, dtype in frame.schema.items()))
+
+
+def for_reading(value: float | None, digits: int = 4) -> float | None:
+    """A number rounded to ``digits`` significant digits for a table a person reads; None stays None."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.{digits}g}")
 
 
 class MetadataError(ValueError):
@@ -95,6 +120,14 @@ class MetadataReader:
 
     def mapping(self, key: str) -> dict[str, Any]:
         return dict(self.get(key, dict))
+
+    def table(self, key: str) -> Table:
+        return self.get(key, Table)
+
+    def holds(self, key: str, kind: type) -> bool:
+        """Whether ``key`` is present and holds a ``kind`` (an entry whose form changed holds an earlier one in
+        older materializations)."""
+        return isinstance(self.values.get(key), kind)
 
     def sequence(self, key: str) -> list[Any]:
         """A list; empty when the key is absent (metadata written before it existed)."""

@@ -18,7 +18,15 @@ from upath import UPath
 
 from entropy_assets.compression import Compressor, make_compressor
 from entropy_assets.quality import DEFAULT, QualitySettings, exclusion_counts, top_sources
-from entropy_assets.scoring import GATED_SCORES_SCHEMA, gate_scores, read_shard, score_samples, shard_keys, shard_of
+from entropy_assets.scoring import (
+    GATED_SCORES_SCHEMA,
+    SCORES_DESCRIPTIONS,
+    gate_scores,
+    read_shard,
+    score_samples,
+    shard_keys,
+    shard_of,
+)
 from entropy_assets.storage import Storage
 from entropy_assets.versions import (
     compressor_settings_hash,
@@ -28,6 +36,7 @@ from entropy_assets.versions import (
     shard_fingerprints,
 )
 
+from .metadata import column_schema
 from .pool_reads import pool_columns
 from .pool_result import PoolResult
 from .scores_result import ScoresResult
@@ -291,4 +300,5 @@ def _result(
         compressor=compressor.describe(),
         excluded=exclusion_counts(scores),
         excluded_sources=top_sources(scores),
+        columns=column_schema(scores, SCORES_DESCRIPTIONS),
     )

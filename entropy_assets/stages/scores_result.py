@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from entropy_assets.quality import share
 
-from .metadata import FilePath, MetadataReader, Table
+from .metadata import ColumnSchema, FilePath, MetadataReader, Table
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class ScoresResult:
     """Samples the quality gate keeps out of every selection, by reason."""
     excluded_sources: Mapping[str, int] = field(default_factory=dict)
     """The source files with the most excluded samples, most first (at most five)."""
+    columns: ColumnSchema | None = None
+    """The scores file's columns; None for scores recorded before they were."""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -56,6 +58,7 @@ class ScoresResult:
             "pool_version": self.pool_version,
             **shard,
             "dagster/row_count": self.rows,
+            **({} if self.columns is None else {"dagster/column_schema": self.columns}),
             "rescored": self.rescored,
             "reused": self.rows - self.rescored,
             "seconds": self.seconds,
@@ -87,6 +90,7 @@ class ScoresResult:
             shards=read.integer("shards") if sharded else None,
             excluded=read.mapping("excluded") if read.has("excluded") else {},
             excluded_sources=read.mapping("excluded_sources") if read.has("excluded_sources") else {},
+            columns=read.get("dagster/column_schema", ColumnSchema) if read.has("dagster/column_schema") else None,
         )
 
 

@@ -27,7 +27,7 @@ from entropy_assets.diversity import ngram_diversity
 from entropy_assets.entropy_law import law_ratio
 from entropy_assets.plots import ratio_histogram_png
 from entropy_assets.selection import methods
-from entropy_assets.selection.base import LazyTexts, PoolAccess, Selection
+from entropy_assets.selection.base import PROVENANCE_DESCRIPTIONS, LazyTexts, PoolAccess, Selection
 from entropy_assets.selection.baselines import LIGHT_COLUMNS, Bands
 from entropy_assets.selection.checkpoint import SelectionCheckpoint
 from entropy_assets.selection.hierarchical import HierarchicalConfig, final_pass
@@ -42,6 +42,7 @@ from entropy_assets.versions import selection_key, subset_version
 
 from .churn import Churn, churn
 from .holdout import held_out_hashes
+from .metadata import column_schema
 from .pool_features import pool_features
 from .pool_reads import facet_counts, rows_with
 from .pool_result import PoolResult
@@ -51,6 +52,17 @@ from .shard_selection import ShardWinners
 from .subset_result import SubsetResult
 from .subset_settings import CHECKPOINT_SECONDS, SubsetSettings
 from .workspace import Workspace
+
+PROVENANCE_COLUMNS: dict[str, str] = {
+    **PROVENANCE_DESCRIPTIONS,
+    "source": "the file the record was read from",
+    "index": "the record's place in its file",
+    "format": "the record's format (alpaca, sharegpt, text, ...)",
+    "n_bytes": "bytes of canonical text",
+    "content_hash": "hash of the canonical text",
+    "labels": "the record's labels as JSON (a preference label, stepwise labels, message weights); null if none",
+}
+"""What each column of a subset's provenance file holds (``SubsetResult.columns``)."""
 
 ROWS_SUFFIX = ".rows.parquet"
 """A subset's chosen rows whole (the pool's columns, in the order chosen) are stored beside its provenance as
@@ -350,6 +362,7 @@ def _store(
         distinct_2=round(diversity.distinct, 4),
         vendi_2gram=round(diversity.vendi, 2),
         strata=selection.summary.get("strata"),
+        columns=column_schema(provenance, PROVENANCE_COLUMNS),
         histogram=histogram,
     )
 
@@ -509,6 +522,6 @@ def _histogram(
     farthest = max(mixes, key=lambda facet: mixes[facet].distance) if mixes else None
     return ratio_histogram_png(
         {"pool": ratios, method: chosen},
-        f"{method}: {size} of {pool_size} samples",
+        f"per-sample ratios: {method}, {size} of {pool_size}",
         mix=(farthest, mixes[farthest]) if farthest is not None else None,
     )

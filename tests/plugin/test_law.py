@@ -16,6 +16,7 @@ import pytest
 
 from entropy_assets.cli import main as cli
 from entropy_assets.dagster import LawSettings, SelectionPipelineComponent, TrainingSettings, law_points
+from entropy_assets.stages import LawResult, Table
 
 from .test_pipeline import SUBSET, Graph, settings
 
@@ -155,13 +156,30 @@ def test_the_law_asset_fits_every_run_in_the_event_log(three_versions, capsys: p
     assert metadata["loss_form"] == "linear"
     assert float(metadata["loss_b"]) == pytest.approx(-0.5, abs=0.05)  # type: ignore[arg-type]
     assert float(metadata["loss_r_squared"]) > 0.9  # type: ignore[arg-type]
-    low, high = metadata["loss_forms"]["best"]["b_interval"]  # type: ignore[index]
+    # Every form as a table's row, the best first, rounded for reading; the exact fits are in fit.json.
+    forms = metadata["loss_forms"]
+    assert isinstance(forms, Table)
+    assert forms.rows[0]["form"] == "linear" and len(forms.rows) == 3
+    fit = json.loads(Path(str(metadata["path"])).read_text(encoding="utf-8"))["loss_vs_ratio"]
+    low, high = fit["best"]["b_interval"]
     assert low < -0.5 < high
+    assert forms.rows[0]["b interval"] == f"[{low:.4g}, {high:.4g}]" == metadata["loss_b_interval"]
+    assert {row["form"] for row in forms.rows} == set(fit["forms"])  # every form fitted here
+    for row in forms.rows:
+        exact = fit["forms"][row["form"]]
+        assert row["R²"] == float(f"{exact['r_squared']:.4g}") and row["CV error"] == float(f"{exact['cv_rmse']:.4g}")
+        assert row["formula"] == f"L = {exact['formula']}"
     assert str(metadata["performance_formula"]).startswith("Z = ")
-    plots = {name: Path(path) for name, path in dict(metadata["plots"]).items()}  # type: ignore[call-overload]
+    assert [row["term"] for row in metadata["performance_plane"].rows] == ["intercept", "R", "L"]  # type: ignore[attr-defined]
+    plots = {row["plot"]: Path(row["file"]) for row in metadata["plots"].rows}  # type: ignore[attr-defined]
     # random is among the methods: its comparison with the others is plotted, with no verdict from one seed
     assert set(plots) == {"loss_vs_ratio", "performance_vs_ratio", "data_versions", "method_comparison_plot"}
-    assert str(metadata["verdict"]) == "zip at 40: no verdict: random needs two subsets or more (random_seeds)."
+    verdicts = {row["method"]: row for row in metadata["verdict"].rows}  # type: ignore[attr-defined]
+    assert set(verdicts) == {"zip", "longest"}
+    verdict = verdicts["zip"]
+    assert verdict["method"] == "zip" and verdict["budget"] == 40 and verdict["random sd"] is None
+    assert verdict["verdict"] == "no verdict: random needs two subsets or more (random_seeds)"
+    assert LawResult.from_metadata(metadata).plot_paths == {name: str(path) for name, path in plots.items()}
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path in plots.values())
     assert str(metadata["loss_vs_ratio"]).startswith("![loss_vs_ratio](data:image/png;base64,")
     stored = pl.read_parquet(Path(str(metadata["path"])).parent / "points.parquet")

@@ -15,7 +15,7 @@ from entropy_assets.dagster import (
     SelectionPipelineComponent,
     selection_pipeline_defs,
 )
-from entropy_assets.dagster.events import latest
+from entropy_assets.dagster.events import latest, plain_value
 from entropy_assets.selection import methods
 from entropy_assets.sources import LoadedPool, load_pool, read_pool
 from entropy_assets.sources.discovery import Source
@@ -70,7 +70,7 @@ class Graph:
     def metadata(self, result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
         events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
         assert len(events) == 1
-        return {name: value.value for name, value in events[0].materialization.metadata.items()}
+        return {name: plain_value(value) for name, value in events[0].materialization.metadata.items()}
 
     def refresh(self) -> tuple[dict[str, object], dict[str, object]]:
         """Observe the raw data, then materialize pool and scores; returns their metadata."""

@@ -2,13 +2,14 @@
 against random's spread."""
 
 import json
+import statistics
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from entropy_assets.dagster import TrainingSettings
-from entropy_assets.stages import LawResult, SubsetResult, TrainingResult
+from entropy_assets.stages import LawResult, SubsetResult, Table, TrainingResult
 
 from .test_pipeline import SUBSET, Graph, settings
 
@@ -47,14 +48,14 @@ def _metrics(folder: Path, method: str, z: dict[int, float]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("zip_z", "passed", "sentence"),
+    ("zip_z", "passed", "sentence", "cell"),
     [
-        ((2.70, 2.72), True, "zip at 60: ZIP beats random (Z 2.7100 against random's 3.0017"),
-        ((2.91, 2.91), False, "zip at 60: not resolved with 8 runs; need about"),
+        ((2.70, 2.72), True, "zip at 60: ZIP beats random (Z 2.7100 against random's 3.0017", "beats random"),
+        ((2.91, 2.91), False, "zip at 60: not resolved with 8 runs; need about", "not resolved; need about"),
     ],
 )
 def test_training_seeds_enter_the_verdict_and_its_check(
-    data_dir: Path, tmp_path: Path, zip_z: tuple[float, float], passed: bool, sentence: str
+    data_dir: Path, tmp_path: Path, zip_z: tuple[float, float], passed: bool, sentence: str, cell: str
 ) -> None:
     metrics = tmp_path / "metrics"
     random_z = {"random": (3.00, 3.01), "random_seed1": (3.02, 3.03), "random_seed2": (2.98, 2.97)}
@@ -75,11 +76,21 @@ def test_training_seeds_enter_the_verdict_and_its_check(
         (check,) = result.get_asset_check_evaluations()
         law = graph.metadata(result, LAW)
     assert check.passed is passed and check.description is not None and check.description.startswith(sentence)
-    assert str(law["verdict"]).startswith(sentence)
     table = law["method_comparison"]
-    assert isinstance(table, dg.TableMetadataValue)
-    rows = {row.data["method"]: row.data for row in table.records}
+    assert isinstance(table, Table)
+    rows = {row["method"]: row for row in table.rows}
     assert rows["random (3 subsets)"]["runs"] == 6 and rows["zip"]["runs"] == 8
+    # The verdict's table: random's subsets' mean Z 3.0017 and their spread, the method's distance from that mean
+    # in spreads, and the verdict in a few words.
+    verdict = law["verdict"]
+    assert isinstance(verdict, Table) and [row["method"] for row in verdict.rows] == ["zip"]
+    (row,) = verdict.rows
+    means = [sum(z) / 2 for z in random_z.values()]
+    spread = statistics.stdev(means)
+    assert row["Z"] == round(sum(zip_z) / 2, 4) and row["random Z"] == round(statistics.fmean(means), 4)
+    assert row["random sd"] == round(spread, 4) and row["runs"] == 8
+    assert row["distance (sd)"] == round((sum(zip_z) / 2 - statistics.fmean(means)) / spread, 2)
+    assert str(row["verdict"]).startswith(cell) and ("training seeds:" in str(row["verdict"])) is not passed
     assert LawResult.from_metadata(law).comparison["random"]["60"]["training_seeds"] == 2
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from entropy_assets.stages import SubsetResult
+
 from .test_pipeline import SUBSET, Graph, settings
 
 
@@ -34,7 +36,13 @@ def test_a_removed_file_leaves_the_pool_and_the_subset(data_dir: Path, tmp_path:
             assert metadata["churn_removed"] == len(gone) == metadata["churn_added"]
             assert metadata["churn_kept"] == 60 - len(gone)
             reasons = {"removed: removed from data": len(gone), "added: outscored (now chosen)": len(gone)}
-            assert metadata["churn"] == (reasons if gone else {})
+            rows = {(row["change"], row["reason"]): row["samples"] for row in metadata["churn"].rows}  # type: ignore[attr-defined]
+            assert rows == (
+                {("removed", "removed from data"): len(gone), ("added", "outscored (now chosen)"): len(gone)}
+                if gone
+                else {}
+            )
+            assert SubsetResult.from_metadata(metadata).churn.by_reason == (reasons if gone else {})  # type: ignore[union-attr]
             assert metadata["version"] != earlier["version"] or not gone
 
 
