@@ -113,15 +113,30 @@ def webserver(location: Path, home: Path) -> Iterator[str]:
 
 def stop_group(group: int) -> None:
     """Kill what is left of process group ``group`` (the code server, if it outlived the webserver) and wait until
-    none of it is left."""
+    none of it is left. The test session is the subreaper of what it starts (conftest), so the group's orphans
+    end as this process's children: they are reaped here, or a dead one would stay in the group as a zombie."""
     deadline = time.monotonic() + 10
     while True:
         try:
             os.killpg(group, signal.SIGKILL if time.monotonic() > deadline - 5 else signal.SIGTERM)
         except ProcessLookupError:
             return
+        for pid in group_members(group):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
         assert time.monotonic() < deadline, f"process group {group} outlived the webserver"
         time.sleep(0.2)
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of process group ``group`` (from /proc: the third field after a process's name)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == group:
+                    members.append(int(entry.name))
+    return members
 
 
 def open_events(page: sync_api.Page, url: str, asset: str, partition: str | None, key: str) -> sync_api.Locator:
