@@ -121,22 +121,11 @@ def stop_group(group: int) -> None:
             os.killpg(group, signal.SIGKILL if time.monotonic() > deadline - 5 else signal.SIGTERM)
         except ProcessLookupError:
             return
-        for pid in group_members(group):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+        with contextlib.suppress(ChildProcessError):  # reap the group's dead children (waitpid on -group)
+            while os.waitpid(-group, os.WNOHANG)[0]:
+                pass
         assert time.monotonic() < deadline, f"process group {group} outlived the webserver"
         time.sleep(0.2)
-
-
-def group_members(group: int) -> list[int]:
-    """The processes of process group ``group`` (from /proc: the third field after a process's name)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == group:
-                    members.append(int(entry.name))
-    return members
 
 
 def open_events(page: sync_api.Page, url: str, asset: str, partition: str | None, key: str) -> sync_api.Locator:
