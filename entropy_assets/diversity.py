@@ -25,7 +25,9 @@ _TEXT_BLOCK = 1024
 
 
 def _ngrams(texts: Sequence[str], n: int) -> pl.DataFrame:
-    """Every word n-gram of every text (lowercased ``\\w+`` words): columns ``row`` and ``gram``."""
+    """Every word n-gram of every text (lowercased ``\\w+`` words): columns ``row`` and ``gram``. The words of all
+    texts stand in one column, a text's after the one before: an n-gram is ``n`` words from one place whose last
+    word belongs to the same text as its first."""
     words = (
         pl.DataFrame({"text": list(texts)})
         .with_row_index("row")
@@ -33,8 +35,9 @@ def _ngrams(texts: Sequence[str], n: int) -> pl.DataFrame:
         .explode("word")
         .drop_nulls("word")
     )
-    shifted = [pl.col("word").shift(-k).over("row") for k in range(n)]
-    return words.select("row", gram=pl.concat_str(shifted, separator=" ")).drop_nulls("gram")
+    gram = pl.concat_str([pl.col("word").shift(-k) for k in range(n)], separator=" ")
+    same_text = pl.col("row").shift(-(n - 1)) == pl.col("row")
+    return words.select("row", gram=pl.when(same_text).then(gram)).drop_nulls("gram")
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Diversity:
 def ngram_diversity(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENSIONS) -> Diversity:
     """Both figures of the texts, their n-grams taken once, ``_TEXT_BLOCK`` texts at a time: memory holds one
     block's n-grams, the distinct n-grams' 64-bit hashes and the ``d x d`` matrix, not every n-gram of the set."""
-    distinct: np.ndarray = np.empty(0, dtype=np.uint64)
+    distinct = _DistinctHashes()
     total, texts_with_grams = 0, 0
     gram = np.zeros((dimensions, dimensions))
     for start in range(0, len(texts), _TEXT_BLOCK):
@@ -56,13 +59,40 @@ def ngram_diversity(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DI
         if hashes.is_empty():
             continue
         total += hashes.height
-        distinct = np.union1d(distinct, hashes["hash"].unique().to_numpy())
+        distinct.add(hashes["hash"])
         block, rows = _feature_gram(hashes, dimensions)
         gram += block
         texts_with_grams += rows
     if not total:
         return Diversity(0.0, 0.0)
-    return Diversity(len(distinct) / total, _vendi_of(gram / texts_with_grams))
+    return Diversity(distinct.count() / total, _vendi_of(gram / texts_with_grams))
+
+
+class _DistinctHashes:
+    """The distinct values of the hashes added so far: each block's distinct hashes wait beside those merged, and
+    are merged into them once they are as many (each hash is merged about log2 of the blocks' times, not once per
+    block as with a running union)."""
+
+    def __init__(self) -> None:
+        self._merged = pl.Series("hash", [], dtype=pl.UInt64)
+        self._pending: list[pl.Series] = []
+        self._pending_rows = 0
+
+    def add(self, hashes: pl.Series) -> None:
+        block = hashes.unique()
+        self._pending.append(block)
+        self._pending_rows += len(block)
+        if self._pending_rows >= len(self._merged):
+            self._merge()
+
+    def count(self) -> int:
+        self._merge()
+        return len(self._merged)
+
+    def _merge(self) -> None:
+        if self._pending:
+            self._merged = pl.concat([self._merged, *self._pending]).unique()
+            self._pending, self._pending_rows = [], 0
 
 
 def distinct_ngrams(texts: Sequence[str], n: int = 2) -> float:
@@ -79,18 +109,13 @@ def ngram_vendi(texts: Sequence[str], n: int = 2, dimensions: int = VENDI_DIMENS
 
 def _feature_gram(hashes: pl.DataFrame, dimensions: int) -> tuple[np.ndarray, int]:
     """``X^T X`` of one block's texts (rows: unit-length hashed n-gram counts) and how many texts it holds."""
-    counts = (
-        hashes.select("row", feature=(pl.col("hash") % dimensions).cast(pl.Int64))
-        .group_by("row", "feature")
-        .len()
-        .sort("row")
-    )
-    _, dense_rows = np.unique(counts["row"].to_numpy(), return_inverse=True)
-    texts = int(dense_rows.max()) + 1
-    block = np.zeros((texts, dimensions))
-    np.add.at(block, (dense_rows, counts["feature"].to_numpy()), counts["len"].to_numpy().astype(np.float64))
+    rows = hashes["row"].to_numpy().astype(np.int64)
+    features = (hashes["hash"] % dimensions).to_numpy().astype(np.int64)
+    texts = int(rows.max()) + 1
+    block = np.bincount(rows * dimensions + features, minlength=texts * dimensions).reshape(texts, dimensions)
+    block = block[block.any(axis=1)].astype(np.float64)  # a text without n-grams is left out
     block /= np.linalg.norm(block, axis=1, keepdims=True)
-    return block.T @ block, texts
+    return block.T @ block, len(block)
 
 
 def _vendi_of(gram: np.ndarray) -> float:
