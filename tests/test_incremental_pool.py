@@ -113,7 +113,11 @@ def test_a_bad_record_names_its_file_and_stores_no_part_of_it(data: Path, tmp_pa
         handle.write('{"text": "a record cut in the middle\n{"text": "fine"}\n')
     with pytest.raises(SourceError, match=r"pretrain_c4_demo\.jsonl line \d+"):
         build(workspace, data)
-    assert sorted(entry.name for entry in (tmp_path / "store" / "t" / "pool").iterdir()) == ["parts", "shard_pieces"]
+    pool_folder = tmp_path / "store" / "t" / "pool"
+    assert sorted(entry.name for entry in pool_folder.iterdir()) == ["part_features", "parts", "shard_pieces"]
+    parts = sorted(entry.name for entry in (pool_folder / "parts").iterdir())
+    assert len(parts) == 2  # the good files' parts, and the script of each beside it
+    assert sorted(entry.name for entry in (pool_folder / "part_features" / "script").iterdir()) == parts
     skipping = build_pool(workspace, [str(data)], skip_malformed=True)
     assert skipping.dropped["malformed"] == 1 and skipping.files_parsed == 3
 

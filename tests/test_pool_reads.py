@@ -1,5 +1,6 @@
 """Streamed reads of a stored pool agree with reading it whole: rows by id, held-out hashes, facet counts."""
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import polars as pl
 
 from entropy_assets.composition import FACETS, facet_frame
 from entropy_assets.stages import Workspace, build_pool, holdout_mask
-from entropy_assets.stages.pool_reads import facet_counts, rows_with, smallest_distinct
+from entropy_assets.stages.pool_mix import facet_counts
+from entropy_assets.stages.pool_reads import rows_with, smallest_distinct
 from entropy_assets.storage import Storage
 
 
@@ -33,3 +35,8 @@ def test_streamed_reads_of_a_pool_folder_agree_with_the_whole_pool(
         assert dict(counts[facet]) == dict(facets[facet].value_counts(name="n").iter_rows())
     assert sum(counts["script"].values()) == whole.height - 25
     assert counts["script"]["Han"] > 800  # the Chinese demo's records
+    # the left-out samples' scripts were read from the features the pool step stored; without them, made again
+    features = storage.path(pool.file).parent / "part_features" / "script"
+    assert len(list(features.iterdir())) == len(list(storage.path(pool.file).iterdir()))
+    shutil.rmtree(features.path)
+    assert facet_counts(storage, pool.file, excluded=set(held.to_list())) == counts

@@ -86,10 +86,11 @@ def read_part(source: Source, settings: LoadSettings) -> LoadedPool:
 def write_part(rows: pl.DataFrame, report: LoadReport, name: str, label: str, path: str | os.PathLike[str]) -> None:
     """Store a source's rows as parquet at ``path`` (which the caller makes atomic), labelled as ``name`` and
     ``label`` (see ``relabel``), with its load report and its facet counts (``part_facets``) in the file's metadata:
-    a pool's mix is then the sum of its parts', never a scan of its text."""
+    a pool's mix is then the sum of its parts', never a scan of its text. ``rows`` may carry each row's ``script``
+    (``composition.scripts``), which is then not computed again, and is not stored in the part."""
     counts = {key: value for key, value in report.to_dict().items() if key != "files"}
     labelled = relabel(rows, name, label)
-    table = labelled.to_arrow().cast(ARROW_POOL_SCHEMA)
+    table = labelled.select(list(POOL_SCHEMA)).to_arrow().cast(ARROW_POOL_SCHEMA)
     mixes = value_counts(facet_frame(labelled))
     table = table.replace_schema_metadata(
         {_REPORT_KEY: json.dumps(counts).encode(), _FACETS_KEY: json.dumps(mixes).encode()}

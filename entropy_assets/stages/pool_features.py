@@ -82,9 +82,28 @@ class PoolFeatures:
         parts = [self.storage.read_parquet(file, columns=[name])[name] for file in self.files]
         return pl.concat(parts).to_numpy() if parts else np.array([])
 
+    def gather(self, name: str, positions: np.ndarray) -> pl.Series:
+        """One column of the feature at the pool's rows ``positions`` (ascending), read a part at a time."""
+        found, start, dtype = [], 0, pl.String
+        for file in self.files:
+            column = self.storage.read_parquet(file, columns=[name])[name]
+            dtype = column.dtype
+            low, high = np.searchsorted(positions, [start, start + len(column)])
+            if high > low:
+                found.append(column.gather(positions[low:high] - start))
+            start += len(column)
+        return pl.concat(found) if found else pl.Series(name, [], dtype=dtype)
+
     def frame(self, columns: Sequence[str]) -> pl.DataFrame:
         """Some columns of the feature for every sample of the pool."""
         return pl.concat([self.storage.read_parquet(file, columns=list(columns)) for file in self.files])
+
+
+def part_feature_file(part: tuple[str, ...], feature: str) -> tuple[str, ...]:
+    """Where a stored part's ``feature`` goes: ``part`` is ``<pool folder>/parts/<name>``, the feature
+    ``<pool folder>/part_features/<feature>/<name>``, where ``pool_features`` finds it for every version holding the
+    part."""
+    return (*part[:-2], FEATURES_FOLDER, feature, part[-1])
 
 
 def pool_features(storage: Storage, pool_file: str, feature: str) -> PoolFeatures:

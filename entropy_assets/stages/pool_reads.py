@@ -1,5 +1,5 @@
 """Reads of a stored pool (a parquet file, or a pool version's folder of parts) that never hold all of it: the
-rows of given samples, one column, the held-out content hashes, and the pool's mix over each facet.
+rows of given samples, some columns, the held-out content hashes (the pool's mix: ``pool_mix``).
 
 A selection among a few hundred thousand candidates of a pool of tens of millions needs the candidates' rows, not the
 pool: these reads stream the pool's row groups through pyarrow and keep only what they were asked for.
@@ -7,7 +7,6 @@ pool: these reads stream the pool's row groups through pyarrow and keep only wha
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Iterator
 
 import polars as pl
@@ -15,8 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from entropy_assets.composition import FACETS, facet_frame, value_counts
-from entropy_assets.sources.parts import part_facets
 from entropy_assets.storage import Storage
 
 BATCH_ROWS = 65_536
@@ -61,48 +58,14 @@ def smallest_distinct(storage: Storage, file: str, column: str, count: int) -> p
     if count <= 0:
         return pl.Series(column, [], dtype=pl.String)
     kept = pl.Series(column, [], dtype=pl.String)
-    for batch in _batches(storage, file, [column]):
+    for batch in pool_batches(storage, file, [column]):
         values = pl.concat([kept, pl.from_arrow(batch.column(0)).alias(column)])  # type: ignore[list-item]
         kept = values.unique().sort().head(count)
     return kept
 
 
-def facet_counts(storage: Storage, file: str, excluded: Collection[str] = ()) -> dict[str, Counter[str]]:
-    """How many samples of the pool have each value of each facet (``composition.FACETS``), leaving out samples
-    whose content hash is in ``excluded`` (the held-out ones): the sum of the counts its parts store, and a streamed
-    scan of the parts stored before parts held them."""
-    counts: dict[str, Counter[str]] = {facet: Counter() for facet in FACETS}
-    target = storage.path(file)
-    parts = sorted(target.iterdir(), key=lambda p: p.name) if target.is_dir() else [target]
-    for part in parts:
-        with part.open("rb") as handle:
-            stored = part_facets(handle)
-        if stored is None:
-            _count(counts, _streamed_facets(storage, storage.relative(part)))
-        else:
-            for facet in FACETS:
-                counts[facet].update(stored.get(facet, {}))
-    if len(excluded):
-        held = rows_with(storage, file, "content_hash", excluded, ["source", "format", "text", "n_bytes"])
-        for facet, held_counts in value_counts(facet_frame(held)).items():
-            counts[facet].subtract(held_counts)
-    return {facet: +counter for facet, counter in counts.items()}
-
-
-def _streamed_facets(storage: Storage, file: str) -> Iterator[pl.DataFrame]:
-    for batch in _batches(storage, file, ["source", "format", "text", "n_bytes"]):
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
-        yield facet_frame(frame)
-
-
-def _count(counts: dict[str, Counter[str]], facets: Iterator[pl.DataFrame]) -> None:
-    for frame in facets:
-        for facet, frame_counts in value_counts(frame).items():
-            counts[facet].update(frame_counts)
-
-
-def _batches(storage: Storage, file: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+def pool_batches(storage: Storage, file: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Some columns of the pool, a batch at a time, in pool order."""
     yield from _scanner(storage, file, columns).to_batches()
 
 

@@ -44,7 +44,8 @@ from .churn import Churn, churn
 from .holdout import held_out_hashes
 from .metadata import column_schema
 from .pool_features import pool_features
-from .pool_reads import facet_counts, rows_with
+from .pool_mix import facet_counts
+from .pool_reads import rows_with
 from .pool_result import PoolResult
 from .scores import SELECTION_COLUMNS, ScoringSettings, gather_scores
 from .scores_result import ScoresResult
@@ -245,10 +246,11 @@ def _with_needs(
 
 
 def _bands(storage: Storage, pool_file: str, offered: pl.Series) -> Bands:
-    """The offered samples' near-duplicate keys, a band at a time, from the pool's stored features."""
+    """The offered samples' near-duplicate keys, a band at a time, from the pool's stored features: only the keys
+    of the samples asked for are gathered, a part at a time."""
     features = pool_features(storage, pool_file, "near_duplicates")
-    rows = offered.to_numpy()
-    return lambda band: features.column(BAND_COLUMNS[band])[rows]
+    rows = np.flatnonzero(offered.to_numpy())
+    return lambda band, at: features.gather(BAND_COLUMNS[band], rows[at]).to_numpy()
 
 
 def _lazy_texts(

@@ -48,6 +48,7 @@ def test_pruned_parts_take_their_pieces_and_features_and_the_kept_pool_still_bui
         *[f"t/pool/shard_pieces/4/{key}/{gone}" for key in "0123"],
         "t/pool/shard_pieces/2",
         f"t/pool/part_features/lengths/{gone}",
+        f"t/pool/part_features/script/{gone}",  # stored by the pool step as it parsed the part
     ]
 
     prune(PrunePlan((*sorted(removed, key=str), *(storage.path(path) for path in plan)), 1, 0))
