@@ -2,6 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from entropy_assets.allocators import return_freed_memory
+
+return_freed_memory()  # before polars or pyarrow allocate (see ``allocators``)
+
 try:
     __version__ = version("entropy-assets")
 except PackageNotFoundError:  # imported from a source tree that was never installed
