@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from entropy_assets import composition as composition_module
 from entropy_assets.composition import composition, facet_frame, judge_composition, mix, scripts, total_variation
 from entropy_assets.selection import methods
 from entropy_assets.selection.methods import SelectionOptions, method_config
@@ -42,6 +43,18 @@ def test_the_dominant_script_of_real_records(raw_dir: Path) -> None:
         "scripts",
     ).frame
     assert scripts(made["text"]).to_list() == ["Cyrillic", "Arabic", "Kana", "Hangul", "other", "Latin"]
+
+
+def test_scripts_taken_a_batch_at_a_time_are_those_of_the_whole(raw_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = pl.concat(
+        [
+            load_pool(raw_dir / name).frame["text"]
+            for name in ("llamafactory_alpaca_zh_demo.json", "pretrain_wiki_demo.txt")
+        ]
+    )
+    whole = scripts(texts)
+    monkeypatch.setattr(composition_module, "SCRIPT_BATCH", 97)  # batches that cut the Chinese and the English apart
+    assert scripts(texts).to_list() == whole.to_list() and len(whole) > 97 * 5
 
 
 def test_facets_name_the_file_the_format_and_the_length(raw_dir: Path, fixture_dir: Path) -> None:

@@ -241,10 +241,11 @@ class PoolAccess:
     """What a method reads of a pool beyond a frame of its light columns: every sample's near-duplicate keys, a band
     at a time (``near_dedup``), and the text of the samples it asks for (ZIP's candidates)."""
 
-    bands: Callable[[int], np.ndarray] | None = None
+    bands: Callable[[int, np.ndarray], np.ndarray] | None = None
+    """``bands(b, positions)``: the keys in band ``b`` of the samples at ``positions`` (``baselines.Bands``)."""
     texts: LazyTexts | None = None
 
     def rows(self, rows: np.ndarray) -> PoolAccess:
         """The access of the samples at ``rows`` (a stratum): their band keys; a stratum's text is not lazy."""
         bands = self.bands
-        return PoolAccess(bands=(lambda band: bands(band)[rows]) if bands is not None else None)
+        return PoolAccess(bands=(lambda band, at: bands(band, rows[at])) if bands is not None else None)

@@ -64,8 +64,9 @@ class BaselineConfig:
         make_compressor(self.compressor, self.level)
 
 
-Bands = Callable[[int], np.ndarray]
-"""Every pool sample's near-duplicate key in band ``b`` (``near_duplicates.band_keys``), a band at a time."""
+Bands = Callable[[int, np.ndarray], np.ndarray]
+"""``bands(b, positions)``: the near-duplicate keys in band ``b`` (``near_duplicates.band_keys``) of the pool's samples
+at ``positions`` (ascending), a band at a time."""
 
 
 def baseline_select(
@@ -206,7 +207,7 @@ def _eligible(
         return np.flatnonzero((ratios >= low) & (ratios <= high)).astype(np.int64)
     unique = np.flatnonzero(pool["content_hash"].is_first_distinct().to_numpy()).astype(np.int64)  # no row copied
     if config.method == "near_dedup" and bands is not None:
-        return unique[first_of_clusters(lambda band: bands(band)[unique], len(unique))]
+        return unique[first_of_clusters(lambda band: bands(band, unique), len(unique))]
     if config.method == "near_dedup":
         return unique[first_of_near_duplicates(pool["text"].gather(unique))]
     return unique
