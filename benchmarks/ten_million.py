@@ -10,7 +10,8 @@ time, each in a fresh process (as two partition runs of a backfill would on two 
 memory (max RSS) is its own. Random's ratio is measured on a random 100,000 of the pool, read by id.
 
 ``--methods random longest ratio dedup near_dedup`` (and ``--random-seeds 3``) adds each method's ``selected_subset``
-step, in a fresh process each, two at a time (issue 23: every method bounded). ``--train`` then trains on every
+step, in a fresh process each, two at a time beside hierarchical ZIP's final pass, as Dagster would run those
+partitions (issue 23: every method bounded). Peaks are max RSS in MiB. ``--train`` then trains on every
 subset (the built-in trainer's defaults, one ``training_run`` step each, in a fresh process) and prints the verdict's
 table: each method against random's subsets (``comparison.compare_methods``). Every subset holds out the evaluation
 samples, as the pipeline does.
@@ -177,6 +178,26 @@ def method_step(
     return timed(name, select_subset, workspace(store), pool, scores, subset, ScoringSettings(shards=shards))
 
 
+HIERARCHICAL = "zip_hierarchical"
+
+
+def subset_step(
+    store: str,
+    pool: PoolResult,
+    scores: dict[str, ScoresResult],
+    winners: dict[str, ShardSelectionResult],
+    shards: int,
+    budget: int,
+    method: str,
+    seed: int,
+) -> dict[str, Any]:
+    """A ``selected_subset`` partition: hierarchical ZIP's final pass over its shards' ``winners``, or ``method``'s
+    subset; each runs beside the others, as Dagster runs the partitions of one graph."""
+    if method == HIERARCHICAL:
+        return final_step(store, pool, scores, winners, shards, budget)
+    return method_step(store, pool, scores, shards, budget, method, seed)
+
+
 def partition(method: str, seed: int) -> str:
     """The method's partition: random's extra seeds are ``random_seed1``, ... as in the pipeline."""
     return method if seed == 0 else f"{method}_seed{seed}"
@@ -215,7 +236,7 @@ def disk_mb(path: Path) -> float:
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    print(f"{'step':<40}{'wall s':>10}{'peak MB':>10}  highest in")
+    print(f"{'step':<40}{'wall s':>10}{'peak MiB':>10}  highest in")
     for row in rows:
         print(f"{row['step']:<40}{row['seconds']:>10.1f}{row['peak_mb']:>10.0f}  {row.get('peak_at', '')}")
 
@@ -284,16 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     winners = {row["result"].shard: row["result"] for row in winner_rows}
     print(f"shard selections: {winner_wall:.1f} s", flush=True)
 
-    (final_row,) = in_fresh_processes(final_step, [(str(store), pool, scores, winners, args.shards, args.budget)], 1)
     runs = [(m, seed) for m in args.methods for seed in (range(args.random_seeds) if m == "random" else (0,))]
-    method_rows = in_fresh_processes(
-        method_step,
-        [(str(store), pool, scores, args.shards, args.budget, m, seed) for m, seed in runs],
+    final_row, *method_rows = in_fresh_processes(  # hierarchical ZIP's final pass beside the other methods' subsets
+        subset_step,
+        [
+            (str(store), pool, scores, winners, args.shards, args.budget, m, seed)
+            for m, seed in [(HIERARCHICAL, 0), *runs]
+        ],
         args.parallel,
     )
     training_rows: list[dict[str, Any]] = []
     if args.train:
-        subsets = {"zip_hierarchical": final_row["result"]}
+        subsets = {HIERARCHICAL: final_row["result"]}
         subsets.update({partition(m, seed): row["result"] for (m, seed), row in zip(runs, method_rows, strict=True)})
         arguments = [(str(store), result, name, args.budget) for name, result in subsets.items()]
         training_rows = in_fresh_processes(train_step, arguments, 1)
