@@ -31,6 +31,10 @@ COMPLETE_SUFFIX = ".complete"
 """``<folder>.complete``, beside a folder that ``link_folder`` copied on a remote store, is written last: the folder
 is whole. Beside it, not in it, so that the folder reads as a table (polars, pyarrow); named after it, so that
 pruning the folder's version removes it too."""
+PARQUET_ROW_GROUP = 8_192
+"""Rows per row group of the parquet files ``Storage`` writes. Polars encodes a frame written whole as one row group
+held in memory besides the frame: the 100,000 longest samples of a pool of ten million (737 MB of rows) took 1.25 GB
+more to write; 8,192 rows at a time, nothing measurable."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,12 @@ class Storage:
         return target
 
     def write_parquet(self, frame: pl.DataFrame, *parts: str) -> UPath:
-        """Store ``frame`` as parquet at ``parts``, atomically."""
-        return self._write(lambda local: write_atomically(local, frame.write_parquet), *parts)
+        """Store ``frame`` as parquet at ``parts``, atomically, ``PARQUET_ROW_GROUP`` rows to a row group."""
+
+        def write(tmp: Path) -> None:
+            frame.write_parquet(tmp, row_group_size=PARQUET_ROW_GROUP)
+
+        return self._write(lambda local: write_atomically(local, write), *parts)
 
     def write_records(self, frame: pl.DataFrame, *parts: str) -> UPath:
         """Write the frame's original records (format by the file name's suffix), atomically."""

@@ -211,3 +211,22 @@ def test_a_pool_sharded_again_reads_its_fingerprints_on_a_remote_store_too(tmp_p
     # polars reads the pool's folder (given with its trailing slash) for one shard of four
     rows = [shard_rows(workspace.storage, pool, shard, 4) for shard in ("0", "1", "2", "3")]
     assert sum(frame.height for frame in rows) == 60 and all(frame.height < 60 for frame in rows)
+
+
+def test_stored_parquet_is_written_a_row_group_at_a_time(raw_dir: Path, tmp_path: Path) -> None:
+    """Polars held a whole frame's encoding besides the frame when it wrote one row group: stored files are
+    written ``PARQUET_ROW_GROUP`` rows at a time, and read back as they were."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from entropy_assets.sources import load_pool
+    from entropy_assets.storage import PARQUET_ROW_GROUP, Storage
+
+    frame = load_pool(raw_dir / "alpaca52k_en_part01_00000-03252.json").frame
+    rows = pl.concat([frame] * (PARQUET_ROW_GROUP // frame.height + 1))
+    storage = Storage(str(tmp_path))
+    path = storage.write_version(rows, "subset", "rows.parquet")
+    metadata = pq.ParquetFile(path.path).metadata
+    assert metadata.num_row_groups == -(-rows.height // PARQUET_ROW_GROUP) >= 2
+    assert max(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)) == PARQUET_ROW_GROUP
+    assert storage.read_parquet("subset", "rows.parquet").equals(rows)
