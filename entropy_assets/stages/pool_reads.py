@@ -38,7 +38,7 @@ def rows_with(
     wanted = pa.array(list(values), type=pa.string())
     scanner = _scanner(storage, file, columns, pc.field(column).isin(wanted))
     frames = [pl.from_arrow(batch) for batch in scanner.to_batches() if batch.num_rows]  # arrow's copy a batch long
-    return pl.concat(frames) if frames else pl.from_arrow(scanner.projected_schema.empty_table())  # type: ignore
+    return pl.concat(frames, rechunk=False) if frames else pl.from_arrow(scanner.projected_schema.empty_table())  # type: ignore
 
 
 def pool_columns(storage: Storage, file: str, columns: list[str]) -> pl.DataFrame:

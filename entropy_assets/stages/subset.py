@@ -216,8 +216,8 @@ def _store_choice(workspace: Workspace, pool: PoolResult, subset: SubsetSettings
     ids = set(selection.provenance["id"].to_list())
     ids.update(compared.provenance["id"].to_list() if compared is not None else ())
     rows = rows_with(storage, pool.file, "id", ids)
-    chosen, alternative = (_in_order(rows, made) if made is not None else None for made in (selection, compared))
-    assert chosen is not None
+    alternative = _in_order(rows.clone(), compared) if compared is not None else None
+    chosen = _in_order(rows, selection)  # takes the columns out of ``rows`` one at a time
     del rows
     if "strata" in selection.summary:  # each stratum's ratio, from its chosen rows' text
         selection = strata_ratios(selection, chosen)
@@ -284,8 +284,16 @@ def _offered_counts(storage: Storage, pool_file: str, left_out: pl.Series) -> di
 
 
 def _in_order(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:
-    """The rows of ``selection``'s samples, in the order chosen."""
-    return selection.provenance.select("id").join(rows, on="id", how="left", maintain_order="left")
+    """The rows of ``selection``'s samples, in the order chosen, a column at a time: each column of ``rows`` is
+    taken out of it (``drop_in_place``) as its reordered copy is made, so that the chosen rows are held about once,
+    not twice (the longest 100,000 samples of ten million: 737 MB)."""
+    at = selection.provenance.select("id").join(
+        rows.select("id").with_row_index("at"), on="id", how="left", maintain_order="left"
+    )["at"]
+    ordered = {}
+    for name in rows.columns:
+        ordered[name] = rows.drop_in_place(name).gather(at)
+    return pl.DataFrame(ordered)
 
 
 @dataclass(frozen=True)
