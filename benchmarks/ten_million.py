@@ -11,10 +11,10 @@ memory (max RSS) is its own. Random's ratio is measured on a random 100,000 of t
 
 ``--methods random longest ratio dedup near_dedup`` (and ``--random-seeds 3``) adds each method's ``selected_subset``
 step, in a fresh process each, two at a time beside hierarchical ZIP's final pass, as Dagster would run those
-partitions (issue 23: every method bounded). Peaks are max RSS in MiB. ``--train`` then trains on every
-subset (the built-in trainer's defaults, one ``training_run`` step each, in a fresh process) and prints the verdict's
-table: each method against random's subsets (``comparison.compare_methods``). Every subset holds out the evaluation
-samples, as the pipeline does.
+partitions (issue 23: every method bounded). Peaks are max RSS in MiB. ``--train`` then trains on every subset (the
+built-in trainer's defaults, one ``training_run`` step each, in a fresh process, two at a time) and prints the
+verdict's table: each method against random's subsets (``comparison.compare_methods``). Every subset holds out the
+evaluation samples, as the pipeline does.
 
 Usage: ``python benchmarks/ten_million.py [--samples N] [--shards S] [--budget B] [--workdir DIR] [--parallel P]
 [--reuse] [--methods M ...] [--random-seeds N] [--train]``
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         subsets = {HIERARCHICAL: final_row["result"]}
         subsets.update({partition(m, seed): row["result"] for (m, seed), row in zip(runs, method_rows, strict=True)})
         arguments = [(str(store), result, name, args.budget) for name, result in subsets.items()]
-        training_rows = in_fresh_processes(train_step, arguments, 1)
+        training_rows = in_fresh_processes(train_step, arguments, args.parallel)  # partitions side by side
     steps_wall = time.perf_counter() - started
     (random_row,) = in_fresh_processes(random_ratio, [(str(store), pool, args.budget, args.seed)], 1)
 
