@@ -12,9 +12,9 @@ memory (max RSS) is its own. Random's ratio is measured on a random 100,000 of t
 ``--methods random longest ratio dedup near_dedup`` (and ``--random-seeds 3``) adds each method's ``selected_subset``
 step, in a fresh process each, two at a time beside hierarchical ZIP's final pass, as Dagster would run those
 partitions (issue 23: every method bounded). Peaks are max RSS in MiB. ``--train`` then trains on every subset (the
-built-in trainer's defaults, one ``training_run`` step each, in a fresh process, two at a time) and prints the
-verdict's table: each method against random's subsets (``comparison.compare_methods``). Every subset holds out the
-evaluation samples, as the pipeline does.
+built-in trainer's defaults, one ``training_run`` step each, in a fresh process, one at a time: torch uses both
+cores, and two side by side took three times as long) and prints the verdict's table: each method against random's
+subsets (``comparison.compare_methods``). Every subset holds out the evaluation samples, as the pipeline does.
 
 Usage: ``python benchmarks/ten_million.py [--samples N] [--shards S] [--budget B] [--workdir DIR] [--parallel P]
 [--reuse] [--methods M ...] [--random-seeds N] [--train]``
@@ -306,20 +306,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shard selections: {winner_wall:.1f} s", flush=True)
 
     runs = [(m, seed) for m in args.methods for seed in (range(args.random_seeds) if m == "random" else (0,))]
-    final_row, *method_rows = in_fresh_processes(  # hierarchical ZIP's final pass beside the other methods' subsets
-        subset_step,
-        [
-            (str(store), pool, scores, winners, args.shards, args.budget, m, seed)
-            for m, seed in [(HIERARCHICAL, 0), *runs]
-        ],
-        args.parallel,
+    # hierarchical ZIP's final pass beside the other methods' subsets, the longest first (near_dedup computes the
+    # pool's near-duplicate keys when the pool has none yet), so that no step runs alone at the end
+    steps = sorted([(HIERARCHICAL, 0), *runs], key=lambda run: run[0] != "near_dedup")
+    rows_by_run = dict(
+        zip(
+            steps,
+            in_fresh_processes(
+                subset_step,
+                [(str(store), pool, scores, winners, args.shards, args.budget, m, seed) for m, seed in steps],
+                args.parallel,
+            ),
+            strict=True,
+        )
     )
+    final_row, method_rows = rows_by_run[(HIERARCHICAL, 0)], [rows_by_run[run] for run in runs]
     training_rows: list[dict[str, Any]] = []
     if args.train:
         subsets = {HIERARCHICAL: final_row["result"]}
         subsets.update({partition(m, seed): row["result"] for (m, seed), row in zip(runs, method_rows, strict=True)})
         arguments = [(str(store), result, name, args.budget) for name, result in subsets.items()]
-        training_rows = in_fresh_processes(train_step, arguments, args.parallel)  # partitions side by side
+        training_rows = in_fresh_processes(train_step, arguments, 1)  # torch uses every core: one at a time
     steps_wall = time.perf_counter() - started
     (random_row,) = in_fresh_processes(random_ratio, [(str(store), pool, args.budget, args.seed)], 1)
 
