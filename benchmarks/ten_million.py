@@ -144,30 +144,6 @@ def shard_step(
     return timed(f"shard_selection[{shard}]", select_shard, workspace(store), pool, scores, scoring, shard, subset)
 
 
-def final_step(
-    store: str,
-    pool: PoolResult,
-    scores: dict[str, ScoresResult],
-    winners: dict[str, ShardSelectionResult],
-    shards: int,
-    budget: int,
-) -> dict[str, Any]:
-    scoring = ScoringSettings(shards=shards)
-    subset = subset_settings(budget, shards)
-    selected = ShardWinners(dict(winners))
-    return timed(
-        "selected_subset[zip_hierarchical]",
-        select_subset,
-        workspace(store),
-        pool,
-        scores,
-        subset,
-        scoring,
-        None,
-        selected,
-    )
-
-
 def method_step(
     store: str, pool: PoolResult, scores: dict[str, ScoresResult], shards: int, budget: int, method: str, seed: int
 ) -> dict[str, Any]:
@@ -193,9 +169,12 @@ def subset_step(
 ) -> dict[str, Any]:
     """A ``selected_subset`` partition: hierarchical ZIP's final pass over its shards' ``winners``, or ``method``'s
     subset; each runs beside the others, as Dagster runs the partitions of one graph."""
-    if method == HIERARCHICAL:
-        return final_step(store, pool, scores, winners, shards, budget)
-    return method_step(store, pool, scores, shards, budget, method, seed)
+    if method != HIERARCHICAL:
+        return method_step(store, pool, scores, shards, budget, method, seed)
+    settings = (subset_settings(budget, shards), ScoringSettings(shards=shards))
+    selected = ShardWinners(dict(winners))
+    name = f"selected_subset[{HIERARCHICAL}]"
+    return timed(name, select_subset, workspace(store), pool, scores, *settings, None, selected)
 
 
 def partition(method: str, seed: int) -> str:

@@ -133,7 +133,6 @@ def _greedy(candidates: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]])
         column = np.full(len(candidates), -1, dtype=group.dtype)
         column[np.searchsorted(candidates, rows)] = group
         ids.append(array("i" if group.dtype == np.int32 else "q", column.tobytes()))
-        del column
         blocked.append(bytearray(int(group.max()) + 1 if len(group) else 0))
     kept = bytearray(len(candidates))
     bands = range(len(groups))

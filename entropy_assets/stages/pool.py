@@ -25,7 +25,6 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from entropy_assets.composition import scripts
 from entropy_assets.compression import default_threads
 from entropy_assets.records import RecordFormat
 from entropy_assets.scoring import SCORED_COLUMNS, shard_keys, shard_pieces, write_shard_piece
@@ -44,7 +43,7 @@ from entropy_assets.sources.parts import (
 from entropy_assets.storage import Storage
 from entropy_assets.versions import ShardFingerprints, data_version, file_hashes, pool_version, short_hash
 
-from .pool_features import part_feature_file
+from .pool_features import FEATURES, part_feature_file
 from .pool_result import PoolResult, RawDataResult
 from .workspace import Workspace
 
@@ -193,12 +192,10 @@ def _store_part(storage: Storage, part: _Part) -> tuple[pl.DataFrame, bool]:
         ):
             raise SourceError(f"{part.source.label} changed while it was being read")
         report, rows = loaded.report, loaded.frame
-    script = scripts(rows["text"])  # a facet of the part's counts, and a feature some selections read
-    with_script = rows.with_columns(script)
+    script = FEATURES["script"].compute(rows["text"])  # a facet of the part's counts, and a feature to select by
+    with_script = rows.hstack(script)
     storage.write_once(lambda local: write_part(with_script, report, part.name, part.source.label, local), *part.file)
-    feature = part_feature_file(part.file, "script")
-    if not storage.exists(*feature):
-        storage.write_once(lambda local: script.to_frame().write_parquet(local), *feature)
+    storage.write_once(lambda local: script.write_parquet(local), *part_feature_file(part.file, "script"))
     return relabel(rows, part.name, part.source.label), sibling is None
 
 
